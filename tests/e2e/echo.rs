@@ -1,0 +1,123 @@
+//! The `echo` sample: every message comes back exactly, in order, on every connection.
+
+use tokio_tungstenite::tungstenite::Message;
+
+use crate::support::{Host, binary_fragments, text_fragments};
+
+async fn echo_host() -> Host {
+    Host::builder().function("echo").start().await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn text_comes_back_as_the_same_text() {
+    let host = echo_host().await;
+    let mut client = host.connect("echo").await;
+
+    client.send_text("hello, wsfn ✓").await;
+
+    assert_eq!(
+        client.receive_message().await,
+        Message::text("hello, wsfn ✓")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_512_kib_binary_message_comes_back_byte_for_byte() {
+    let host = echo_host().await;
+    let mut client = host.connect("echo").await;
+    // Every byte value, in a pattern that does not repeat at any power-of-two stride, so a
+    // dropped, duplicated or reordered chunk cannot go unnoticed.
+    let payload: Vec<u8> = (0..512 * 1024u32)
+        .map(|index| (index.wrapping_mul(31) ^ (index >> 9)) as u8)
+        .collect();
+
+    client.send_binary(payload.clone()).await;
+
+    let echoed = client.receive_binary().await;
+    assert_eq!(echoed.len(), payload.len());
+    assert!(
+        echoed == payload,
+        "the echoed bytes differ from the sent ones"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn empty_messages_come_back_empty_and_keep_their_kind() {
+    let host = echo_host().await;
+    let mut client = host.connect("echo").await;
+
+    client.send_text("").await;
+    assert_eq!(client.receive_message().await, Message::text(""));
+
+    client.send_binary(Vec::new()).await;
+    assert_eq!(client.receive_message().await, Message::binary(Vec::new()));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_fragmented_message_reaches_the_function_as_one_message() {
+    let host = echo_host().await;
+    let mut client = host.connect("echo").await;
+
+    client
+        .send_all(text_fragments(&["one ", "two ", "three"]))
+        .await;
+    assert_eq!(
+        client.receive_message().await,
+        Message::text("one two three")
+    );
+
+    client
+        .send_all(binary_fragments([vec![1, 2], vec![3], vec![4, 5, 6]]))
+        .await;
+    assert_eq!(
+        client.receive_message().await,
+        Message::binary(vec![1, 2, 3, 4, 5, 6])
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_thousand_pipelined_messages_come_back_in_order() {
+    let host = echo_host().await;
+    let mut client = host.connect("echo").await;
+    // Alternating kinds also checks that text never turns into binary or back.
+    let messages: Vec<Message> = (0..1000)
+        .map(|index| {
+            if index % 2 == 0 {
+                Message::text(format!("message {index}"))
+            } else {
+                Message::binary(format!("message {index}").into_bytes())
+            }
+        })
+        .collect();
+
+    let replies = client.exchange_pipelined(messages.clone()).await;
+
+    for (index, (sent, received)) in messages.iter().zip(&replies).enumerate() {
+        assert_eq!(received, sent, "reply {index} is out of order or altered");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fifty_concurrent_connections_each_get_only_their_own_echoes() {
+    let host = echo_host().await;
+    let mut clients = Vec::new();
+    for _ in 0..50 {
+        clients.push(host.connect("echo").await);
+    }
+
+    let conversations = clients
+        .into_iter()
+        .enumerate()
+        .map(|(connection, mut client)| {
+            tokio::spawn(async move {
+                for message in 0..5 {
+                    let text = format!("connection {connection} message {message}");
+                    assert_eq!(client.ask(&text).await, text);
+                }
+            })
+        });
+
+    for conversation in futures_util::future::join_all(conversations).await {
+        conversation.expect("every connection echoes correctly");
+    }
+}

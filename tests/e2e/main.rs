@@ -1,0 +1,7 @@
+//! End-to-end tests: each test starts the real `wsfn-host` binary with prebuilt functions
+//! from `target/functions/` and talks to it over real sockets.
+
+mod support;
+
+mod echo;
+mod routing;

@@ -1,0 +1,44 @@
+//! The harness: starting and stopping the host, WebSocket clients, and bounded waiting.
+
+mod client;
+mod host;
+mod lifecycle;
+mod raw_http;
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+pub use client::{Client, CloseInfo, binary_fragments, text_fragments};
+pub use host::Host;
+pub use raw_http::raw_upgrade;
+
+/// The longest any single wait may take. Only there so a broken host fails a test instead of
+/// hanging it; no test relies on anything being fast.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// How long to pause between two attempts while waiting for something the host does
+/// asynchronously (for example `on-close`, which runs after the close handshake).
+const POLL_INTERVAL: Duration = Duration::from_millis(50);
+
+/// Awaits `future`, panicking with `what` if it takes longer than [`WAIT`].
+pub async fn within<T>(what: &str, future: impl Future<Output = T>) -> T {
+    match tokio::time::timeout(WAIT, future).await {
+        Ok(value) => value,
+        Err(_) => panic!("timed out after {WAIT:?} waiting for {what}"),
+    }
+}
+
+/// Calls `attempt` until it returns `Some`, for at most [`WAIT`].
+pub async fn poll_until<T>(what: &str, mut attempt: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(value) = attempt().await {
+            return value;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "gave up after {WAIT:?} waiting until {what}"
+        );
+        tokio::time::sleep(POLL_INTERVAL).await;
+    }
+}
