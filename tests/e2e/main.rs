@@ -4,4 +4,6 @@
 mod support;
 
 mod echo;
+mod lifecycle;
+mod limits;
 mod routing;
