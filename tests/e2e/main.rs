@@ -3,7 +3,10 @@
 
 mod support;
 
+mod chat;
+mod counter;
 mod echo;
 mod lifecycle;
 mod limits;
+mod notify;
 mod routing;
