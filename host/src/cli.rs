@@ -1,0 +1,174 @@
+//! Command-line interface of `wsfn-host`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use wsfn_host::config::Limits;
+
+#[derive(Parser)]
+#[command(
+    name = "wsfn-host",
+    version,
+    about = "Host for WebSocket serverless functions written as WebAssembly components",
+    long_about = "Host for WebSocket serverless functions written as WebAssembly components.\n\n\
+        A function is a component targeting the `wsfn:function/function` world (see wit/). \
+        wsfn-host terminates the WebSockets, runs on-connect before the handshake completes, \
+        on-message for every message and on-close once per connection, each in a sandboxed \
+        instance with no files, sockets or environment.\n\n\
+        Logging is controlled with RUST_LOG (default: info), e.g. RUST_LOG=wsfn_host=debug."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Serve functions: each at ws://LISTEN/<name>.
+    Run(RunArgs),
+    /// Check that components are valid wsfn functions, without serving them.
+    Check(CheckArgs),
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// Functions to serve, as `file.wasm` (named after the file stem) or `name=file.wasm`.
+    /// Names are 1 to 64 letters, digits, `-` or `_`.
+    #[arg(required = true, value_name = "FUNCTION")]
+    pub functions: Vec<FunctionArg>,
+
+    /// Address of the WebSocket listener. Port 0 picks a free port; the address actually bound
+    /// is printed on stdout as `wsfn-host listening on ws://ADDR`.
+    #[arg(long, env = "WSFN_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// Limits that protect the host; see the README's table of limits.
+#[derive(Args)]
+pub struct LimitArgs {
+    /// Largest message a client may send (after reassembling fragments); larger closes with 1009.
+    /// Accepts suffixes KiB and MiB.
+    #[arg(long, value_name = "BYTES", default_value = "1MiB", value_parser = parse_size)]
+    pub max_message_size: usize,
+
+    /// Guest time one event may use; past it the event is stopped and the connection closed
+    /// with 1011.
+    #[arg(long, value_name = "MS", default_value_t = 1000)]
+    pub event_timeout_ms: u64,
+
+    /// Linear memory one guest instance may use. Accepts suffixes KiB and MiB.
+    #[arg(long, value_name = "BYTES", default_value = "64MiB", value_parser = parse_size)]
+    pub instance_memory: usize,
+
+    /// Bytes that may wait to be written to one connection; a client that lets more pile up
+    /// is closed with 1008. Accepts suffixes KiB and MiB.
+    #[arg(long, value_name = "BYTES", default_value = "4MiB", value_parser = parse_size)]
+    pub outbound_queue: usize,
+
+    /// Warm instances kept per function; 0 runs every event on a fresh instance.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub warm_instances: usize,
+
+    /// How long shutdown waits for connections to close and run on-close.
+    #[arg(long, value_name = "MS", default_value_t = 10_000)]
+    pub shutdown_timeout_ms: u64,
+}
+
+impl LimitArgs {
+    pub fn to_limits(&self) -> Limits {
+        Limits {
+            max_message_size: self.max_message_size,
+            event_timeout: Duration::from_millis(self.event_timeout_ms.max(1)),
+            instance_memory: self.instance_memory,
+            outbound_queue_bytes: self.outbound_queue,
+            warm_instances: self.warm_instances,
+            shutdown_timeout: Duration::from_millis(self.shutdown_timeout_ms),
+            ..Limits::default()
+        }
+    }
+}
+
+#[derive(Args)]
+pub struct CheckArgs {
+    /// Component files to check.
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+}
+
+/// A function given on the command line.
+#[derive(Clone, Debug)]
+pub struct FunctionArg {
+    pub name: String,
+    pub path: PathBuf,
+}
+
+impl std::str::FromStr for FunctionArg {
+    type Err = String;
+
+    fn from_str(arg: &str) -> Result<Self, Self::Err> {
+        if let Some((name, path)) = arg.split_once('=') {
+            return Ok(Self {
+                name: name.to_owned(),
+                path: path.into(),
+            });
+        }
+        let path = PathBuf::from(arg);
+        let name = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .ok_or_else(|| format!("cannot name a function after `{arg}`: use name=file.wasm"))?
+            .to_owned();
+        Ok(Self { name, path })
+    }
+}
+
+/// Parses `1048576`, `64KiB`, `1MiB` (also `k`/`KB`, `m`/`MB` as binary units).
+fn parse_size(text: &str) -> Result<usize, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let number: usize = digits
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size: use e.g. 65536, 64KiB or 1MiB"))?;
+    let scale = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        other => return Err(format!("unknown size unit `{other}`: use KiB or MiB")),
+    };
+    number
+        .checked_mul(scale)
+        .ok_or_else(|| format!("`{text}` is too large"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_accept_binary_suffixes() {
+        assert_eq!(parse_size("1MiB"), Ok(1 << 20));
+        assert_eq!(parse_size("64KiB"), Ok(64 << 10));
+        assert_eq!(parse_size("100"), Ok(100));
+        assert!(parse_size("1GiB").is_err());
+        assert!(parse_size("lots").is_err());
+    }
+
+    #[test]
+    fn function_names_default_to_the_file_stem() {
+        let arg: FunctionArg = "dir/echo.wasm".parse().unwrap();
+        assert_eq!(arg.name, "echo");
+        let arg: FunctionArg = "chat=dir/x.wasm".parse().unwrap();
+        assert_eq!(
+            (arg.name.as_str(), arg.path.to_str()),
+            ("chat", Some("dir/x.wasm"))
+        );
+    }
+}

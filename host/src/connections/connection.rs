@@ -1,0 +1,147 @@
+//! What the host keeps for one open connection.
+//!
+//! This record is all a connection costs while idle besides its socket: no guest instance is
+//! held for it. Events of any instance, the admin API and group publishes reach the socket
+//! through the record's outbound queue.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+use super::groups::Groups;
+use super::id::{ConnectionId, HexId};
+use super::outbound::{Outbound, OutboundQueue, QueueError};
+
+/// One accepted WebSocket connection.
+#[derive(Debug)]
+pub struct Connection {
+    pub id: ConnectionId,
+    /// The id as text, rendered once so events can pass it to the guest without formatting.
+    hex: HexId,
+    /// The function the connection belongs to; its groups are that function's groups.
+    pub function: Arc<str>,
+    pub groups: Arc<Groups>,
+    pub remote: SocketAddr,
+    pub connected_at: SystemTime,
+    pub outbound: OutboundQueue,
+    /// Groups this connection is in, so they can be left when it closes.
+    memberships: Mutex<Vec<Box<str>>>,
+    attachment: Mutex<Option<Vec<u8>>>,
+    /// The close the host started (by the function, the operator, a fault or shutdown).
+    initiated_close: Mutex<Option<(u16, String)>>,
+    /// Wakes the connection's reader when a close has been started from elsewhere.
+    pub close_started: Notify,
+}
+
+impl std::fmt::Debug for HexId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Connection {
+    pub fn new(
+        id: ConnectionId,
+        function: Arc<str>,
+        groups: Arc<Groups>,
+        remote: SocketAddr,
+        outbound_limit: usize,
+        attachment: Option<Vec<u8>>,
+    ) -> Self {
+        Self {
+            id,
+            hex: id.to_hex(),
+            function,
+            groups,
+            remote,
+            connected_at: SystemTime::now(),
+            outbound: OutboundQueue::new(outbound_limit),
+            memberships: Mutex::new(Vec::new()),
+            attachment: Mutex::new(attachment),
+            initiated_close: Mutex::new(None),
+            close_started: Notify::new(),
+        }
+    }
+
+    pub fn id_str(&self) -> &str {
+        self.hex.as_str()
+    }
+
+    /// Queues a frame. A full queue means the client is not reading: the connection is closed
+    /// with 1008 (policy violation) and the frame is refused.
+    pub fn send(&self, frame: Outbound) -> Result<(), QueueError> {
+        match self.outbound.push(frame) {
+            Err(QueueError::Full) => {
+                tracing::warn!(connection = %self.id, function = %self.function, "outbound queue full, closing slow consumer");
+                self.start_close_now(1008, "outbound queue full");
+                Err(QueueError::Full)
+            }
+            other => other,
+        }
+    }
+
+    /// Starts the close handshake: queues a close frame after what is already queued. Returns
+    /// false if a close had already started.
+    pub fn start_close(&self, code: u16, reason: &str) -> bool {
+        self.record_close(code, reason, self.outbound.push_close(code, reason))
+    }
+
+    /// Starts a close that skips the frames still queued.
+    pub fn start_close_now(&self, code: u16, reason: &str) -> bool {
+        self.record_close(code, reason, self.outbound.push_close_now(code, reason))
+    }
+
+    fn record_close(&self, code: u16, reason: &str, started: bool) -> bool {
+        if started {
+            *self.initiated_close.lock() = Some((code, reason.to_owned()));
+            self.close_started.notify_one();
+        }
+        started
+    }
+
+    /// The close the host started, if it did.
+    pub fn initiated_close(&self) -> Option<(u16, String)> {
+        self.initiated_close.lock().clone()
+    }
+
+    pub fn is_closing(&self) -> bool {
+        self.outbound.is_closing()
+    }
+
+    pub fn attachment(&self) -> Option<Vec<u8>> {
+        self.attachment.lock().clone()
+    }
+
+    pub fn set_attachment(&self, value: Option<Vec<u8>>) {
+        *self.attachment.lock() = value;
+    }
+
+    /// Adds the group to this connection's memberships; false if it was already there.
+    pub(super) fn note_joined(&self, group: &str) -> bool {
+        let mut memberships = self.memberships.lock();
+        if memberships.iter().any(|g| &**g == group) {
+            return false;
+        }
+        memberships.push(group.into());
+        true
+    }
+
+    pub(super) fn note_left(&self, group: &str) {
+        self.memberships.lock().retain(|g| &**g != group);
+    }
+
+    pub(super) fn take_memberships(&self) -> Vec<Box<str>> {
+        std::mem::take(&mut *self.memberships.lock())
+    }
+
+    pub fn memberships(&self) -> Vec<String> {
+        self.memberships
+            .lock()
+            .iter()
+            .map(|g| g.to_string())
+            .collect()
+    }
+}

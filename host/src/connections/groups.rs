@@ -1,0 +1,83 @@
+//! Groups of one function: named sets of its connections that can be published to at once.
+//!
+//! Groups belong to a function name, not to a deployed version, so they survive a hot swap.
+//! Members are stored as their records, so a publish reaches every member's queue without
+//! looking each one up in the connection table.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use dashmap::DashMap;
+
+use super::connection::Connection;
+use super::id::ConnectionId;
+use super::outbound::Outbound;
+
+/// The groups of one function.
+#[derive(Debug, Default)]
+pub struct Groups {
+    members: DashMap<Box<str>, HashMap<ConnectionId, Arc<Connection>>>,
+}
+
+impl Groups {
+    /// Adds a connection to a group.
+    pub fn join(&self, connection: &Arc<Connection>, group: &str) {
+        if connection.note_joined(group) {
+            self.members
+                .entry(group.into())
+                .or_default()
+                .insert(connection.id, connection.clone());
+        }
+    }
+
+    /// Removes a connection from a group; empty groups are forgotten.
+    pub fn leave(&self, connection: &Connection, group: &str) {
+        connection.note_left(group);
+        self.remove_member(connection.id, group);
+    }
+
+    fn remove_member(&self, id: ConnectionId, group: &str) {
+        if let Some(mut members) = self.members.get_mut(group) {
+            members.remove(&id);
+        }
+        self.members
+            .remove_if(group, |_, members| members.is_empty());
+    }
+
+    /// Removes a connection from every group it is in.
+    pub fn leave_all(&self, connection: &Connection) {
+        for group in connection.take_memberships() {
+            self.remove_member(connection.id, &group);
+        }
+    }
+
+    /// Queues a frame for every member but `except`; returns how many took it.
+    pub fn publish(&self, group: &str, frame: &Outbound, except: Option<ConnectionId>) -> u32 {
+        let Some(members) = self.members.get(group) else {
+            return 0;
+        };
+        let mut delivered = 0;
+        for (id, member) in members.iter() {
+            if Some(*id) != except && member.send(frame.clone()).is_ok() {
+                delivered += 1;
+            }
+        }
+        delivered
+    }
+
+    pub fn members(&self, group: &str) -> Vec<ConnectionId> {
+        self.members
+            .get(group)
+            .map(|m| m.keys().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// How many groups have at least one member.
+    pub fn len(&self) -> usize {
+        self.members.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+}

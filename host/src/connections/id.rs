@@ -1,0 +1,111 @@
+//! Connection ids: 128 random bits, written as 32 lower-case hex digits.
+//!
+//! Ids are handed to functions and, through them, to clients and other systems, so they must
+//! not be guessable: a guessed id would let anyone who can reach a function push to someone
+//! else's socket. 128 bits from the OS generator make both guessing and collisions hopeless.
+
+use std::fmt;
+use std::str::FromStr;
+
+/// The id of one WebSocket connection.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConnectionId(u128);
+
+/// A string that is not a connection id.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("not a connection id: expected 32 hex digits")]
+pub struct InvalidConnectionId;
+
+impl ConnectionId {
+    /// A fresh random id.
+    ///
+    /// # Panics
+    /// If the operating system's random source fails, which leaves no safe way to go on.
+    pub fn random() -> Self {
+        let mut bytes = [0u8; 16];
+        getrandom::fill(&mut bytes).expect("the OS random source failed");
+        Self(u128::from_le_bytes(bytes))
+    }
+
+    /// Writes the id into a stack buffer, so formatting it on the message path allocates nothing.
+    pub fn to_hex(self) -> HexId {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut out = [0u8; 32];
+        let mut value = self.0;
+        for slot in out.iter_mut().rev() {
+            *slot = DIGITS[(value & 0xf) as usize];
+            value >>= 4;
+        }
+        HexId(out)
+    }
+}
+
+/// A connection id rendered as text, kept on the stack.
+#[derive(Clone, Copy)]
+pub struct HexId([u8; 32]);
+
+impl HexId {
+    pub fn as_str(&self) -> &str {
+        // Only ASCII hex digits are ever written into the buffer.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl FromStr for ConnectionId {
+    type Err = InvalidConnectionId;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text.len() != 32 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(InvalidConnectionId);
+        }
+        u128::from_str_radix(text, 16)
+            .map(Self)
+            .map_err(|_| InvalidConnectionId)
+    }
+}
+
+impl fmt::Display for ConnectionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.to_hex().as_str())
+    }
+}
+
+impl fmt::Debug for ConnectionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips_through_text() {
+        let id = ConnectionId::random();
+        let text = id.to_string();
+        assert_eq!(text.len(), 32);
+        assert_eq!(text.parse::<ConnectionId>(), Ok(id));
+    }
+
+    #[test]
+    fn refuses_text_that_is_not_an_id() {
+        for bad in [
+            "",
+            "abc",
+            "zz000000000000000000000000000000",
+            "+0000000000000000000000000000000",
+        ] {
+            assert_eq!(
+                bad.parse::<ConnectionId>(),
+                Err(InvalidConnectionId),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn ids_differ() {
+        assert_ne!(ConnectionId::random(), ConnectionId::random());
+    }
+}

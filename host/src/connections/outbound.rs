@@ -1,0 +1,217 @@
+//! The outbound queue of one connection.
+//!
+//! Everything sent to a connection — by its own events, by other connections' events, by group
+//! publishes, or as a control reply — goes through this queue, so frames leave in the order they
+//! were sent. The queue is bounded in bytes: a client that stops reading cannot make the host
+//! hold more than the bound for it. The writer task drains the whole queue at once and writes it
+//! with one syscall, so bursts (a broadcast, a pipelining client) cost one write, not one each.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+/// One frame waiting to be written.
+#[derive(Debug, Clone)]
+pub enum Outbound {
+    Text(Bytes),
+    Binary(Bytes),
+    Pong(Bytes),
+    /// The last frame a connection ever writes.
+    Close {
+        code: u16,
+        reason: Bytes,
+    },
+}
+
+impl Outbound {
+    fn queued_bytes(&self) -> usize {
+        match self {
+            Outbound::Text(b) | Outbound::Binary(b) | Outbound::Pong(b) => b.len(),
+            Outbound::Close { reason, .. } => reason.len() + 2,
+        }
+    }
+}
+
+/// Why a frame was not queued.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum QueueError {
+    /// A close frame is already queued or written; nothing may follow it.
+    #[error("the connection is closing")]
+    Closing,
+    /// The bound in bytes would be exceeded.
+    #[error("the connection's outbound queue is full")]
+    Full,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    frames: VecDeque<Outbound>,
+    bytes: usize,
+    /// Set once a close frame has been queued.
+    closing: bool,
+    /// Set by the reader when the connection is gone; the writer stops.
+    finished: bool,
+}
+
+/// A bounded, ordered queue of frames for one connection.
+#[derive(Debug)]
+pub struct OutboundQueue {
+    state: Mutex<State>,
+    ready: Notify,
+    max_bytes: usize,
+}
+
+/// What the writer gets from [`OutboundQueue::take_all`].
+pub enum Batch {
+    /// Frames to write, oldest first.
+    Frames,
+    /// The connection is finished and nothing is left to write.
+    Finished,
+}
+
+impl OutboundQueue {
+    pub fn new(max_bytes: usize) -> Self {
+        Self {
+            state: Mutex::new(State::default()),
+            ready: Notify::new(),
+            max_bytes,
+        }
+    }
+
+    /// Queues a data or control frame.
+    pub fn push(&self, frame: Outbound) -> Result<(), QueueError> {
+        let size = frame.queued_bytes();
+        {
+            let mut state = self.state.lock();
+            if state.closing || state.finished {
+                return Err(QueueError::Closing);
+            }
+            // An empty queue always takes one frame, so a single message up to the message
+            // size limit can be sent even when the queue bound is smaller than that.
+            if !state.frames.is_empty() && state.bytes + size > self.max_bytes {
+                return Err(QueueError::Full);
+            }
+            state.bytes += size;
+            state.frames.push_back(frame);
+        }
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    /// Queues the close frame. Returns false if a close was already queued (the first one wins).
+    /// The bound does not apply: a connection must always be able to say goodbye.
+    pub fn push_close(&self, code: u16, reason: &str) -> bool {
+        {
+            let mut state = self.state.lock();
+            if state.closing || state.finished {
+                return false;
+            }
+            state.closing = true;
+            state.frames.push_back(Outbound::Close {
+                code,
+                reason: Bytes::copy_from_slice(reason.as_bytes()),
+            });
+        }
+        self.ready.notify_one();
+        true
+    }
+
+    /// Like [`push_close`](Self::push_close) but drops every frame still waiting, for closes
+    /// that must not wait behind a backlog the client is not reading (a slow consumer).
+    pub fn push_close_now(&self, code: u16, reason: &str) -> bool {
+        {
+            let mut state = self.state.lock();
+            if state.closing || state.finished {
+                return false;
+            }
+            state.frames.clear();
+            state.bytes = 0;
+        }
+        self.push_close(code, reason)
+    }
+
+    /// Whether a close frame has been queued.
+    pub fn is_closing(&self) -> bool {
+        self.state.lock().closing
+    }
+
+    /// Tells the writer to stop once it has written what is queued.
+    pub fn finish(&self) {
+        self.state.lock().finished = true;
+        self.ready.notify_one();
+    }
+
+    /// Waits until there is something to write, then moves all of it into `into`.
+    pub async fn take_all(&self, into: &mut VecDeque<Outbound>) -> Batch {
+        loop {
+            {
+                let mut state = self.state.lock();
+                if !state.frames.is_empty() {
+                    std::mem::swap(&mut state.frames, into);
+                    state.bytes = 0;
+                    return Batch::Frames;
+                }
+                if state.finished {
+                    return Batch::Finished;
+                }
+            }
+            self.ready.notified().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(s: &'static str) -> Outbound {
+        Outbound::Text(Bytes::from_static(s.as_bytes()))
+    }
+
+    #[test]
+    fn refuses_frames_beyond_the_bound() {
+        let queue = OutboundQueue::new(8);
+        assert_eq!(queue.push(text("12345")), Ok(()));
+        assert_eq!(queue.push(text("123")), Ok(()));
+        assert_eq!(queue.push(text("1")), Err(QueueError::Full));
+    }
+
+    #[test]
+    fn an_empty_queue_takes_one_large_frame() {
+        let queue = OutboundQueue::new(4);
+        assert_eq!(queue.push(text("larger than the bound")), Ok(()));
+    }
+
+    #[test]
+    fn nothing_follows_a_close() {
+        let queue = OutboundQueue::new(1024);
+        assert!(queue.push_close(1000, "bye"));
+        assert!(!queue.push_close(1001, "again"));
+        assert_eq!(queue.push(text("late")), Err(QueueError::Closing));
+    }
+
+    #[tokio::test]
+    async fn the_writer_gets_frames_in_order() {
+        let queue = OutboundQueue::new(1024);
+        queue.push(text("a")).unwrap();
+        queue.push(text("b")).unwrap();
+        let mut batch = VecDeque::new();
+        assert!(matches!(queue.take_all(&mut batch).await, Batch::Frames));
+        let texts: Vec<_> = batch
+            .iter()
+            .map(|f| match f {
+                Outbound::Text(b) => b.clone(),
+                _ => Bytes::new(),
+            })
+            .collect();
+        assert_eq!(
+            texts,
+            vec![Bytes::from_static(b"a"), Bytes::from_static(b"b")]
+        );
+        queue.finish();
+        batch.clear();
+        assert!(matches!(queue.take_all(&mut batch).await, Batch::Finished));
+    }
+}

@@ -1,0 +1,199 @@
+//! Reassembles fragmented messages, enforcing the message size limit and UTF-8 as it goes.
+//!
+//! A fragmented text message is checked fragment by fragment, so an invalid byte sequence ends
+//! the connection as soon as it arrives instead of after the whole message was buffered, and
+//! the size limit applies to the whole message, not to each frame.
+
+use fastwebsockets::{Frame, OpCode};
+
+/// A complete message, borrowed from the frame or from the reassembly buffer.
+pub enum Message<'a> {
+    Text(&'a str),
+    Binary(&'a [u8]),
+}
+
+/// Why a data frame ends the connection.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AssembleError {
+    #[error("message larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("text message is not valid UTF-8")]
+    InvalidUtf8,
+    #[error("continuation frame without a message to continue")]
+    UnexpectedContinuation,
+    #[error("new message started before the previous one was finished")]
+    UnfinishedMessage,
+}
+
+impl AssembleError {
+    /// The close code that reports this error to the peer.
+    pub fn close_code(&self) -> u16 {
+        match self {
+            AssembleError::TooLarge(_) => 1009,
+            AssembleError::InvalidUtf8 => 1007,
+            AssembleError::UnexpectedContinuation | AssembleError::UnfinishedMessage => 1002,
+        }
+    }
+}
+
+/// Collects the fragments of one message at a time.
+pub struct Assembler {
+    max_size: usize,
+    /// Opcode of the message being reassembled, if one is.
+    pending: Option<OpCode>,
+    buffer: Vec<u8>,
+    /// Bytes of `buffer` already known to be valid UTF-8.
+    checked: usize,
+}
+
+/// What a data frame produced.
+pub enum Assembled<'a> {
+    /// A whole message, ready for the function.
+    Complete(Message<'a>),
+    /// A fragment was stored; more are expected.
+    Partial,
+}
+
+impl Assembler {
+    pub fn new(max_size: usize) -> Self {
+        Self {
+            max_size,
+            pending: None,
+            buffer: Vec::new(),
+            checked: 0,
+        }
+    }
+
+    /// Feeds one data frame (text, binary or continuation).
+    pub fn push<'a>(&'a mut self, frame: &'a Frame<'_>) -> Result<Assembled<'a>, AssembleError> {
+        let payload: &[u8] = &frame.payload;
+        match (frame.opcode, self.pending) {
+            (OpCode::Text | OpCode::Binary, Some(_)) => Err(AssembleError::UnfinishedMessage),
+            (OpCode::Continuation, None) => Err(AssembleError::UnexpectedContinuation),
+            (opcode @ (OpCode::Text | OpCode::Binary), None) => {
+                if payload.len() > self.max_size {
+                    return Err(AssembleError::TooLarge(self.max_size));
+                }
+                if frame.fin {
+                    return whole(opcode, payload);
+                }
+                self.pending = Some(opcode);
+                self.buffer.clear();
+                self.checked = 0;
+                self.append(payload)?;
+                Ok(Assembled::Partial)
+            }
+            // Control frames never reach the assembler; the session handles them.
+            (OpCode::Close | OpCode::Ping | OpCode::Pong, _) => Ok(Assembled::Partial),
+            (OpCode::Continuation, Some(opcode)) => {
+                self.append(payload)?;
+                if !frame.fin {
+                    return Ok(Assembled::Partial);
+                }
+                self.pending = None;
+                self.checked = 0;
+                let message = match opcode {
+                    OpCode::Text => Message::Text(
+                        std::str::from_utf8(&self.buffer)
+                            .map_err(|_| AssembleError::InvalidUtf8)?,
+                    ),
+                    _ => Message::Binary(&self.buffer),
+                };
+                Ok(Assembled::Complete(message))
+            }
+        }
+    }
+
+    /// Clears what the previous message left, releasing a large buffer so an idle connection
+    /// does not keep the memory of its biggest message.
+    pub fn reset(&mut self) {
+        self.buffer.clear();
+        if self.buffer.capacity() > 64 * 1024 {
+            self.buffer = Vec::new();
+        }
+    }
+
+    fn append(&mut self, payload: &[u8]) -> Result<(), AssembleError> {
+        if self.buffer.len() + payload.len() > self.max_size {
+            return Err(AssembleError::TooLarge(self.max_size));
+        }
+        self.buffer.extend_from_slice(payload);
+        if self.pending == Some(OpCode::Text) {
+            // Everything up to a sequence cut by the fragment boundary must be valid already.
+            match std::str::from_utf8(&self.buffer[self.checked..]) {
+                Ok(_) => self.checked = self.buffer.len(),
+                Err(e) if e.error_len().is_none() => self.checked += e.valid_up_to(),
+                Err(_) => return Err(AssembleError::InvalidUtf8),
+            }
+        }
+        Ok(())
+    }
+}
+
+fn whole<'a>(opcode: OpCode, payload: &'a [u8]) -> Result<Assembled<'a>, AssembleError> {
+    Ok(Assembled::Complete(match opcode {
+        OpCode::Text => {
+            Message::Text(std::str::from_utf8(payload).map_err(|_| AssembleError::InvalidUtf8)?)
+        }
+        _ => Message::Binary(payload),
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fastwebsockets::Payload;
+
+    fn frame(fin: bool, opcode: OpCode, data: &[u8]) -> Frame<'static> {
+        Frame::new(fin, opcode, None, Payload::Owned(data.to_vec()))
+    }
+
+    fn text_of(result: Result<Assembled<'_>, AssembleError>) -> String {
+        match result {
+            Ok(Assembled::Complete(Message::Text(t))) => t.to_owned(),
+            _ => panic!("expected a complete text message"),
+        }
+    }
+
+    #[test]
+    fn joins_fragments_split_inside_a_character() {
+        let mut assembler = Assembler::new(1024);
+        let bytes = "héllo".as_bytes();
+        let first = frame(false, OpCode::Text, &bytes[..2]);
+        assert!(matches!(assembler.push(&first), Ok(Assembled::Partial)));
+        let last = frame(true, OpCode::Continuation, &bytes[2..]);
+        assert_eq!(text_of(assembler.push(&last)), "héllo");
+    }
+
+    #[test]
+    fn fails_fast_on_invalid_utf8_in_a_fragment() {
+        let mut assembler = Assembler::new(1024);
+        let first = frame(false, OpCode::Text, b"ok\xff");
+        assert_eq!(
+            assembler.push(&first).err(),
+            Some(AssembleError::InvalidUtf8)
+        );
+    }
+
+    #[test]
+    fn limits_the_whole_message_not_each_frame() {
+        let mut assembler = Assembler::new(10);
+        let first = frame(false, OpCode::Binary, &[0; 6]);
+        assert!(assembler.push(&first).is_ok());
+        let second = frame(true, OpCode::Continuation, &[0; 6]);
+        assert_eq!(
+            assembler.push(&second).err(),
+            Some(AssembleError::TooLarge(10))
+        );
+    }
+
+    #[test]
+    fn refuses_continuation_without_a_start() {
+        let mut assembler = Assembler::new(10);
+        let orphan = frame(true, OpCode::Continuation, b"x");
+        assert_eq!(
+            assembler.push(&orphan).err(),
+            Some(AssembleError::UnexpectedContinuation)
+        );
+    }
+}

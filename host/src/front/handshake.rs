@@ -1,0 +1,179 @@
+//! The WebSocket handshake: find the function, run on-connect, then answer 101 or refuse.
+//!
+//! on-connect runs before the 101, so a rejected client never gets a WebSocket and the function
+//! never hears of that connection again.
+
+use std::borrow::Cow;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Path, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::session;
+use crate::connections::{Connection, ConnectionId};
+use crate::host::Host;
+use crate::imports::connections::{MAX_ATTACHMENT, MAX_GROUP_NAME};
+use crate::runtime::bindings::exports::wsfn::function::websocket_connection::Accept;
+use crate::runtime::{ConnectRequest, Decision};
+
+fn refuse(status: StatusCode, message: impl Into<String>) -> Response {
+    let mut body = message.into();
+    body.push('\n');
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+/// `GET /{function}` with an upgrade request.
+pub async fn upgrade(
+    State(host): State<Arc<Host>>,
+    Path(name): Path<String>,
+    ConnectInfo(remote): ConnectInfo<SocketAddr>,
+    mut request: Request,
+) -> Response {
+    let Some(slot) = host.function(&name) else {
+        return refuse(StatusCode::NOT_FOUND, format!("no function named `{name}`"));
+    };
+    if host.shutdown.is_cancelled() {
+        return refuse(StatusCode::SERVICE_UNAVAILABLE, "the host is shutting down");
+    }
+    if !fastwebsockets::upgrade::is_upgrade_request(&request) {
+        return refuse(
+            StatusCode::UPGRADE_REQUIRED,
+            format!("`/{name}` is a WebSocket function: connect with a WebSocket client"),
+        );
+    }
+    let (response, upgrade) = match fastwebsockets::upgrade::upgrade(&mut request) {
+        Ok(parts) => parts,
+        Err(error) => {
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                format!("invalid WebSocket handshake: {error}"),
+            );
+        }
+    };
+
+    let id = ConnectionId::random();
+    let hex = id.to_hex();
+    let query: Vec<(Cow<str>, Cow<str>)> = request
+        .uri()
+        .query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).collect())
+        .unwrap_or_default();
+    let query: Vec<(&str, &str)> = query.iter().map(|(k, v)| (&**k, &**v)).collect();
+    let headers: Vec<(&str, &str)> = request
+        .headers()
+        .iter()
+        .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?)))
+        .collect();
+    let offered: Vec<&str> = request
+        .headers()
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect();
+    let remote_address = remote.to_string();
+    let connect = ConnectRequest {
+        id: hex.as_str(),
+        path: request.uri().path(),
+        query: &query,
+        headers: &headers,
+        subprotocols: &offered,
+        remote_address: &remote_address,
+    };
+
+    let function = slot.current();
+    let accept = match function.on_connect(connect).await {
+        Ok(None) => Accept {
+            subprotocol: None,
+            groups: Vec::new(),
+            attachment: None,
+        },
+        Ok(Some(Decision::Accept(accept))) => accept,
+        Ok(Some(Decision::Reject(reject))) => {
+            let status = StatusCode::from_u16(reject.status)
+                .ok()
+                .filter(|s| s.is_client_error() || s.is_server_error())
+                .unwrap_or(StatusCode::FORBIDDEN);
+            tracing::debug!(function = %name, %remote, status = status.as_u16(), "connection rejected");
+            return refuse(status, reject.reason);
+        }
+        Err(error) => {
+            tracing::warn!(function = %name, %remote, "on-connect failed: {error}");
+            return refuse(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the function failed to accept the connection",
+            );
+        }
+    };
+    if let Err(problem) = check_accept(&accept, &offered) {
+        tracing::warn!(function = %name, "on-connect returned an unusable accept: {problem}");
+        return refuse(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the function failed to accept the connection",
+        );
+    }
+
+    let connection = Arc::new(Connection::new(
+        id,
+        slot.name.clone(),
+        slot.groups.clone(),
+        remote,
+        host.limits.outbound_queue_bytes,
+        accept.attachment,
+    ));
+    host.connections.insert(connection.clone());
+    for group in &accept.groups {
+        slot.groups.join(&connection, group);
+    }
+    let mut response = response.map(Body::new);
+    if let Some(protocol) = accept
+        .subprotocol
+        .and_then(|p| HeaderValue::from_str(&p).ok())
+    {
+        response
+            .headers_mut()
+            .insert(header::SEC_WEBSOCKET_PROTOCOL, protocol);
+    }
+    tracing::debug!(function = %name, connection = %id, %remote, "connection accepted");
+    host.tasks
+        .spawn(session::run(host.clone(), slot, connection, upgrade));
+    response
+}
+
+/// An accept must pick an offered subprotocol and stay within the host's limits.
+fn check_accept(accept: &Accept, offered: &[&str]) -> Result<(), String> {
+    if let Some(chosen) = &accept.subprotocol
+        && !offered.contains(&chosen.as_str())
+    {
+        return Err(format!(
+            "subprotocol `{chosen}` was not offered by the client"
+        ));
+    }
+    if let Some(group) = accept
+        .groups
+        .iter()
+        .find(|g| g.is_empty() || g.len() > MAX_GROUP_NAME)
+    {
+        return Err(format!(
+            "group name `{group}` is not 1 to {MAX_GROUP_NAME} bytes"
+        ));
+    }
+    if accept
+        .attachment
+        .as_ref()
+        .is_some_and(|a| a.len() > MAX_ATTACHMENT)
+    {
+        return Err(format!("attachment larger than {MAX_ATTACHMENT} bytes"));
+    }
+    Ok(())
+}

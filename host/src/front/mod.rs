@@ -1,0 +1,20 @@
+//! The WebSocket front: `ws://HOST:PORT/<function>` for every deployed function.
+
+mod assembler;
+mod handshake;
+mod session;
+mod writer;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::get;
+
+use crate::host::Host;
+
+/// The router of the public listener.
+pub fn router(host: Arc<Host>) -> Router {
+    Router::new()
+        .route("/{function}", get(handshake::upgrade))
+        .with_state(host)
+}

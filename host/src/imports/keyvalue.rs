@@ -1,0 +1,248 @@
+//! Host side of `wasi:keyvalue` (store, atomics, batch) and `wsfn:function/keyvalue-ext`.
+//!
+//! Every bucket a guest opens is scoped to its function, so two functions that open the same
+//! identifier still see different data. Limits on key and value sizes are checked here, before
+//! the backend is called; backend failures become the interfaces' `other` error.
+
+use std::time::Duration;
+
+use wasmtime::component::Resource;
+
+use crate::runtime::InstanceState;
+use crate::runtime::bindings::wasi::keyvalue::store::{Error, KeyResponse};
+use crate::runtime::bindings::wasi::keyvalue::{atomics, batch, store};
+use crate::runtime::bindings::wsfn::function::keyvalue_ext::{self, KeyPage};
+use crate::state::{BucketId, StoreError};
+
+/// Longest key, in bytes.
+pub const MAX_KEY: usize = 1024;
+/// Largest value, in bytes.
+pub const MAX_VALUE: usize = 1 << 20;
+/// Longest bucket identifier, in bytes.
+pub const MAX_BUCKET_NAME: usize = 128;
+/// Keys returned by one `list-keys` call.
+const LIST_PAGE: usize = 1000;
+
+/// An open bucket, as held in the instance's resource table.
+pub struct Bucket {
+    id: BucketId,
+}
+
+type KvResult<T> = wasmtime::Result<Result<T, Error>>;
+
+fn other(error: StoreError) -> Error {
+    Error::Other(error.to_string())
+}
+
+fn check_key(key: &str) -> Result<(), Error> {
+    if key.len() > MAX_KEY {
+        return Err(Error::Other(format!("keys are at most {MAX_KEY} bytes")));
+    }
+    Ok(())
+}
+
+fn check_value(value: &[u8]) -> Result<(), Error> {
+    if value.len() > MAX_VALUE {
+        return Err(Error::Other(format!(
+            "values are at most {MAX_VALUE} bytes"
+        )));
+    }
+    Ok(())
+}
+
+impl InstanceState {
+    fn bucket(&self, bucket: &Resource<Bucket>) -> wasmtime::Result<BucketId> {
+        Ok(self.table.get(bucket)?.id.clone())
+    }
+}
+
+impl store::Host for InstanceState {
+    async fn open(&mut self, identifier: String) -> KvResult<Resource<Bucket>> {
+        if identifier.len() > MAX_BUCKET_NAME {
+            return Ok(Err(Error::Other(format!(
+                "bucket identifiers are at most {MAX_BUCKET_NAME} bytes"
+            ))));
+        }
+        let id = BucketId {
+            function: self.env.name.clone(),
+            bucket: identifier.into(),
+        };
+        Ok(Ok(self.table.push(Bucket { id })?))
+    }
+}
+
+impl store::HostBucket for InstanceState {
+    async fn get(&mut self, bucket: Resource<Bucket>, key: String) -> KvResult<Option<Vec<u8>>> {
+        let id = self.bucket(&bucket)?;
+        if let Err(e) = check_key(&key) {
+            return Ok(Err(e));
+        }
+        Ok(self.env.kv.get(&id, &key).await.map_err(other))
+    }
+
+    async fn set(&mut self, bucket: Resource<Bucket>, key: String, value: Vec<u8>) -> KvResult<()> {
+        let id = self.bucket(&bucket)?;
+        if let Err(e) = check_key(&key).and_then(|()| check_value(&value)) {
+            return Ok(Err(e));
+        }
+        Ok(self.env.kv.set(&id, &key, value, None).await.map_err(other))
+    }
+
+    async fn delete(&mut self, bucket: Resource<Bucket>, key: String) -> KvResult<()> {
+        let id = self.bucket(&bucket)?;
+        Ok(self.env.kv.delete(&id, &key).await.map_err(other))
+    }
+
+    async fn exists(&mut self, bucket: Resource<Bucket>, key: String) -> KvResult<bool> {
+        let id = self.bucket(&bucket)?;
+        Ok(self.env.kv.exists(&id, &key).await.map_err(other))
+    }
+
+    async fn list_keys(
+        &mut self,
+        bucket: Resource<Bucket>,
+        cursor: Option<u64>,
+    ) -> KvResult<KeyResponse> {
+        let id = self.bucket(&bucket)?;
+        // The cursor is an offset into the keys in byte order.
+        let skip = usize::try_from(cursor.unwrap_or(0)).unwrap_or(usize::MAX);
+        let page = match self
+            .env
+            .kv
+            .list(&id, "", None, skip.saturating_add(LIST_PAGE))
+            .await
+        {
+            Ok(page) => page,
+            Err(e) => return Ok(Err(other(e))),
+        };
+        let more = page.next_after.is_some();
+        let keys: Vec<String> = page.keys.into_iter().skip(skip).collect();
+        let cursor = more.then(|| (skip + keys.len()) as u64);
+        Ok(Ok(KeyResponse { keys, cursor }))
+    }
+
+    async fn drop(&mut self, bucket: Resource<Bucket>) -> wasmtime::Result<()> {
+        self.table.delete(bucket)?;
+        Ok(())
+    }
+}
+
+impl atomics::Host for InstanceState {
+    async fn increment(
+        &mut self,
+        bucket: Resource<Bucket>,
+        key: String,
+        delta: u64,
+    ) -> KvResult<u64> {
+        let id = self.bucket(&bucket)?;
+        if let Err(e) = check_key(&key) {
+            return Ok(Err(e));
+        }
+        Ok(self.env.kv.increment(&id, &key, delta).await.map_err(other))
+    }
+}
+
+impl batch::Host for InstanceState {
+    async fn get_many(
+        &mut self,
+        bucket: Resource<Bucket>,
+        keys: Vec<String>,
+    ) -> KvResult<Vec<Option<(String, Vec<u8>)>>> {
+        let id = self.bucket(&bucket)?;
+        let mut values = Vec::with_capacity(keys.len());
+        for key in keys {
+            match self.env.kv.get(&id, &key).await {
+                Ok(value) => values.push(value.map(|v| (key, v))),
+                Err(e) => return Ok(Err(other(e))),
+            }
+        }
+        Ok(Ok(values))
+    }
+
+    async fn set_many(
+        &mut self,
+        bucket: Resource<Bucket>,
+        key_values: Vec<(String, Vec<u8>)>,
+    ) -> KvResult<()> {
+        let id = self.bucket(&bucket)?;
+        if let Err(e) = key_values
+            .iter()
+            .try_for_each(|(k, v)| check_key(k).and_then(|()| check_value(v)))
+        {
+            return Ok(Err(e));
+        }
+        for (key, value) in key_values {
+            if let Err(e) = self.env.kv.set(&id, &key, value, None).await {
+                return Ok(Err(other(e)));
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    async fn delete_many(&mut self, bucket: Resource<Bucket>, keys: Vec<String>) -> KvResult<()> {
+        let id = self.bucket(&bucket)?;
+        for key in keys {
+            if let Err(e) = self.env.kv.delete(&id, &key).await {
+                return Ok(Err(other(e)));
+            }
+        }
+        Ok(Ok(()))
+    }
+}
+
+impl keyvalue_ext::Host for InstanceState {
+    async fn set_with_ttl(
+        &mut self,
+        bucket: Resource<Bucket>,
+        key: String,
+        value: Vec<u8>,
+        ttl_ms: u64,
+    ) -> KvResult<()> {
+        let id = self.bucket(&bucket)?;
+        if let Err(e) = check_key(&key).and_then(|()| check_value(&value)) {
+            return Ok(Err(e));
+        }
+        let ttl = Some(Duration::from_millis(ttl_ms));
+        Ok(self.env.kv.set(&id, &key, value, ttl).await.map_err(other))
+    }
+
+    async fn compare_and_swap(
+        &mut self,
+        bucket: Resource<Bucket>,
+        key: String,
+        expected: Option<Vec<u8>>,
+        new: Vec<u8>,
+    ) -> KvResult<bool> {
+        let id = self.bucket(&bucket)?;
+        if let Err(e) = check_key(&key).and_then(|()| check_value(&new)) {
+            return Ok(Err(e));
+        }
+        Ok(self
+            .env
+            .kv
+            .compare_and_swap(&id, &key, expected.as_deref(), new)
+            .await
+            .map_err(other))
+    }
+
+    async fn list_prefix(
+        &mut self,
+        bucket: Resource<Bucket>,
+        prefix: String,
+        cursor: Option<String>,
+        limit: u32,
+    ) -> KvResult<KeyPage> {
+        let id = self.bucket(&bucket)?;
+        let limit = (limit as usize).clamp(1, LIST_PAGE);
+        Ok(self
+            .env
+            .kv
+            .list(&id, &prefix, cursor.as_deref(), limit)
+            .await
+            .map(|page| KeyPage {
+                keys: page.keys,
+                cursor: page.next_after,
+            })
+            .map_err(other))
+    }
+}

@@ -1,0 +1,15 @@
+//! wsfn-host: a host for WebSocket serverless functions written as WebAssembly components.
+//!
+//! Data flows one way: socket → [`front`] (handshake, session) → [`runtime`] (a guest instance
+//! runs the event) → [`imports`] (what the guest may call) → [`connections`] (the table,
+//! groups and outbound queues) → the connection's writer → socket. Key-value state sits in
+//! [`state`] behind one trait so backends can be swapped.
+
+pub mod config;
+pub mod connections;
+pub mod front;
+pub mod host;
+pub mod imports;
+pub mod runtime;
+pub mod server;
+pub mod state;

@@ -1,0 +1,21 @@
+//! Rust bindings for the `wsfn:function/function` world, generated from `wit/`.
+//!
+//! Only the generated code lives here. Imports that may touch a remote store are `async`;
+//! the connection imports only queue frames and never wait, so they stay synchronous.
+//! Exports take borrowed arguments so a frame's payload is lowered straight into guest memory
+//! without an owned copy on the host.
+
+wasmtime::component::bindgen!({
+    path: "../wit",
+    world: "wsfn:function/function",
+    ownership: Borrowing { duplicate_if_necessary: true },
+    imports: {
+        "wasi:keyvalue": async | trappable,
+        "wsfn:function/keyvalue-ext": async | trappable,
+        default: trappable,
+    },
+    exports: { default: async },
+    with: {
+        "wasi:keyvalue/store.bucket": crate::imports::keyvalue::Bucket,
+    },
+});

@@ -1,0 +1,11 @@
+//! The function runtime: the wasmtime engine, compiled functions, warm instance pools, limits.
+
+pub mod bindings;
+mod engine;
+mod function;
+mod guest_log;
+mod instance_state;
+
+pub use engine::{EpochTicker, build_engine};
+pub use function::{ConnectRequest, Decision, EventError, Function, LoadError, build_linker};
+pub use instance_state::{FunctionEnv, InstanceState};

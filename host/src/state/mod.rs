@@ -1,0 +1,98 @@
+//! Key-value state shared by every connection and instance of a function.
+//!
+//! The guest-facing imports (`wasi:keyvalue` and `keyvalue-ext`) are thin: they check limits
+//! and map errors, then call a [`KeyValueStore`]. Backends (the embedded in-memory store now;
+//! durable and Redis stores later) implement this one trait.
+
+mod memory;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use memory::MemoryStore;
+
+/// Names one bucket of one function. Functions never see each other's buckets.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BucketId {
+    pub function: Arc<str>,
+    pub bucket: Arc<str>,
+}
+
+/// One page of keys from [`KeyValueStore::list`].
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct KeyPage {
+    pub keys: Vec<String>,
+    /// The last key of this page when more may follow.
+    pub next_after: Option<String>,
+}
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum StoreError {
+    /// The stored value is not a decimal unsigned integer, so it cannot be incremented.
+    #[error("the value of `{0}` is not a decimal integer")]
+    NotANumber(String),
+    /// The increment would overflow 64 bits.
+    #[error("incrementing `{0}` would overflow")]
+    Overflow(String),
+    /// The backend failed (I/O, network); the text says how.
+    #[error("key-value backend failed: {0}")]
+    Backend(String),
+}
+
+/// A key-value backend.
+///
+/// Counters are stored as decimal text, the same representation Redis uses, so a value set by
+/// `increment` reads back as e.g. `b"42"`.
+#[async_trait::async_trait]
+pub trait KeyValueStore: Send + Sync + 'static {
+    async fn get(&self, bucket: &BucketId, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Sets a value; with a time to live it expires that long from now.
+    async fn set(
+        &self,
+        bucket: &BucketId,
+        key: &str,
+        value: Vec<u8>,
+        ttl: Option<Duration>,
+    ) -> Result<(), StoreError>;
+    async fn delete(&self, bucket: &BucketId, key: &str) -> Result<(), StoreError>;
+    async fn exists(&self, bucket: &BucketId, key: &str) -> Result<bool, StoreError>;
+    /// Adds `delta` to a counter (absent counts as 0) and returns the new value, atomically.
+    async fn increment(&self, bucket: &BucketId, key: &str, delta: u64) -> Result<u64, StoreError>;
+    /// Sets `new` only if the current value equals `expected` (`None`: absent), atomically.
+    async fn compare_and_swap(
+        &self,
+        bucket: &BucketId,
+        key: &str,
+        expected: Option<&[u8]>,
+        new: Vec<u8>,
+    ) -> Result<bool, StoreError>;
+    /// Keys starting with `prefix`, in byte order, strictly after `after`, at most `limit`.
+    async fn list(
+        &self,
+        bucket: &BucketId,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<KeyPage, StoreError>;
+    /// How many live keys a function holds over all its buckets (for quotas and leak checks).
+    async fn key_count(&self, function: &str) -> Result<usize, StoreError>;
+}
+
+/// Adds `delta` to a counter stored as decimal text.
+pub(crate) fn add_to_counter(
+    key: &str,
+    current: Option<&[u8]>,
+    delta: u64,
+) -> Result<u64, StoreError> {
+    let value = match current {
+        None => 0,
+        Some(bytes) => std::str::from_utf8(bytes)
+            .ok()
+            .and_then(|s| s.parse::<u64>().ok())
+            .ok_or_else(|| StoreError::NotANumber(key.to_owned()))?,
+    };
+    value
+        .checked_add(delta)
+        .ok_or_else(|| StoreError::Overflow(key.to_owned()))
+}
