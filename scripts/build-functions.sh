@@ -14,11 +14,6 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 readonly root
 readonly out="$root/target/functions"
 readonly target=wasm32-wasip2
-# workspace directory -> the functions it builds
-readonly workspaces=(
-    "sample-functions:echo chat counter notify"
-    "tests/fixtures:faulty lifecycle"
-)
 readonly component_magic="0061736d0d000100" # "\0asm", version 0x0d, layer 1 (component)
 
 say() { echo "build-functions: $*" >&2; }
@@ -58,19 +53,27 @@ readonly target_dir="$root/target/guest/$route"
 # --- build ----------------------------------------------------------------------------
 mkdir -p "$out"
 built=()
-for entry in "${workspaces[@]}"; do
-    workspace=${entry%%:*}
+
+# build_workspace DIR NAME...: builds the cargo workspace in DIR and copies the component of
+# each crate NAME to target/functions/NAME.wasm.
+build_workspace() {
+    local workspace=$1
+    shift
     say "building $workspace ($route route)"
     env ${guest_env[@]+"${guest_env[@]}"} "${cargo_build[@]}" \
         --manifest-path "$root/$workspace/Cargo.toml" --workspace --target-dir "$target_dir" ||
         die "building $workspace failed"
-    for name in ${entry#*:}; do
+    local name artifact
+    for name in "$@"; do
         artifact="$target_dir/$target/release/$name.wasm"
         [[ -f "$artifact" ]] || die "$workspace built, but $artifact is missing"
         cp "$artifact" "$out/$name.wasm"
         built+=("$out/$name.wasm")
     done
-done
+}
+
+build_workspace sample-functions echo chat counter notify
+build_workspace tests/fixtures faulty lifecycle
 
 # --- validate -------------------------------------------------------------------------
 for file in "${built[@]}"; do
@@ -84,11 +87,12 @@ if [[ -n "${WSFN_HOST:-}" ]]; then
 else
     host_check=(cargo run --quiet --manifest-path "$root/Cargo.toml" -p wsfn-host -- check)
 fi
+say "validating with wsfn-host check (the first run builds the host)"
 if "${host_check[@]}" --help >/dev/null 2>&1; then
     "${host_check[@]}" "${built[@]}" || die "wsfn-host check rejected a function (see above)"
 else
     # TEMPORARY: until the host has its `check` subcommand, only the header is checked.
-    say "warning: 'wsfn-host check' is unavailable; checked the component header only"
+    say "warning: '${host_check[*]} --help' failed, so only the component header was checked"
 fi
 
 for file in "${built[@]}"; do
