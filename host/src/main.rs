@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use tokio::net::TcpListener;
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tracing_subscriber::EnvFilter;
 use wsfn_host::config::Limits;
 use wsfn_host::host::Host;
@@ -53,6 +54,12 @@ async fn run(args: RunArgs) -> Result<()> {
         tracing::info!(function = %function.name, path = %function.path.display(), elapsed_ms = started.elapsed().as_millis() as u64, "function loaded");
     }
 
+    // Signal handlers are installed before readiness is announced, so a SIGTERM sent right
+    // after the announcement already shuts down gracefully.
+    let signals = [SignalKind::terminate(), SignalKind::interrupt()]
+        .map(|kind| signal(kind).context("cannot install a signal handler"));
+    let [terminate, interrupt] = signals;
+    let (terminate, interrupt) = (terminate?, interrupt?);
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -63,7 +70,7 @@ async fn run(args: RunArgs) -> Result<()> {
         tracing::info!("serving function `{name}` at ws://{address}/{name}");
     }
 
-    let signals = tokio::spawn(stop_on_signal(host.clone()));
+    let signals = tokio::spawn(stop_on_signal(host.clone(), terminate, interrupt));
     let still_open = wsfn_host::server::serve(host.clone(), listener)
         .await
         .context("the WebSocket listener failed")?;
@@ -78,21 +85,10 @@ async fn run(args: RunArgs) -> Result<()> {
 }
 
 /// Starts a graceful shutdown on SIGINT or SIGTERM.
-async fn stop_on_signal(host: Arc<Host>) {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::error!("cannot listen for SIGTERM: {error}");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
+async fn stop_on_signal(host: Arc<Host>, mut terminate: Signal, mut interrupt: Signal) {
     tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = terminate => {}
+        _ = terminate.recv() => {}
+        _ = interrupt.recv() => {}
     }
     tracing::info!("shutting down: closing every connection with 1001");
     host.shutdown.cancel();
