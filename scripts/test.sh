@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Runs every test: installs the guest toolchain if needed, builds the sample functions and test
+# fixtures, then runs the host's unit tests and the end-to-end tests (which start the real
+# wsfn-host binary and talk WebSocket to it over loopback).
+#
+# Extra arguments go to `cargo test`, e.g. `./scripts/test.sh --test e2e chat`.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+./scripts/setup.sh
+cargo build -p wsfn-host
+WSFN_HOST=target/debug/wsfn-host ./scripts/build-functions.sh
+cargo test --workspace "$@"
