@@ -92,6 +92,8 @@ impl HostBuilder {
             .args(["--listen", "127.0.0.1:0"])
             .args(&self.options)
             .args(&self.functions)
+            // The log goes to a file that is shown on failure: keep it free of colour codes.
+            .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)
