@@ -121,3 +121,14 @@ async fn fifty_concurrent_connections_each_get_only_their_own_echoes() {
         conversation.expect("every connection echoes correctly");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_ping_is_answered_by_the_host_without_reaching_the_function() {
+    let host = echo_host().await;
+    let mut client = host.connect("echo").await;
+
+    client.ping(b"are you there").await;
+
+    // Had the ping been handed to the function as a message, its echo would come first.
+    assert_eq!(client.ask("after the ping").await, "after the ping");
+}

@@ -152,6 +152,33 @@ async fn a_close_by_the_function_reaches_the_client_and_runs_on_close_once() {
     assert_eq!(observer.closes_of(&id).await, 1);
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_close_with_a_code_or_reason_the_protocol_forbids_is_refused_to_the_function() {
+    let host = lifecycle_host().await;
+    let mut client = host.connect("lifecycle").await;
+    let too_long_reason = "r".repeat(124);
+
+    // 1006 is reserved for a lost connection, 1234 is unassigned, and a reason must fit in
+    // a control frame (123 bytes).
+    for command in [
+        "close 1006 lost".to_owned(),
+        "close 1234 unassigned".to_owned(),
+        format!("close 4000 {too_long_reason}"),
+    ] {
+        let reply = client.ask(&command).await;
+        assert!(
+            reply.starts_with("error: "),
+            "`{command}` should fail in the function, which replies {reply:?}"
+        );
+    }
+
+    assert_eq!(
+        client.ask("still open").await,
+        "still open",
+        "a refused close leaves the connection open"
+    );
+}
+
 /// One way for a connection to end, and the code on-close must be given for it.
 enum Ending {
     ClientCloses { code: u16, reason: &'static str },

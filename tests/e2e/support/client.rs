@@ -239,6 +239,23 @@ impl Client {
         replies
     }
 
+    /// Sends a ping and waits for the matching pong; data messages in between fail the test.
+    pub async fn ping(&mut self, payload: &'static [u8]) {
+        self.send(Message::Ping(Bytes::from_static(payload))).await;
+        let label = self.label.clone();
+        loop {
+            let next = within(&format!("a pong on {label}"), self.stream.next()).await;
+            match next {
+                Some(Ok(Message::Pong(echoed))) if echoed == payload => return,
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                other => panic!(
+                    "{label} should answer a ping with a pong, got {}",
+                    describe_next(&other)
+                ),
+            }
+        }
+    }
+
     /// Expects the host to close the connection next; completes the close handshake and
     /// returns the code and reason the host sent.
     pub async fn expect_close(&mut self) -> CloseInfo {
