@@ -88,12 +88,7 @@ else
     host_check=(cargo run --quiet --manifest-path "$root/Cargo.toml" -p wsfn-host -- check)
 fi
 say "validating with wsfn-host check (the first run builds the host)"
-if "${host_check[@]}" --help >/dev/null 2>&1; then
-    "${host_check[@]}" "${built[@]}" || die "wsfn-host check rejected a function (see above)"
-else
-    # TEMPORARY: until the host has its `check` subcommand, only the header is checked.
-    say "warning: '${host_check[*]} --help' failed, so only the component header was checked"
-fi
+"${host_check[@]}" "${built[@]}" || die "wsfn-host check rejected a function (see above)"
 
 for file in "${built[@]}"; do
     printf '%-10s %8d bytes  %s\n' "$(basename "$file" .wasm)" "$(wc -c <"$file" | tr -d ' ')" "${file#"$root"/}"
