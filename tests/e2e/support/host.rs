@@ -285,16 +285,19 @@ impl Drop for Host {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        if std::thread::panicking() {
-            let log = fs::read_to_string(&self.log_path).unwrap_or_default();
-            let lines: Vec<&str> = log.lines().collect();
-            let tail = &lines[lines.len().saturating_sub(LOG_LINES_SHOWN_ON_FAILURE)..];
-            eprintln!(
-                "----- last {} lines of wsfn-host stderr ({}) -----\n{}\n-----",
-                tail.len(),
-                self.log_path.display(),
-                tail.join("\n")
-            );
+        // Only a failed test's log is worth keeping; the rest would pile up run after run.
+        if !std::thread::panicking() {
+            let _ = fs::remove_file(&self.log_path);
+            return;
         }
+        let log = fs::read_to_string(&self.log_path).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        let tail = &lines[lines.len().saturating_sub(LOG_LINES_SHOWN_ON_FAILURE)..];
+        eprintln!(
+            "----- last {} lines of wsfn-host stderr ({}) -----\n{}\n-----",
+            tail.len(),
+            self.log_path.display(),
+            tail.join("\n")
+        );
     }
 }
