@@ -33,10 +33,15 @@ async fn sigterm_closes_every_connection_with_1001_and_exits_with_status_0() {
     }
     let status = host.wait_for_exit().await;
     assert_eq!(status.code(), Some(0), "wsfn-host exited with {status}");
-    assert_eq!(
-        host.later_stdout_lines(),
-        Vec::<String>::new(),
-        "the ready line is the only thing printed on stdout"
+    let stdout = host.stdout_lines();
+    let ready_lines = stdout
+        .iter()
+        .filter(|line| line.starts_with("wsfn-host listening on ws://"))
+        .count();
+    assert_eq!(ready_lines, 1, "readiness is announced once: {stdout:?}");
+    assert!(
+        stdout.iter().all(|line| line.starts_with("wsfn-host ")),
+        "stdout holds only the host's announcements, logs go to stderr: {stdout:?}"
     );
 }
 

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::oneshot;
+use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::handshake::client::{Request, Response};
 use tokio_tungstenite::tungstenite::{self, http::StatusCode};
@@ -20,13 +20,14 @@ use super::{Client, WAIT};
 /// loaded machine; this only bounds a start that would otherwise hang.
 const STARTUP_WAIT: Duration = Duration::from_secs(90);
 
-/// What the host prints on stdout, followed by the bound address, once it accepts connections.
+/// What the host prints on stdout, followed by the bound address, once it accepts WebSocket
+/// connections. It may print other announcements (such as the admin API's address) too.
 const READY_PREFIX: &str = "wsfn-host listening on ws://";
 
 /// Enough of the log to see what led to a failure without drowning the test output.
 const LOG_LINES_SHOWN_ON_FAILURE: usize = 200;
 
-/// Numbers the log files of hosts started by the same test.
+/// Numbers the directories of the hosts started by this test process.
 static HOSTS_STARTED: AtomicUsize = AtomicUsize::new(0);
 
 /// The repository root (the host crate lives one level below it).
@@ -84,7 +85,8 @@ impl HostBuilder {
     }
 
     pub async fn start(self) -> Host {
-        let log_path = log_path_for_this_test();
+        let dir = private_dir_for_this_test();
+        let log_path = dir.join("host.log");
         let log = File::create(&log_path)
             .unwrap_or_else(|error| panic!("cannot create {}: {error}", log_path.display()));
         let mut child = Command::new(env!("CARGO_BIN_EXE_wsfn-host"))
@@ -92,8 +94,13 @@ impl HostBuilder {
             .args(["--listen", "127.0.0.1:0"])
             .args(&self.options)
             .args(&self.functions)
+            // Hosts of tests running in parallel must not share deployed functions or an
+            // admin port; given as environment so the command line stays the one under test.
+            .env("WSFN_DATA_DIR", dir.join("data"))
+            .env("WSFN_ADMIN_LISTEN", "127.0.0.1:0")
             // The log goes to a file that is shown on failure: keep it free of colour codes.
             .env("NO_COLOR", "1")
+            .current_dir(&dir)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)
@@ -101,36 +108,40 @@ impl HostBuilder {
             .expect("wsfn-host can be started");
 
         let stdout = child.stdout.take().expect("stdout is piped");
-        let later_stdout_lines = Arc::new(Mutex::new(Vec::new()));
-        let ready_line = read_stdout_in_background(stdout, Arc::clone(&later_stdout_lines));
+        let stdout_lines = Arc::new(Mutex::new(Vec::new()));
+        let mut new_lines = read_stdout_in_background(stdout, Arc::clone(&stdout_lines));
 
         // Built before waiting so that `Drop` kills the child and shows its log if the
         // start fails.
         let mut host = Host {
             child,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            log_path,
-            later_stdout_lines,
+            dir,
+            stdout_lines,
         };
-        let line = match tokio::time::timeout(STARTUP_WAIT, ready_line).await {
-            Ok(Ok(line)) => line,
-            Ok(Err(_)) => panic!(
+        let waiting_for_ready_line = async {
+            while let Some(line) = new_lines.recv().await {
+                if let Some(addr) = line.strip_prefix(READY_PREFIX) {
+                    return Some(parse_listen_address(addr, &line));
+                }
+            }
+            None
+        };
+        host.addr = match tokio::time::timeout(STARTUP_WAIT, waiting_for_ready_line).await {
+            Ok(Some(addr)) => addr,
+            Ok(None) => panic!(
                 "wsfn-host closed stdout without announcing that it listens (exit status: {:?})",
                 host.child.try_wait()
             ),
             Err(_) => panic!("wsfn-host did not announce that it listens within {STARTUP_WAIT:?}"),
         };
-        host.addr = parse_ready_line(&line);
         host
     }
 }
 
-/// A log file under the target directory named after the running test, so the log of a
-/// failed test is easy to find and is also printed when the test panics.
-fn log_path_for_this_test() -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e-logs");
-    fs::create_dir_all(&dir)
-        .unwrap_or_else(|error| panic!("cannot create {}: {error}", dir.display()));
+/// A fresh directory under the target directory for one host, named after the running test:
+/// it holds the host's data directory and its log, and is removed unless the test fails.
+fn private_dir_for_this_test() -> PathBuf {
     // Tests run their body on the thread the test harness names after the test.
     let test_name: String = std::thread::current()
         .name()
@@ -139,32 +150,34 @@ fn log_path_for_this_test() -> PathBuf {
         .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
         .collect();
     let number = HOSTS_STARTED.fetch_add(1, Ordering::Relaxed);
-    dir.join(format!("{test_name}-{}-{number}.log", std::process::id()))
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join("e2e")
+        .join(format!("{test_name}-{}-{number}", std::process::id()));
+    // A directory left by an earlier run of the same process id must not leak state in.
+    let _ = fs::remove_dir_all(&dir);
+    fs::create_dir_all(&dir)
+        .unwrap_or_else(|error| panic!("cannot create {}: {error}", dir.display()));
+    dir
 }
 
-/// Hands the first stdout line to the returned receiver and keeps any later line, so the
-/// host never blocks on a full pipe and a test can check that nothing else was printed.
+/// Forwards every stdout line to the returned receiver and records it, so the host never
+/// blocks on a full pipe and a test can check everything it printed.
 fn read_stdout_in_background(
     stdout: std::process::ChildStdout,
-    later_lines: Arc<Mutex<Vec<String>>>,
-) -> oneshot::Receiver<String> {
-    let (ready_sender, ready_receiver) = oneshot::channel();
+    all_lines: Arc<Mutex<Vec<String>>>,
+) -> mpsc::UnboundedReceiver<String> {
+    let (sender, receiver) = mpsc::unbounded_channel();
     std::thread::spawn(move || {
-        let mut lines = BufReader::new(stdout).lines();
-        if let Some(Ok(first)) = lines.next() {
-            let _ = ready_sender.send(first);
-        }
-        for line in lines.map_while(Result::ok) {
-            later_lines.lock().expect("not poisoned").push(line);
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            all_lines.lock().expect("not poisoned").push(line.clone());
+            // Nobody listens once the host is ready; the line is recorded all the same.
+            let _ = sender.send(line);
         }
     });
-    ready_receiver
+    receiver
 }
 
-fn parse_ready_line(line: &str) -> SocketAddr {
-    let addr = line.strip_prefix(READY_PREFIX).unwrap_or_else(|| {
-        panic!("the first stdout line should be `{READY_PREFIX}ADDR`, got {line:?}")
-    });
+fn parse_listen_address(addr: &str, line: &str) -> SocketAddr {
     let addr: SocketAddr = addr
         .parse()
         .unwrap_or_else(|error| panic!("bad address in ready line {line:?}: {error}"));
@@ -181,8 +194,9 @@ fn parse_ready_line(line: &str) -> SocketAddr {
 pub struct Host {
     child: Child,
     addr: SocketAddr,
-    log_path: PathBuf,
-    later_stdout_lines: Arc<Mutex<Vec<String>>>,
+    /// The host's private directory: its data directory and its log.
+    dir: PathBuf,
+    stdout_lines: Arc<Mutex<Vec<String>>>,
 }
 
 impl Host {
@@ -272,12 +286,9 @@ impl Host {
         );
     }
 
-    /// Lines printed on stdout after the ready line.
-    pub fn later_stdout_lines(&self) -> Vec<String> {
-        self.later_stdout_lines
-            .lock()
-            .expect("not poisoned")
-            .clone()
+    /// Every line the host has printed on stdout so far.
+    pub fn stdout_lines(&self) -> Vec<String> {
+        self.stdout_lines.lock().expect("not poisoned").clone()
     }
 }
 
@@ -285,18 +296,19 @@ impl Drop for Host {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        // Only a failed test's log is worth keeping; the rest would pile up run after run.
+        // Only a failed test's directory is worth keeping; the rest would pile up run after run.
         if !std::thread::panicking() {
-            let _ = fs::remove_file(&self.log_path);
+            let _ = fs::remove_dir_all(&self.dir);
             return;
         }
-        let log = fs::read_to_string(&self.log_path).unwrap_or_default();
+        let log_path = self.dir.join("host.log");
+        let log = fs::read_to_string(&log_path).unwrap_or_default();
         let lines: Vec<&str> = log.lines().collect();
         let tail = &lines[lines.len().saturating_sub(LOG_LINES_SHOWN_ON_FAILURE)..];
         eprintln!(
             "----- last {} lines of wsfn-host stderr ({}) -----\n{}\n-----",
             tail.len(),
-            self.log_path.display(),
+            log_path.display(),
             tail.join("\n")
         );
     }
