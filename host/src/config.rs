@@ -20,6 +20,8 @@ pub struct Limits {
     pub warm_instances: usize,
     /// Events an instance serves before it is replaced, so a slow leak in a guest is bounded.
     pub events_per_instance: u64,
+    /// Largest component the admin API accepts.
+    pub max_component_size: usize,
     /// How long shutdown waits for connections to finish their close handshakes and on-close.
     pub shutdown_timeout: Duration,
 }
@@ -35,6 +37,7 @@ impl Default for Limits {
             warm_instances: 64,
             events_per_instance: 10_000,
             shutdown_timeout: Duration::from_secs(10),
+            max_component_size: 64 << 20,
         }
     }
 }

@@ -15,6 +15,7 @@ use super::bindings::Function as FunctionWorld;
 use super::bindings::exports::wsfn::function::{close, message, websocket_connection};
 use super::bindings::wsfn::function::types::MessageParam;
 use super::instance_state::{FunctionEnv, InstanceState};
+use crate::catalog::VersionInfo;
 use crate::config::EPOCH_TICK;
 use crate::connections::Connection;
 
@@ -64,6 +65,7 @@ struct WarmInstance {
 /// A loaded function version.
 pub struct Function {
     env: Arc<FunctionEnv>,
+    info: VersionInfo,
     pre: InstancePre<InstanceState>,
     exports: Exports,
     idle: Mutex<Vec<WarmInstance>>,
@@ -80,18 +82,37 @@ pub fn build_linker(engine: &Engine) -> wasmtime::Result<Linker<InstanceState>> 
     Ok(linker)
 }
 
+/// Compiles component bytes to machine code. Takes milliseconds to seconds: never call it
+/// on an event path.
+pub fn compile(engine: &Engine, bytes: &[u8]) -> Result<Component, LoadError> {
+    Component::new(engine, bytes).map_err(|e| LoadError::Invalid(format!("{e:#}")))
+}
+
+/// Loads code compiled earlier by [`compile`] and saved with `Component::serialize`.
+///
+/// # Safety
+/// `path` must hold bytes produced by `Component::serialize` and not altered since: wasmtime
+/// checks that they were made by a compatible engine, but runs the machine code inside as is.
+/// The host only reads such files from its own data directory.
+pub unsafe fn load_compiled(
+    engine: &Engine,
+    path: &std::path::Path,
+) -> Result<Component, LoadError> {
+    // SAFETY: upheld by the caller, see above.
+    unsafe { Component::deserialize_file(engine, path) }
+        .map_err(|e| LoadError::Invalid(format!("{e:#}")))
+}
+
 impl Function {
-    /// Compiles a component and checks it against the `function` world.
-    pub fn load(
-        engine: &Engine,
+    /// Checks a compiled component against the `function` world and prepares to instantiate it.
+    pub fn new(
         linker: &Linker<InstanceState>,
         env: Arc<FunctionEnv>,
-        bytes: &[u8],
+        component: &Component,
+        info: VersionInfo,
     ) -> Result<Self, LoadError> {
-        let component =
-            Component::new(engine, bytes).map_err(|e| LoadError::Invalid(format!("{e:#}")))?;
         let pre = linker
-            .instantiate_pre(&component)
+            .instantiate_pre(component)
             .map_err(|e| LoadError::UnknownImport(format!("{e:#}")))?;
         let exports = Exports {
             connect: websocket_connection::GuestIndices::new(&pre).ok(),
@@ -103,10 +124,21 @@ impl Function {
         }
         Ok(Self {
             env,
+            info,
             pre,
             exports,
             idle: Mutex::new(Vec::new()),
         })
+    }
+
+    /// The deployed version this function is.
+    pub fn info(&self) -> &VersionInfo {
+        &self.info
+    }
+
+    /// The compiled component (to save its code).
+    pub fn component(&self) -> &Component {
+        self.pre.component()
     }
 
     pub fn name(&self) -> &Arc<str> {

@@ -7,5 +7,7 @@ mod guest_log;
 mod instance_state;
 
 pub use engine::{EpochTicker, build_engine};
-pub use function::{ConnectRequest, Decision, EventError, Function, LoadError, build_linker};
+pub use function::{
+    ConnectRequest, Decision, EventError, Function, LoadError, build_linker, compile, load_compiled,
+};
 pub use instance_state::{FunctionEnv, InstanceState};
