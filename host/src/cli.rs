@@ -30,14 +30,36 @@ pub enum Command {
     Run(RunArgs),
     /// Check that components are valid wsfn functions, without serving them.
     Check(CheckArgs),
+    /// Deploy a component to a running host as a new function or a new version (hot swap).
+    Deploy(DeployArgs),
+    /// List the functions of a running host.
+    Functions(ClientArgs),
+    /// Serve the previous (or a given) version of a function on a running host.
+    Rollback(RollbackArgs),
 }
 
 #[derive(Args)]
 pub struct RunArgs {
-    /// Functions to serve, as `file.wasm` (named after the file stem) or `name=file.wasm`.
-    /// Names are 1 to 64 letters, digits, `-` or `_`.
-    #[arg(required = true, value_name = "FUNCTION")]
+    /// Functions to deploy at start, as `file.wasm` (named after the file stem) or
+    /// `name=file.wasm`. Names are 1 to 64 letters, digits, `-` or `_`. Functions deployed
+    /// earlier into the data directory are served too.
+    #[arg(value_name = "FUNCTION")]
     pub functions: Vec<FunctionArg>,
+
+    /// Where deployed versions, their compiled code and the generated admin token are kept.
+    #[arg(long, env = "WSFN_DATA_DIR", default_value = ".wsfn")]
+    pub data_dir: PathBuf,
+
+    /// Address of the admin API. A non-loopback address requires a token
+    /// (WSFN_ADMIN_TOKEN or --admin-token-file). The address actually bound is printed on
+    /// stdout as `wsfn-host admin API on http://ADDR`.
+    #[arg(long, env = "WSFN_ADMIN_LISTEN", default_value = "127.0.0.1:8081")]
+    pub admin_listen: SocketAddr,
+
+    /// File holding the admin bearer token. Without it (and without WSFN_ADMIN_TOKEN) a token
+    /// is generated into <data-dir>/admin-token, readable only by its owner.
+    #[arg(long, value_name = "FILE")]
+    pub admin_token_file: Option<PathBuf>,
 
     /// Address of the WebSocket listener. Port 0 picks a free port; the address actually bound
     /// is printed on stdout as `wsfn-host listening on ws://ADDR`.
@@ -74,6 +96,10 @@ pub struct LimitArgs {
     #[arg(long, value_name = "N", default_value_t = 64)]
     pub warm_instances: usize,
 
+    /// Largest component the admin API accepts. Accepts suffixes KiB and MiB.
+    #[arg(long, value_name = "BYTES", default_value = "64MiB", value_parser = parse_size)]
+    pub max_component_size: usize,
+
     /// How long shutdown waits for connections to close and run on-close.
     #[arg(long, value_name = "MS", default_value_t = 10_000)]
     pub shutdown_timeout_ms: u64,
@@ -88,6 +114,7 @@ impl LimitArgs {
             outbound_queue_bytes: self.outbound_queue,
             warm_instances: self.warm_instances,
             shutdown_timeout: Duration::from_millis(self.shutdown_timeout_ms),
+            max_component_size: self.max_component_size,
             ..Limits::default()
         }
     }
@@ -98,6 +125,43 @@ pub struct CheckArgs {
     /// Component files to check.
     #[arg(required = true, value_name = "FILE")]
     pub files: Vec<PathBuf>,
+}
+
+/// How the client commands reach a running host's admin API.
+#[derive(Args)]
+pub struct ClientArgs {
+    /// The admin API of the host.
+    #[arg(long, env = "WSFN_ADMIN_URL", default_value = "http://127.0.0.1:8081")]
+    pub admin_url: String,
+
+    /// File holding the admin token; by default WSFN_ADMIN_TOKEN, else <data-dir>/admin-token.
+    #[arg(long, value_name = "FILE")]
+    pub admin_token_file: Option<PathBuf>,
+
+    /// The host's data directory, where a generated admin token is found.
+    #[arg(long, env = "WSFN_DATA_DIR", default_value = ".wsfn")]
+    pub data_dir: PathBuf,
+}
+
+#[derive(Args)]
+pub struct DeployArgs {
+    /// Function name.
+    pub name: String,
+    /// The component file.
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Args)]
+pub struct RollbackArgs {
+    /// Function name.
+    pub name: String,
+    /// The version to serve; by default the one before the current version.
+    #[arg(long)]
+    pub version: Option<u64>,
+    #[command(flatten)]
+    pub client: ClientArgs,
 }
 
 /// A function given on the command line.

@@ -5,6 +5,8 @@
 //! groups and outbound queues) → the connection's writer → socket. Key-value state sits in
 //! [`state`] behind one trait so backends can be swapped.
 
+pub mod admin;
+pub mod catalog;
 pub mod config;
 pub mod connections;
 pub mod front;

@@ -1,22 +1,39 @@
-//! The `wsfn-host` binary: parses the command line and runs the host.
+//! The `wsfn-host` binary: parses the command line and runs the host or an admin command.
 
+mod admin_client;
 mod cli;
 
 use std::io::Write;
+use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
+use bytes::Bytes;
 use clap::Parser;
+use hyper::Method;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tracing_subscriber::EnvFilter;
+use wsfn_host::admin::{self, AdminToken};
 use wsfn_host::config::Limits;
 use wsfn_host::host::Host;
 
-use cli::{CheckArgs, Cli, Command, RunArgs};
+use admin_client::{AdminClient, format_time, read_token};
+use cli::{CheckArgs, Cli, ClientArgs, Command, DeployArgs, RollbackArgs, RunArgs};
 
-fn main() -> Result<()> {
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    match run_command(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            // The chain of causes is the message; a backtrace is for debugging the host itself.
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_command(cli: Cli) -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
@@ -30,11 +47,27 @@ fn main() -> Result<()> {
     match cli.command {
         Command::Run(args) => runtime.block_on(run(args)),
         Command::Check(args) => runtime.block_on(check(args)),
+        Command::Deploy(args) => runtime.block_on(deploy(args)),
+        Command::Functions(args) => runtime.block_on(functions(args)),
+        Command::Rollback(args) => runtime.block_on(rollback(args)),
     }
 }
 
 async fn run(args: RunArgs) -> Result<()> {
-    let host = Arc::new(Host::new(args.limits.to_limits()).map_err(anyhow::Error::from)?);
+    std::fs::create_dir_all(&args.data_dir).with_context(|| {
+        format!(
+            "cannot create the data directory {}",
+            args.data_dir.display()
+        )
+    })?;
+    let token = admin_token(&args)?;
+    let host = Arc::new(Host::new(args.limits.to_limits(), &args.data_dir)?);
+    host.restore().await.with_context(|| {
+        format!(
+            "cannot restore the functions stored in {}",
+            args.data_dir.display()
+        )
+    })?;
     for function in &args.functions {
         let bytes = std::fs::read(&function.path).with_context(|| {
             format!(
@@ -43,38 +76,53 @@ async fn run(args: RunArgs) -> Result<()> {
                 function.path.display()
             )
         })?;
-        let started = std::time::Instant::now();
-        host.deploy(&function.name, bytes).await.with_context(|| {
+        let deployed = host.deploy(&function.name, bytes).await.with_context(|| {
             format!(
                 "cannot load function `{}` from {}",
                 function.name,
                 function.path.display()
             )
         })?;
-        tracing::info!(function = %function.name, path = %function.path.display(), elapsed_ms = started.elapsed().as_millis() as u64, "function loaded");
+        if deployed.unchanged {
+            tracing::info!(function = %function.name, version = deployed.info.version, "already the current version");
+        }
+    }
+    if host.function_names().is_empty() {
+        tracing::warn!("no functions yet: deploy one with `wsfn-host deploy NAME FILE.wasm`");
     }
 
     // Signal handlers are installed before readiness is announced, so a SIGTERM sent right
     // after the announcement already shuts down gracefully.
-    let signals = [SignalKind::terminate(), SignalKind::interrupt()]
-        .map(|kind| signal(kind).context("cannot install a signal handler"));
-    let [terminate, interrupt] = signals;
-    let (terminate, interrupt) = (terminate?, interrupt?);
+    let terminate = signal(SignalKind::terminate()).context("cannot install a signal handler")?;
+    let interrupt = signal(SignalKind::interrupt()).context("cannot install a signal handler")?;
     let listener = TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let admin_listener = TcpListener::bind(args.admin_listen)
+        .await
+        .with_context(|| format!("cannot listen for the admin API on {}", args.admin_listen))?;
     let address = listener.local_addr()?;
+    let admin_address = admin_listener.local_addr()?;
     println!("wsfn-host listening on ws://{address}");
+    println!("wsfn-host admin API on http://{admin_address}");
     std::io::stdout().flush()?;
     for name in host.function_names() {
         tracing::info!("serving function `{name}` at ws://{address}/{name}");
     }
 
+    let admin_app = admin::router(host.clone(), token);
+    let admin_shutdown = host.shutdown.clone();
+    let admin = tokio::spawn(async move {
+        axum::serve(admin_listener, admin_app)
+            .with_graceful_shutdown(async move { admin_shutdown.cancelled().await })
+            .await
+    });
     let signals = tokio::spawn(stop_on_signal(host.clone(), terminate, interrupt));
     let still_open = wsfn_host::server::serve(host.clone(), listener)
         .await
         .context("the WebSocket listener failed")?;
     signals.abort();
+    admin.abort();
     if still_open > 0 {
         tracing::warn!(
             "{still_open} connections did not finish closing before the shutdown timeout"
@@ -82,6 +130,54 @@ async fn run(args: RunArgs) -> Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The admin token: WSFN_ADMIN_TOKEN, the token file, or (on loopback only) a generated one
+/// kept in the data directory so that clients on this machine find it.
+fn admin_token(args: &RunArgs) -> Result<AdminToken> {
+    if let Ok(token) = std::env::var("WSFN_ADMIN_TOKEN")
+        && !token.trim().is_empty()
+    {
+        return Ok(AdminToken::new(&token));
+    }
+    if let Some(path) = &args.admin_token_file {
+        let token = read_token(path)
+            .with_context(|| format!("cannot read the admin token from {}", path.display()))?;
+        return Ok(AdminToken::new(&token));
+    }
+    if !args.admin_listen.ip().is_loopback() {
+        bail!(
+            "refusing to serve the admin API on {} without a token: set WSFN_ADMIN_TOKEN or \
+             pass --admin-token-file (or keep --admin-listen on a loopback address)",
+            args.admin_listen
+        );
+    }
+    let path = args.data_dir.join("admin-token");
+    if let Ok(token) = read_token(&path) {
+        return Ok(AdminToken::new(&token));
+    }
+    let token = generate_token();
+    write_private(&path, token.as_bytes())
+        .with_context(|| format!("cannot write the admin token to {}", path.display()))?;
+    tracing::info!("generated an admin token in {}", path.display());
+    Ok(AdminToken::new(&token))
+}
+
+fn generate_token() -> String {
+    wsfn_host::connections::ConnectionId::random().to_string()
+        + &wsfn_host::connections::ConnectionId::random().to_string()
+}
+
+/// Writes a file only its owner can read.
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
 }
 
 /// Starts a graceful shutdown on SIGINT or SIGTERM.
@@ -95,39 +191,110 @@ async fn stop_on_signal(host: Arc<Host>, mut terminate: Signal, mut interrupt: S
 }
 
 async fn check(args: CheckArgs) -> Result<()> {
-    let host = Host::new(Limits::default()).map_err(anyhow::Error::from)?;
+    let scratch = std::env::temp_dir().join(format!("wsfn-check-{}", std::process::id()));
+    let host = Host::new(Limits::default(), &scratch)?;
     let mut failed = 0;
     for path in &args.files {
-        let name = path
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or("function");
-        let name = if wsfn_host::host::is_valid_function_name(name) {
-            name
-        } else {
-            "function"
-        };
         let result = match std::fs::read(path) {
-            Ok(bytes) => host.deploy(name, bytes).await.map_err(anyhow::Error::from),
+            Ok(bytes) => host.check(bytes).await.map_err(anyhow::Error::from),
             Err(error) => Err(anyhow::Error::from(error)),
         };
         match result {
-            Ok(function) => println!(
-                "ok    {}  ({})",
-                path.display(),
-                function.describe_exports()
-            ),
+            Ok(exports) => println!("ok    {}  ({exports})", path.display()),
             Err(error) => {
                 failed += 1;
                 println!("FAIL  {}: {error:#}", path.display());
             }
         }
     }
+    let _ = std::fs::remove_dir_all(&scratch);
     if failed > 0 {
         bail!(
             "{failed} of {} components are not valid wsfn functions",
             args.files.len()
         );
     }
+    Ok(())
+}
+
+async fn deploy(args: DeployArgs) -> Result<()> {
+    let bytes = std::fs::read(&args.file)
+        .with_context(|| format!("cannot read {}", args.file.display()))?;
+    let client = AdminClient::new(&args.client)?;
+    let (_, result) = client
+        .call(
+            Method::PUT,
+            &format!("/v1/functions/{}", args.name),
+            "application/wasm",
+            Bytes::from(bytes),
+        )
+        .await
+        .with_context(|| format!("deploying `{}` failed", args.name))?;
+    let version = &result["version"];
+    if result["unchanged"].as_bool() == Some(true) {
+        println!(
+            "`{}` already serves this component as version {}; nothing changed",
+            args.name, version["version"]
+        );
+    } else {
+        println!(
+            "`{}` now serves version {} ({} bytes, compiled in {} ms)",
+            args.name, version["version"], version["size"], version["compile_ms"]
+        );
+    }
+    Ok(())
+}
+
+async fn functions(args: ClientArgs) -> Result<()> {
+    let client = AdminClient::new(&args)?;
+    let (_, list) = client
+        .call(
+            Method::GET,
+            "/v1/functions",
+            "application/json",
+            Bytes::new(),
+        )
+        .await?;
+    let functions = list.as_array().cloned().unwrap_or_default();
+    if functions.is_empty() {
+        println!("no functions deployed");
+        return Ok(());
+    }
+    println!(
+        "{:<24} {:>7}  {:<19}  {:>11}",
+        "NAME", "VERSION", "DEPLOYED (UTC)", "CONNECTIONS"
+    );
+    for function in functions {
+        let current = &function["current"];
+        println!(
+            "{:<24} {:>7}  {:<19}  {:>11}",
+            function["name"].as_str().unwrap_or("?"),
+            current["version"].to_string(),
+            format_time(current["deployed_at_ms"].as_u64().unwrap_or(0)),
+            function["connections"].to_string()
+        );
+    }
+    Ok(())
+}
+
+async fn rollback(args: RollbackArgs) -> Result<()> {
+    let client = AdminClient::new(&args.client)?;
+    let body = match args.version {
+        Some(version) => serde_json::json!({ "version": version }).to_string(),
+        None => String::new(),
+    };
+    let (_, version) = client
+        .call(
+            Method::POST,
+            &format!("/v1/functions/{}/rollback", args.name),
+            "application/json",
+            Bytes::from(body),
+        )
+        .await
+        .with_context(|| format!("rolling back `{}` failed", args.name))?;
+    println!(
+        "`{}` now serves version {} again",
+        args.name, version["version"]
+    );
     Ok(())
 }

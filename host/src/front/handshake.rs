@@ -19,15 +19,10 @@ use crate::imports::connections::{MAX_ATTACHMENT, MAX_GROUP_NAME};
 use crate::runtime::bindings::exports::wsfn::function::websocket_connection::Accept;
 use crate::runtime::{ConnectRequest, Decision};
 
+/// A plain-text refusal; for a rejection by the function the body is exactly its reason.
 fn refuse(status: StatusCode, message: impl Into<String>) -> Response {
-    let mut body = message.into();
-    body.push('\n');
-    (
-        status,
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
-        body,
-    )
-        .into_response()
+    let headers = [(header::CONTENT_TYPE, "text/plain; charset=utf-8")];
+    (status, headers, message.into()).into_response()
 }
 
 /// `GET /{function}` with an upgrade request.

@@ -1,0 +1,55 @@
+//! Bearer-token authentication for the admin API.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::Response;
+use subtle::ConstantTimeEq;
+
+use super::error::ApiError;
+
+/// The token every admin request but `/healthz` must present.
+#[derive(Clone)]
+pub struct AdminToken(Arc<[u8]>);
+
+impl AdminToken {
+    pub fn new(token: &str) -> Self {
+        Self(token.trim().as_bytes().into())
+    }
+
+    /// Compares in constant time, so response timing tells nothing about the token.
+    fn matches(&self, presented: &[u8]) -> bool {
+        bool::from(self.0.ct_eq(presented))
+    }
+}
+
+/// Paths that answer without a token: liveness probes must work without secrets.
+const PUBLIC_PATHS: &[&str] = &["/healthz"];
+
+pub async fn require_token(
+    State(token): State<AdminToken>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    if PUBLIC_PATHS.contains(&request.uri().path()) {
+        return Ok(next.run(request).await);
+    }
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match presented {
+        Some(presented) if token.matches(presented.trim().as_bytes()) => {
+            Ok(next.run(request).await)
+        }
+        Some(_) => Err(ApiError::new(StatusCode::UNAUTHORIZED, "wrong admin token")),
+        None => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "missing `Authorization: Bearer <token>` header (the token is in WSFN_ADMIN_TOKEN, \
+             the --admin-token-file, or <data-dir>/admin-token)",
+        )),
+    }
+}

@@ -1,0 +1,128 @@
+//! The client side of the admin API, for `wsfn-host deploy`, `functions` and `rollback`.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, anyhow, bail};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Method, Request, StatusCode, Uri, header};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use serde_json::Value;
+
+use crate::cli::ClientArgs;
+
+pub struct AdminClient {
+    base: String,
+    token: String,
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+/// The admin token a client presents: WSFN_ADMIN_TOKEN, the token file, or the one a host
+/// generated into its data directory.
+fn find_token(args: &ClientArgs) -> Result<String> {
+    if let Ok(token) = std::env::var("WSFN_ADMIN_TOKEN")
+        && !token.trim().is_empty()
+    {
+        return Ok(token.trim().to_owned());
+    }
+    let path = match &args.admin_token_file {
+        Some(path) => path.clone(),
+        None => args.data_dir.join("admin-token"),
+    };
+    read_token(&path).with_context(|| {
+        format!(
+            "no admin token: set WSFN_ADMIN_TOKEN, pass --admin-token-file, or run from where \
+             the host's data directory is ({} not readable)",
+            path.display()
+        )
+    })
+}
+
+pub fn read_token(path: &Path) -> Result<String> {
+    let token = std::fs::read_to_string(path)?;
+    let token = token.trim();
+    if token.is_empty() {
+        bail!("{} is empty", path.display());
+    }
+    Ok(token.to_owned())
+}
+
+impl AdminClient {
+    pub fn new(args: &ClientArgs) -> Result<Self> {
+        let base = args.admin_url.trim_end_matches('/').to_owned();
+        base.parse::<Uri>()
+            .with_context(|| format!("`{base}` is not a URL"))?;
+        Ok(Self {
+            base,
+            token: find_token(args)?,
+            client: Client::builder(TokioExecutor::new()).build_http(),
+        })
+    }
+
+    /// Sends a request; a non-success status becomes an error carrying the API's message.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: &str,
+        body: Bytes,
+    ) -> Result<(StatusCode, Value)> {
+        let request = Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base))
+            .header(header::AUTHORIZATION, format!("Bearer {}", self.token))
+            .header(header::CONTENT_TYPE, content_type)
+            .body(Full::new(body))?;
+        let response = self
+            .client
+            .request(request)
+            .await
+            .with_context(|| format!("cannot reach the admin API at {}", self.base))?;
+        let status = response.status();
+        let body = response.into_body().collect().await?.to_bytes();
+        let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        if !status.is_success() {
+            let message = value["error"]
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
+            return Err(anyhow!("{status}: {message}"));
+        }
+        Ok((status, value))
+    }
+}
+
+/// Formats milliseconds since the Unix epoch as UTC `YYYY-MM-DD HH:MM:SS`.
+pub fn format_time(ms: u64) -> String {
+    let seconds = ms / 1000;
+    let (days, rest) = (seconds / 86_400, seconds % 86_400);
+    // Civil date from days since 1970-01-01 (proleptic Gregorian calendar).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::format_time;
+
+    #[test]
+    fn formats_utc_times() {
+        assert_eq!(format_time(0), "1970-01-01 00:00:00");
+        assert_eq!(format_time(1_795_000_000_000), "2026-11-18 11:06:40");
+    }
+}
