@@ -65,7 +65,8 @@ build_workspace() {
         die "building $workspace failed"
     local name artifact
     for name in "$@"; do
-        artifact="$target_dir/$target/release/$name.wasm"
+        # Cargo names a library artifact after the crate with `-` turned into `_`.
+        artifact="$target_dir/$target/release/${name//-/_}.wasm"
         [[ -f "$artifact" ]] || die "$workspace built, but $artifact is missing"
         cp "$artifact" "$out/$name.wasm"
         built+=("$out/$name.wasm")
@@ -73,7 +74,7 @@ build_workspace() {
 }
 
 build_workspace sample-functions echo chat counter notify
-build_workspace tests/fixtures faulty lifecycle
+build_workspace tests/fixtures faulty lifecycle swap-a swap-b
 
 # --- validate -------------------------------------------------------------------------
 for file in "${built[@]}"; do
