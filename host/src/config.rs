@@ -2,20 +2,57 @@
 
 use std::time::Duration;
 
+/// What happens when a connection's outbound queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum SlowConsumerPolicy {
+    /// Close the connection with 1008 and drop what is queued (the default: a client that
+    /// cannot keep up would otherwise see a stream with holes in it).
+    #[default]
+    Close,
+    /// Drop the oldest queued messages to make room (for feeds where only the latest matters).
+    DropOldest,
+}
+
 /// Limits applied to every function and connection.
 #[derive(Debug, Clone)]
 pub struct Limits {
     /// Largest message a client may send, after reassembling fragments; larger closes with 1009.
     pub max_message_size: usize,
+    /// Largest single frame a client may send; larger closes with 1009.
+    pub max_frame_size: usize,
     /// Guest time one event may use before it is stopped and the connection closed with 1011.
     pub event_timeout: Duration,
     /// Linear memory one guest instance may grow to.
     pub instance_memory: usize,
-    /// Bytes that may wait in one connection's outbound queue; beyond it the client is treated
-    /// as a slow consumer and closed with 1008.
+    /// Core instances, tables and memories one component instance may create, and table size.
+    pub instances_per_component: usize,
+    pub tables_per_component: usize,
+    pub memories_per_component: usize,
+    pub table_elements: usize,
+    /// Bytes that may wait in one connection's outbound queue.
     pub outbound_queue_bytes: usize,
+    /// What happens when that queue is full.
+    pub slow_consumer: SlowConsumerPolicy,
+    /// Messages one event may send (`reply`, `send`, each id of `send-many`, each `publish`).
+    pub sends_per_event: u32,
+    /// Keys one function may keep in the key-value store.
+    pub kv_keys_per_function: usize,
     /// How long to wait for the peer's close frame after the host started a close.
     pub close_timeout: Duration,
+    /// How long a client may take to send its upgrade request after connecting.
+    pub handshake_timeout: Duration,
+    /// A ping is sent after this long without hearing from the peer.
+    pub ping_interval: Duration,
+    /// A peer that answers nothing this long after a ping is gone: the connection ends (1006).
+    pub pong_timeout: Duration,
+    /// A connection that sends no message this long is closed with 1001; zero disables it.
+    pub idle_timeout: Duration,
+    /// Open connections the host accepts in all; more are refused with 503.
+    pub max_connections: usize,
+    /// Open connections one client address may have; more are refused with 429.
+    pub max_connections_per_ip: usize,
+    /// When not empty, browsers (which send `Origin`) must come from one of these origins.
+    pub allowed_origins: Vec<String>,
     /// Warm instances kept per function when idle; 0 makes every event use a fresh instance.
     pub warm_instances: usize,
     /// Events an instance serves before it is replaced, so a slow leak in a guest is bounded.
@@ -30,14 +67,29 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             max_message_size: 1 << 20,
+            max_frame_size: 1 << 20,
             event_timeout: Duration::from_secs(1),
             instance_memory: 64 << 20,
+            instances_per_component: 64,
+            tables_per_component: 64,
+            memories_per_component: 4,
+            table_elements: 100_000,
             outbound_queue_bytes: 4 << 20,
+            slow_consumer: SlowConsumerPolicy::Close,
+            sends_per_event: 10_000,
+            kv_keys_per_function: 1_000_000,
             close_timeout: Duration::from_secs(5),
+            handshake_timeout: Duration::from_secs(10),
+            ping_interval: Duration::from_secs(30),
+            pong_timeout: Duration::from_secs(20),
+            idle_timeout: Duration::from_secs(600),
+            max_connections: 100_000,
+            max_connections_per_ip: 10_000,
+            allowed_origins: Vec::new(),
             warm_instances: 64,
             events_per_instance: 10_000,
-            shutdown_timeout: Duration::from_secs(10),
             max_component_size: 64 << 20,
+            shutdown_timeout: Duration::from_secs(10),
         }
     }
 }

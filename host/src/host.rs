@@ -22,11 +22,13 @@ use wasmtime::component::{Component, Linker};
 
 use crate::catalog::{Catalog, VersionInfo};
 use crate::config::Limits;
-use crate::connections::{ConnectionTable, Groups};
+use crate::connections::ConnectionTable;
+use crate::front::Admission;
 use crate::runtime::{
     EpochTicker, EventError, Function, FunctionEnv, InstanceState, LoadError, build_engine,
     build_linker, compile, load_compiled,
 };
+use crate::scope::FunctionScope;
 use crate::state::{KeyValueStore, MemoryStore};
 
 /// Why a deploy, rollback or removal did not happen.
@@ -70,8 +72,7 @@ pub struct Deployed {
 /// Connections hold the slot, not a version, so every event runs on the version that is
 /// current when the event starts.
 pub struct FunctionSlot {
-    pub name: Arc<str>,
-    pub groups: Arc<Groups>,
+    pub scope: Arc<FunctionScope>,
     current: ArcSwap<Function>,
 }
 
@@ -87,6 +88,8 @@ pub struct Host {
     linker: Linker<InstanceState>,
     catalog: Catalog,
     pub connections: Arc<ConnectionTable>,
+    /// Caps on connections in all and per client address.
+    pub admission: Arc<Admission>,
     pub kv: Arc<dyn KeyValueStore>,
     functions: RwLock<HashMap<Arc<str>, Arc<FunctionSlot>>>,
     /// Deploys, rollbacks and removals run one at a time.
@@ -141,7 +144,11 @@ impl Host {
             linker,
             catalog,
             connections: Arc::new(ConnectionTable::default()),
-            kv: Arc::new(MemoryStore::new()),
+            admission: Arc::new(Admission::new(
+                limits.max_connections,
+                limits.max_connections_per_ip,
+            )),
+            kv: Arc::new(MemoryStore::new(limits.kv_keys_per_function)),
             functions: RwLock::new(HashMap::new()),
             changes: tokio::sync::Mutex::new(()),
             limits,
@@ -150,37 +157,33 @@ impl Host {
         })
     }
 
-    fn env_for(&self, name: &Arc<str>, groups: &Arc<Groups>) -> Arc<FunctionEnv> {
+    fn env_for(&self, scope: &Arc<FunctionScope>) -> Arc<FunctionEnv> {
         Arc::new(FunctionEnv {
-            name: name.clone(),
+            scope: scope.clone(),
             connections: self.connections.clone(),
-            groups: groups.clone(),
             kv: self.kv.clone(),
             limits: self.limits.clone(),
         })
     }
 
     /// Makes `function` the current version of its name.
-    fn install(&self, name: Arc<str>, groups: Arc<Groups>, function: Arc<Function>) {
+    fn install(&self, scope: Arc<FunctionScope>, function: Arc<Function>) {
         let mut functions = self.functions.write();
-        match functions.get(&name) {
+        match functions.get(&scope.name) {
             Some(slot) => slot.current.store(function),
             None => {
-                let slot = Arc::new(FunctionSlot {
-                    name: name.clone(),
-                    groups,
-                    current: ArcSwap::new(function),
-                });
-                functions.insert(name, slot);
+                let name = scope.name.clone();
+                let current = ArcSwap::new(function);
+                functions.insert(name, Arc::new(FunctionSlot { scope, current }));
             }
         }
     }
 
-    /// The name and groups a new version of `name` uses: those of the running function, if any.
-    fn identity(&self, name: &str) -> (Arc<str>, Arc<Groups>) {
+    /// The scope a new version of `name` joins: that of the running function, if any.
+    fn scope_of(&self, name: &str) -> Arc<FunctionScope> {
         match self.function(name) {
-            Some(slot) => (slot.name.clone(), slot.groups.clone()),
-            None => (name.into(), Arc::default()),
+            Some(slot) => slot.scope.clone(),
+            None => Arc::new(FunctionScope::new(name.into())),
         }
     }
 
@@ -216,22 +219,17 @@ impl Host {
             deployed_at_ms: now_ms(),
             compile_ms: started.elapsed().as_millis() as u64,
         };
-        let (name, groups) = self.identity(name);
-        let function = Function::new(
-            &self.linker,
-            self.env_for(&name, &groups),
-            &component,
-            info.clone(),
-        )?;
+        let scope = self.scope_of(name);
+        let function = Function::new(&self.linker, self.env_for(&scope), &component, info.clone())?;
         function.warm_up().await?;
 
         let compiled = component
             .serialize()
             .map_err(|e| io::Error::other(format!("{e:#}")))?;
         self.catalog
-            .store_version(&name, &info, &bytes, &compiled)?;
-        self.catalog.set_current(&name, info.version)?;
-        self.install(name.clone(), groups, Arc::new(function));
+            .store_version(name, &info, &bytes, &compiled)?;
+        self.catalog.set_current(name, info.version)?;
+        self.install(scope, Arc::new(function));
         tracing::info!(function = %name, version = info.version, compile_ms = info.compile_ms, size = info.size, "deployed");
         Ok(Deployed {
             info,
@@ -273,8 +271,8 @@ impl Host {
                 .map_err(|e| io::Error::other(format!("{e:#}")))?;
             self.catalog.store_compiled(name, version, &compiled)?;
         }
-        let (name, groups) = self.identity(name);
-        let function = Function::new(&self.linker, self.env_for(&name, &groups), &component, info)?;
+        let scope = self.scope_of(name);
+        let function = Function::new(&self.linker, self.env_for(&scope), &component, info)?;
         function.warm_up().await?;
         Ok((function, recompiled))
     }
@@ -296,8 +294,7 @@ impl Host {
                 "restored from {}",
                 if recompiled { "source (compiled code was stale, recompiled)" } else { "compiled code, no recompilation" }
             );
-            let (name, groups) = self.identity(&name);
-            self.install(name.clone(), groups, Arc::new(function));
+            self.install(self.scope_of(&name), Arc::new(function));
             restored.push(name.to_string());
         }
         Ok(restored)
@@ -344,7 +341,7 @@ impl Host {
             .ok_or_else(|| DeployError::NoSuchFunction(name.to_owned()))?;
         let mut closed = 0;
         for connection in self.connections.all() {
-            if Arc::ptr_eq(&connection.groups, &slot.groups)
+            if Arc::ptr_eq(&connection.scope, &slot.scope)
                 && connection.start_close(1001, "function removed")
             {
                 closed += 1;
@@ -369,14 +366,14 @@ impl Host {
 
     pub fn functions(&self) -> Vec<Arc<FunctionSlot>> {
         let mut slots: Vec<_> = self.functions.read().values().cloned().collect();
-        slots.sort_by(|a, b| a.name.cmp(&b.name));
+        slots.sort_by(|a, b| a.scope.name.cmp(&b.scope.name));
         slots
     }
 
     pub fn function_names(&self) -> Vec<Arc<str>> {
         self.functions()
             .into_iter()
-            .map(|s| s.name.clone())
+            .map(|s| s.scope.name.clone())
             .collect()
     }
 
@@ -397,7 +394,7 @@ impl Host {
         };
         let function = Function::new(
             &self.linker,
-            self.env_for(&name, &Arc::default()),
+            self.env_for(&Arc::new(FunctionScope::new(name))),
             &component,
             info,
         )?;

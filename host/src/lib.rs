@@ -13,5 +13,7 @@ pub mod front;
 pub mod host;
 pub mod imports;
 pub mod runtime;
+pub mod scope;
 pub mod server;
 pub mod state;
+pub mod stats;

@@ -114,7 +114,7 @@ pub async fn list_connections(
         .connections
         .all()
         .iter()
-        .filter(|c| Arc::ptr_eq(&c.groups, &slot.groups))
+        .filter(|c| Arc::ptr_eq(&c.scope, &slot.scope))
         .map(|c| summary(c))
         .collect();
     connections.sort_by_key(|c| c.connected_at_ms);
@@ -197,6 +197,6 @@ pub async fn publish_to_group(
         .ok_or_else(|| ApiError::not_found(format!("no function named `{name}`")))?;
     let frame = frame_of(&host, &headers, body)?;
     Ok(Json(Delivered {
-        delivered: slot.groups.publish(&group, &frame, None),
+        delivered: slot.scope.groups.publish(&group, &frame, None),
     }))
 }

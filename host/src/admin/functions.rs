@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 use super::error::{ApiError, ErrorBody};
 use crate::catalog::VersionInfo;
 use crate::host::{FunctionSlot, Host};
+use crate::stats::StatsSnapshot;
 
 /// A deployed function.
 #[derive(Serialize, ToSchema)]
@@ -21,6 +22,19 @@ pub struct FunctionSummary {
     pub current: VersionInfo,
     /// Open connections to the function on this host.
     pub connections: usize,
+}
+
+/// One function in detail: its summary plus bookkeeping and counters.
+#[derive(Serialize, ToSchema)]
+pub struct FunctionDetail {
+    #[serde(flatten)]
+    pub summary: FunctionSummary,
+    /// Groups with at least one member.
+    pub groups: usize,
+    /// Keys the function keeps in the key-value store.
+    pub kv_keys: usize,
+    /// Faults and slow-consumer events since the host started.
+    pub stats: StatsSnapshot,
 }
 
 /// The answer to a deploy.
@@ -59,9 +73,9 @@ pub struct RollbackRequest {
 
 fn summary(host: &Host, slot: &FunctionSlot) -> FunctionSummary {
     FunctionSummary {
-        name: slot.name.to_string(),
+        name: slot.scope.name.to_string(),
         current: slot.current().info().clone(),
-        connections: host.connections.count_for(&slot.name),
+        connections: host.connections.count_for(&slot.scope),
     }
 }
 
@@ -82,16 +96,26 @@ pub async fn list_functions(State(host): State<Arc<Host>>) -> Json<Vec<FunctionS
     )
 }
 
-/// Shows one function.
+/// Shows one function: its current version, connections, groups, key count and counters.
 #[utoipa::path(get, path = "/v1/functions/{name}", tag = "functions",
     params(("name" = String, Path, description = "Function name")),
-    responses((status = 200, body = FunctionSummary), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = FunctionDetail), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn get_function(
     State(host): State<Arc<Host>>,
     Path(name): Path<String>,
-) -> Result<Json<FunctionSummary>, ApiError> {
+) -> Result<Json<FunctionDetail>, ApiError> {
     let slot = find(&host, &name)?;
-    Ok(Json(summary(&host, &slot)))
+    let kv_keys = host
+        .kv
+        .key_count(&slot.scope.name)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+    Ok(Json(FunctionDetail {
+        summary: summary(&host, &slot),
+        groups: slot.scope.groups.len(),
+        kv_keys,
+        stats: slot.scope.stats.snapshot(),
+    }))
 }
 
 /// Deploys a component as a new function, or as a new version of an existing one (hot swap).

@@ -8,6 +8,7 @@ use dashmap::DashMap;
 
 use super::connection::Connection;
 use super::id::ConnectionId;
+use crate::scope::FunctionScope;
 
 #[derive(Debug, Default)]
 pub struct ConnectionTable {
@@ -22,7 +23,7 @@ impl ConnectionTable {
     /// Removes a connection from the table and from its groups, so nothing can reach it any more.
     pub fn remove(&self, connection: &Connection) {
         self.connections.remove(&connection.id);
-        connection.groups.leave_all(connection);
+        connection.scope.groups.leave_all(connection);
     }
 
     pub fn get(&self, id: ConnectionId) -> Option<Arc<Connection>> {
@@ -42,11 +43,20 @@ impl ConnectionTable {
         self.connections.is_empty()
     }
 
-    /// How many open connections belong to a function.
-    pub fn count_for(&self, function: &str) -> usize {
+    /// The open connections of one function.
+    pub fn of(&self, scope: &Arc<FunctionScope>) -> Vec<Arc<Connection>> {
         self.connections
             .iter()
-            .filter(|c| &*c.function == function)
+            .filter(|c| Arc::ptr_eq(&c.scope, scope))
+            .map(|c| c.clone())
+            .collect()
+    }
+
+    /// How many open connections belong to a function.
+    pub fn count_for(&self, scope: &Arc<FunctionScope>) -> usize {
+        self.connections
+            .iter()
+            .filter(|c| Arc::ptr_eq(&c.scope, scope))
             .count()
     }
 }

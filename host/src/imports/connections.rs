@@ -73,9 +73,16 @@ impl InstanceState {
         }
         let id: ConnectionId = id.parse().map_err(|_| ConnectionError::NotFound)?;
         match self.env.connections.get(id) {
-            Some(connection) if Arc::ptr_eq(&connection.groups, &self.env.groups) => Ok(connection),
+            Some(connection) if Arc::ptr_eq(&connection.scope, &self.env.scope) => Ok(connection),
             _ => Err(ConnectionError::NotFound),
         }
+    }
+
+    fn sends_exhausted(&self) -> ConnectionError {
+        ConnectionError::LimitExceeded(format!(
+            "this event has used its {} sends",
+            self.env.limits.sends_per_event
+        ))
     }
 
     /// Like [`find`](Self::find), for operations that need the connection to be open.
@@ -95,7 +102,7 @@ impl InstanceState {
 
 impl Host for InstanceState {
     fn reply(&mut self, message: MessageResult) -> wasmtime::Result<()> {
-        if self.closing_event {
+        if self.closing_event || !self.take_sends(1) {
             return Ok(());
         }
         if let Some(connection) = &self.connection {
@@ -111,12 +118,18 @@ impl Host for InstanceState {
         id: String,
         message: MessageResult,
     ) -> wasmtime::Result<Result<(), ConnectionError>> {
+        if !self.take_sends(1) {
+            return Ok(Err(self.sends_exhausted()));
+        }
         Ok(self
             .find_open(&id)
             .and_then(|c| c.send(frame_of(message)).map_err(queue_error)))
     }
 
     fn send_many(&mut self, ids: Vec<String>, message: MessageResult) -> wasmtime::Result<u32> {
+        if !self.take_sends(u32::try_from(ids.len()).unwrap_or(u32::MAX)) {
+            return Ok(0);
+        }
         let frame = frame_of(message);
         let mut delivered = 0;
         for id in &ids {
@@ -145,14 +158,14 @@ impl Host for InstanceState {
     fn join(&mut self, id: String, group: String) -> wasmtime::Result<Result<(), ConnectionError>> {
         Ok(check_group(&group).and_then(|()| {
             let connection = self.find_open(&id)?;
-            self.env.groups.join(&connection, &group);
+            self.env.scope.groups.join(&connection, &group);
             Ok(())
         }))
     }
 
     fn leave(&mut self, id: String, group: String) -> wasmtime::Result<()> {
         if let Ok(connection) = self.find(&id) {
-            self.env.groups.leave(&connection, &group);
+            self.env.scope.groups.leave(&connection, &group);
         }
         Ok(())
     }
@@ -163,13 +176,21 @@ impl Host for InstanceState {
         message: MessageResult,
         except: Option<String>,
     ) -> wasmtime::Result<u32> {
+        if !self.take_sends(1) {
+            return Ok(0);
+        }
         let except = except.and_then(|id| id.parse::<ConnectionId>().ok());
-        Ok(self.env.groups.publish(&group, &frame_of(message), except))
+        Ok(self
+            .env
+            .scope
+            .groups
+            .publish(&group, &frame_of(message), except))
     }
 
     fn group_members(&mut self, group: String) -> wasmtime::Result<Vec<String>> {
         Ok(self
             .env
+            .scope
             .groups
             .members(&group)
             .into_iter()

@@ -64,7 +64,7 @@ impl store::Host for InstanceState {
             ))));
         }
         let id = BucketId {
-            function: self.env.name.clone(),
+            function: self.env.scope.name.clone(),
             bucket: identifier.into(),
         };
         Ok(Ok(self.table.push(Bucket { id })?))

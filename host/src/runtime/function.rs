@@ -18,6 +18,7 @@ use super::instance_state::{FunctionEnv, InstanceState};
 use crate::catalog::VersionInfo;
 use crate::config::EPOCH_TICK;
 use crate::connections::Connection;
+use crate::stats::{FunctionStats, bump};
 
 pub use websocket_connection::{ConnectRequest, Decision};
 
@@ -26,10 +27,37 @@ pub use websocket_connection::{ConnectRequest, Decision};
 pub enum EventError {
     #[error("the event ran past its deadline")]
     Deadline,
+    #[error("the guest ran out of memory (limit reached): {0}")]
+    OutOfMemory(String),
+    #[error("the guest overflowed its stack")]
+    StackOverflow,
     #[error("the guest trapped: {0}")]
     Trap(String),
     #[error("the guest could not be instantiated: {0}")]
     Instantiate(String),
+}
+
+impl EventError {
+    /// A short name for logs and counters.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            EventError::Deadline => "deadline",
+            EventError::OutOfMemory(_) => "memory",
+            EventError::StackOverflow => "stack",
+            EventError::Trap(_) => "trap",
+            EventError::Instantiate(_) => "instantiate",
+        }
+    }
+
+    fn counter<'a>(&self, stats: &'a FunctionStats) -> &'a std::sync::atomic::AtomicU64 {
+        match self {
+            EventError::Deadline => &stats.faults_deadline,
+            EventError::OutOfMemory(_) => &stats.faults_memory,
+            EventError::StackOverflow => &stats.faults_stack,
+            EventError::Trap(_) => &stats.faults_trap,
+            EventError::Instantiate(_) => &stats.faults_instantiate,
+        }
+    }
 }
 
 /// Why a component could not be loaded as a function.
@@ -142,7 +170,7 @@ impl Function {
     }
 
     pub fn name(&self) -> &Arc<str> {
-        &self.env.name
+        &self.env.scope.name
     }
 
     pub fn env(&self) -> &Arc<FunctionEnv> {
@@ -178,7 +206,7 @@ impl Function {
         if self.exports.connect.is_none() {
             return Ok(None);
         }
-        let mut instance = self.check_out(None, false).await?;
+        let mut instance = self.check_out(None, false, "on-connect").await?;
         let result = match &instance.connect {
             Some(guest) => guest
                 .call_on_connect(&mut instance.store, request)
@@ -186,7 +214,7 @@ impl Function {
                 .map(Some),
             None => Ok(None),
         };
-        self.finish(instance, result)
+        self.finish(instance, result, "on-connect")
     }
 
     /// Runs on-message; does nothing if the component does not handle messages.
@@ -198,7 +226,9 @@ impl Function {
         if self.exports.message.is_none() {
             return Ok(());
         }
-        let mut instance = self.check_out(Some(connection.clone()), false).await?;
+        let mut instance = self
+            .check_out(Some(connection.clone()), false, "on-message")
+            .await?;
         let result = match &instance.message {
             Some(guest) => {
                 guest
@@ -207,7 +237,7 @@ impl Function {
             }
             None => Ok(()),
         };
-        self.finish(instance, result)
+        self.finish(instance, result, "on-message")
     }
 
     /// Runs on-close; does nothing if the component does not export it.
@@ -220,7 +250,9 @@ impl Function {
         if self.exports.close.is_none() {
             return Ok(());
         }
-        let mut instance = self.check_out(Some(connection.clone()), true).await?;
+        let mut instance = self
+            .check_out(Some(connection.clone()), true, "on-close")
+            .await?;
         let result = match &instance.close {
             Some(guest) => {
                 guest
@@ -229,7 +261,7 @@ impl Function {
             }
             None => Ok(()),
         };
-        self.finish(instance, result)
+        self.finish(instance, result, "on-close")
     }
 
     fn deadline_ticks(&self) -> u64 {
@@ -241,11 +273,18 @@ impl Function {
         &self,
         connection: Option<Arc<Connection>>,
         closing: bool,
+        event: &'static str,
     ) -> Result<WarmInstance, EventError> {
         let pooled = self.idle.lock().pop();
         let mut instance = match pooled {
             Some(instance) => instance,
-            None => self.instantiate().await?,
+            None => match self.instantiate().await {
+                Ok(instance) => instance,
+                Err(error) => {
+                    self.report(&error, connection.as_deref(), event);
+                    return Err(error);
+                }
+            },
         };
         let ticks = self.deadline_ticks();
         instance
@@ -260,8 +299,12 @@ impl Function {
         &self,
         mut instance: WarmInstance,
         result: wasmtime::Result<R>,
+        event: &'static str,
     ) -> Result<R, EventError> {
-        instance.store.data_mut().end_event();
+        let state = instance.store.data_mut();
+        let connection = state.connection.take();
+        let hit_limit = state.limiter.hit_limit;
+        state.end_event();
         match result {
             Ok(value) => {
                 instance.events += 1;
@@ -269,8 +312,26 @@ impl Function {
                 Ok(value)
             }
             // The instance is dropped here: after a fault its state cannot be trusted.
-            Err(error) => Err(classify(error)),
+            Err(error) => {
+                let error = classify(error, hit_limit);
+                self.report(&error, connection.as_deref(), event);
+                Err(error)
+            }
         }
+    }
+
+    /// Logs and counts a fault, naming function, version and connection.
+    fn report(&self, error: &EventError, connection: Option<&Connection>, event: &'static str) {
+        bump(error.counter(&self.env.scope.stats));
+        let connection = connection.map(|c| c.id.to_string()).unwrap_or_default();
+        tracing::warn!(
+            function = %self.env.scope.name,
+            version = self.info.version,
+            %connection,
+            event,
+            fault = error.kind(),
+            "guest fault: {error}"
+        );
     }
 
     fn check_in(&self, instance: WarmInstance) {
@@ -286,7 +347,7 @@ impl Function {
 
     async fn instantiate(&self) -> Result<WarmInstance, EventError> {
         let mut store = Store::new(self.pre.engine(), InstanceState::new(self.env.clone()));
-        store.limiter(|state| &mut state.limits);
+        store.limiter(|state| &mut state.limiter);
         // A running guest yields to the scheduler every tick, so a busy guest cannot hold a
         // worker thread, and is interrupted once its event has used up its ticks.
         store.epoch_deadline_callback(|mut ctx| {
@@ -335,9 +396,12 @@ impl Function {
     }
 }
 
-fn classify(error: wasmtime::Error) -> EventError {
+fn classify(error: wasmtime::Error, hit_limit: bool) -> EventError {
     match error.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => EventError::Deadline,
+        Some(Trap::StackOverflow) => EventError::StackOverflow,
+        // A guest whose allocation was refused usually aborts right after.
+        _ if hit_limit => EventError::OutOfMemory(format!("{error:#}")),
         _ => EventError::Trap(format!("{error:#}")),
     }
 }

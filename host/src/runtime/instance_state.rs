@@ -4,20 +4,20 @@
 use std::sync::Arc;
 
 use wasmtime::component::ResourceTable;
-use wasmtime::{StoreLimits, StoreLimitsBuilder};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::guest_log::{GuestLog, LogSource, StreamName};
+use super::limiter::GuestLimiter;
 use crate::config::Limits;
-use crate::connections::{Connection, ConnectionTable, Groups};
+use crate::connections::{Connection, ConnectionTable};
+use crate::scope::FunctionScope;
 use crate::state::KeyValueStore;
 
-/// What every instance of a function shares, whatever its version: the function's name, its
-/// groups and key-value state, and the host's connection table.
+/// What every instance of one function version shares: the function's scope (name, groups,
+/// counters), its key-value state, the host's connection table and the limits.
 pub struct FunctionEnv {
-    pub name: Arc<str>,
+    pub scope: Arc<FunctionScope>,
     pub connections: Arc<ConnectionTable>,
-    pub groups: Arc<Groups>,
     pub kv: Arc<dyn KeyValueStore>,
     pub limits: Limits,
 }
@@ -26,7 +26,7 @@ pub struct FunctionEnv {
 pub struct InstanceState {
     wasi: WasiCtx,
     pub(crate) table: ResourceTable,
-    pub(crate) limits: StoreLimits,
+    pub(crate) limiter: GuestLimiter,
     pub(crate) env: Arc<FunctionEnv>,
     log: Arc<LogSource>,
     /// The connection whose event is running; `None` during on-connect.
@@ -35,12 +35,14 @@ pub struct InstanceState {
     pub(crate) closing_event: bool,
     /// Epoch ticks the running event may still use.
     pub(crate) ticks_left: u64,
+    /// Messages the running event may still send.
+    pub(crate) sends_left: u32,
 }
 
 impl InstanceState {
     pub fn new(env: Arc<FunctionEnv>) -> Self {
         let log = Arc::new(LogSource {
-            function: env.name.clone(),
+            function: env.scope.name.clone(),
             connection: Default::default(),
         });
         // Clocks and random only: no files, sockets, environment or arguments.
@@ -51,17 +53,12 @@ impl InstanceState {
             .allow_udp(false)
             .allow_ip_name_lookup(false)
             .build();
-        let limits = StoreLimitsBuilder::new()
-            .memory_size(env.limits.instance_memory)
-            .instances(64)
-            .tables(64)
-            .memories(4)
-            .table_elements(100_000)
-            .build();
+        let limiter = GuestLimiter::new(&env.limits);
         Self {
             wasi,
             table: ResourceTable::new(),
-            limits,
+            limiter,
+            sends_left: 0,
             env,
             log,
             connection: None,
@@ -81,6 +78,22 @@ impl InstanceState {
         self.connection = connection;
         self.closing_event = closing;
         self.ticks_left = ticks;
+        self.sends_left = self.env.limits.sends_per_event;
+        self.limiter.hit_limit = false;
+    }
+
+    /// Takes `count` sends from the event's allowance; false (and counted) when it is used up.
+    pub(crate) fn take_sends(&mut self, count: u32) -> bool {
+        match self.sends_left.checked_sub(count) {
+            Some(left) => {
+                self.sends_left = left;
+                true
+            }
+            None => {
+                crate::stats::bump(&self.env.scope.stats.sends_refused);
+                false
+            }
+        }
     }
 
     pub(crate) fn end_event(&mut self) {

@@ -5,6 +5,7 @@ mod engine;
 mod function;
 mod guest_log;
 mod instance_state;
+mod limiter;
 
 pub use engine::{EpochTicker, build_engine};
 pub use function::{

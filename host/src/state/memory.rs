@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
@@ -25,14 +26,59 @@ impl Entry {
 type Bucket = BTreeMap<String, Entry>;
 
 /// Buckets kept in memory, each behind its own lock so functions do not contend.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct MemoryStore {
     buckets: DashMap<BucketId, Mutex<Bucket>>,
+    /// Keys held per function (including expired ones not yet swept), for the quota.
+    keys: DashMap<Arc<str>, usize>,
+    max_keys_per_function: usize,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new(usize::MAX)
+    }
 }
 
 impl MemoryStore {
-    pub fn new() -> Self {
-        Self::default()
+    pub fn new(max_keys_per_function: usize) -> Self {
+        Self {
+            buckets: DashMap::new(),
+            keys: DashMap::new(),
+            max_keys_per_function,
+        }
+    }
+
+    /// Inserts or replaces a key, within the function's quota.
+    fn put(
+        &self,
+        id: &BucketId,
+        bucket: &mut Bucket,
+        key: &str,
+        entry: Entry,
+    ) -> Result<(), StoreError> {
+        if let Some(existing) = bucket.get_mut(key) {
+            *existing = entry;
+            return Ok(());
+        }
+        {
+            let mut count = self.keys.entry(id.function.clone()).or_insert(0);
+            if *count >= self.max_keys_per_function {
+                return Err(StoreError::QuotaExceeded(self.max_keys_per_function));
+            }
+            *count += 1;
+        }
+        bucket.insert(key.to_owned(), entry);
+        Ok(())
+    }
+
+    fn forget(&self, id: &BucketId, removed: usize) {
+        if removed > 0 {
+            self.keys.remove_if_mut(&id.function, |_, count| {
+                *count = count.saturating_sub(removed);
+                *count == 0
+            });
+        }
     }
 
     /// Runs `f` on a bucket, creating it if needed.
@@ -45,9 +91,16 @@ impl MemoryStore {
     }
 
     /// The live value of `key`, dropping it if it has expired.
-    fn live<'a>(bucket: &'a mut Bucket, key: &str, now: Instant) -> Option<&'a mut Entry> {
+    fn live<'a>(
+        &self,
+        id: &BucketId,
+        bucket: &'a mut Bucket,
+        key: &str,
+        now: Instant,
+    ) -> Option<&'a mut Entry> {
         if bucket.get(key).is_some_and(|e| !e.is_live(now)) {
             bucket.remove(key);
+            self.forget(id, 1);
         }
         bucket.get_mut(key)
     }
@@ -57,7 +110,9 @@ impl MemoryStore {
 impl KeyValueStore for MemoryStore {
     async fn get(&self, bucket: &BucketId, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let now = Instant::now();
-        Ok(self.with_bucket(bucket, |b| Self::live(b, key, now).map(|e| e.value.clone())))
+        Ok(self.with_bucket(bucket, |b| {
+            self.live(bucket, b, key, now).map(|e| e.value.clone())
+        }))
     }
 
     async fn set(
@@ -69,38 +124,38 @@ impl KeyValueStore for MemoryStore {
     ) -> Result<(), StoreError> {
         let expires_at = ttl.map(|ttl| Instant::now() + ttl);
         self.with_bucket(bucket, |b| {
-            b.insert(key.to_owned(), Entry { value, expires_at })
-        });
-        Ok(())
+            self.put(bucket, b, key, Entry { value, expires_at })
+        })
     }
 
     async fn delete(&self, bucket: &BucketId, key: &str) -> Result<(), StoreError> {
-        self.with_bucket(bucket, |b| b.remove(key));
+        let removed = self.with_bucket(bucket, |b| b.remove(key).is_some());
+        self.forget(bucket, usize::from(removed));
         Ok(())
     }
 
     async fn exists(&self, bucket: &BucketId, key: &str) -> Result<bool, StoreError> {
         let now = Instant::now();
-        Ok(self.with_bucket(bucket, |b| Self::live(b, key, now).is_some()))
+        Ok(self.with_bucket(bucket, |b| self.live(bucket, b, key, now).is_some()))
     }
 
     async fn increment(&self, bucket: &BucketId, key: &str, delta: u64) -> Result<u64, StoreError> {
         let now = Instant::now();
         self.with_bucket(bucket, |b| {
-            let entry = Self::live(b, key, now);
+            let entry = self.live(bucket, b, key, now);
             let next = add_to_counter(key, entry.as_ref().map(|e| e.value.as_slice()), delta)?;
-            let text = next.to_string().into_bytes();
+            let value = next.to_string().into_bytes();
             match entry {
-                Some(entry) => entry.value = text,
-                None => {
-                    b.insert(
-                        key.to_owned(),
-                        Entry {
-                            value: text,
-                            expires_at: None,
-                        },
-                    );
-                }
+                Some(entry) => entry.value = value,
+                None => self.put(
+                    bucket,
+                    b,
+                    key,
+                    Entry {
+                        value,
+                        expires_at: None,
+                    },
+                )?,
             }
             Ok(next)
         })
@@ -114,20 +169,22 @@ impl KeyValueStore for MemoryStore {
         new: Vec<u8>,
     ) -> Result<bool, StoreError> {
         let now = Instant::now();
-        Ok(self.with_bucket(bucket, |b| {
-            let current = Self::live(b, key, now).map(|e| e.value.as_slice());
+        self.with_bucket(bucket, |b| {
+            let current = self.live(bucket, b, key, now).map(|e| e.value.as_slice());
             if current != expected {
-                return false;
+                return Ok(false);
             }
-            b.insert(
-                key.to_owned(),
+            self.put(
+                bucket,
+                b,
+                key,
                 Entry {
                     value: new,
                     expires_at: None,
                 },
-            );
-            true
-        }))
+            )?;
+            Ok(true)
+        })
     }
 
     async fn list(
@@ -187,7 +244,7 @@ mod tests {
 
     #[tokio::test]
     async fn functions_do_not_share_buckets() {
-        let store = MemoryStore::new();
+        let store = MemoryStore::default();
         store
             .set(&bucket("a"), "k", b"1".to_vec(), None)
             .await
@@ -201,7 +258,7 @@ mod tests {
 
     #[tokio::test]
     async fn increments_decimal_counters() {
-        let store = MemoryStore::new();
+        let store = MemoryStore::default();
         assert_eq!(store.increment(&bucket("a"), "n", 2).await, Ok(2));
         assert_eq!(store.increment(&bucket("a"), "n", 3).await, Ok(5));
         assert_eq!(
@@ -220,7 +277,7 @@ mod tests {
 
     #[tokio::test]
     async fn compare_and_swap_checks_the_current_value() {
-        let store = MemoryStore::new();
+        let store = MemoryStore::default();
         let b = bucket("a");
         assert_eq!(
             store.compare_and_swap(&b, "k", None, b"1".to_vec()).await,
@@ -241,7 +298,7 @@ mod tests {
 
     #[tokio::test]
     async fn expired_values_are_gone() {
-        let store = MemoryStore::new();
+        let store = MemoryStore::default();
         let b = bucket("a");
         store
             .set(&b, "k", b"v".to_vec(), Some(Duration::ZERO))
@@ -252,8 +309,28 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_function_keeps_at_most_its_quota_of_keys() {
+        let store = MemoryStore::new(2);
+        let b = bucket("a");
+        store.set(&b, "1", Vec::new(), None).await.unwrap();
+        store.set(&b, "2", Vec::new(), None).await.unwrap();
+        assert_eq!(
+            store.set(&b, "3", Vec::new(), None).await,
+            Err(StoreError::QuotaExceeded(2))
+        );
+        // Replacing an existing key needs no room; other functions have their own quota.
+        store.set(&b, "2", b"x".to_vec(), None).await.unwrap();
+        store
+            .set(&bucket("b"), "3", Vec::new(), None)
+            .await
+            .unwrap();
+        store.delete(&b, "1").await.unwrap();
+        store.set(&b, "3", Vec::new(), None).await.unwrap();
+    }
+
+    #[tokio::test]
     async fn lists_by_prefix_in_pages() {
-        let store = MemoryStore::new();
+        let store = MemoryStore::default();
         let b = bucket("a");
         for key in ["user:1", "user:2", "user:3", "room:1"] {
             store.set(&b, key, Vec::new(), None).await.unwrap();

@@ -35,6 +35,9 @@ pub enum StoreError {
     /// The increment would overflow 64 bits.
     #[error("incrementing `{0}` would overflow")]
     Overflow(String),
+    /// The function already keeps as many keys as it may.
+    #[error("the function's key quota of {0} keys is used up")]
+    QuotaExceeded(usize),
     /// The backend failed (I/O, network); the text says how.
     #[error("key-value backend failed: {0}")]
     Backend(String),
