@@ -6,14 +6,17 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
 use parking_lot::Mutex;
 use tokio::sync::Notify;
 
-use super::groups::Groups;
 use super::id::{ConnectionId, HexId};
 use super::outbound::{Outbound, OutboundQueue, QueueError};
+use crate::config::SlowConsumerPolicy;
+use crate::scope::FunctionScope;
+use crate::stats::bump;
 
 /// One accepted WebSocket connection.
 #[derive(Debug)]
@@ -22,11 +25,11 @@ pub struct Connection {
     /// The id as text, rendered once so events can pass it to the guest without formatting.
     hex: HexId,
     /// The function the connection belongs to; its groups are that function's groups.
-    pub function: Arc<str>,
-    pub groups: Arc<Groups>,
+    pub scope: Arc<FunctionScope>,
     pub remote: SocketAddr,
     pub connected_at: SystemTime,
     pub outbound: OutboundQueue,
+    slow_consumer: SlowConsumerPolicy,
     /// Groups this connection is in, so they can be left when it closes.
     memberships: Mutex<Vec<Box<str>>>,
     attachment: Mutex<Option<Vec<u8>>>,
@@ -45,20 +48,20 @@ impl std::fmt::Debug for HexId {
 impl Connection {
     pub fn new(
         id: ConnectionId,
-        function: Arc<str>,
-        groups: Arc<Groups>,
+        scope: Arc<FunctionScope>,
         remote: SocketAddr,
         outbound_limit: usize,
+        slow_consumer: SlowConsumerPolicy,
         attachment: Option<Vec<u8>>,
     ) -> Self {
         Self {
             id,
             hex: id.to_hex(),
-            function,
-            groups,
+            scope,
             remote,
             connected_at: SystemTime::now(),
             outbound: OutboundQueue::new(outbound_limit),
+            slow_consumer,
             memberships: Mutex::new(Vec::new()),
             attachment: Mutex::new(attachment),
             initiated_close: Mutex::new(None),
@@ -70,13 +73,26 @@ impl Connection {
         self.hex.as_str()
     }
 
-    /// Queues a frame. A full queue means the client is not reading: the connection is closed
-    /// with 1008 (policy violation) and the frame is refused.
+    /// Queues a frame. A full queue means the client is not reading: under the close policy
+    /// the connection is closed with 1008 (policy violation) and the frame is refused; under
+    /// drop-oldest the oldest queued frames make room.
     pub fn send(&self, frame: Outbound) -> Result<(), QueueError> {
+        let stats = &self.scope.stats;
+        if self.slow_consumer == SlowConsumerPolicy::DropOldest {
+            let dropped = self.outbound.push_dropping_oldest(frame)?;
+            if dropped > 0 {
+                stats
+                    .dropped_frames
+                    .fetch_add(dropped as u64, Ordering::Relaxed);
+            }
+            return Ok(());
+        }
         match self.outbound.push(frame) {
             Err(QueueError::Full) => {
-                tracing::warn!(connection = %self.id, function = %self.function, "outbound queue full, closing slow consumer");
-                self.start_close_now(1008, "outbound queue full");
+                if self.start_close_now(1008, "outbound queue full") {
+                    bump(&stats.slow_consumer_closes);
+                    tracing::warn!(connection = %self.id, function = %self.scope.name, "outbound queue full: closing a slow consumer with 1008");
+                }
                 Err(QueueError::Full)
             }
             other => other,

@@ -17,6 +17,7 @@ use tokio::sync::Notify;
 pub enum Outbound {
     Text(Bytes),
     Binary(Bytes),
+    Ping(Bytes),
     Pong(Bytes),
     /// The last frame a connection ever writes.
     Close {
@@ -28,7 +29,9 @@ pub enum Outbound {
 impl Outbound {
     fn queued_bytes(&self) -> usize {
         match self {
-            Outbound::Text(b) | Outbound::Binary(b) | Outbound::Pong(b) => b.len(),
+            Outbound::Text(b) | Outbound::Binary(b) | Outbound::Ping(b) | Outbound::Pong(b) => {
+                b.len()
+            }
             Outbound::Close { reason, .. } => reason.len() + 2,
         }
     }
@@ -80,9 +83,20 @@ impl OutboundQueue {
         }
     }
 
-    /// Queues a data or control frame.
+    /// Queues a data or control frame; a full queue refuses it.
     pub fn push(&self, frame: Outbound) -> Result<(), QueueError> {
+        self.push_with(frame, false).map(|_| ())
+    }
+
+    /// Queues a frame, dropping the oldest data frames to make room if the queue is full.
+    /// Returns how many frames were dropped.
+    pub fn push_dropping_oldest(&self, frame: Outbound) -> Result<usize, QueueError> {
+        self.push_with(frame, true)
+    }
+
+    fn push_with(&self, frame: Outbound, drop_oldest: bool) -> Result<usize, QueueError> {
         let size = frame.queued_bytes();
+        let mut dropped = 0;
         {
             let mut state = self.state.lock();
             if state.closing || state.finished {
@@ -90,14 +104,20 @@ impl OutboundQueue {
             }
             // An empty queue always takes one frame, so a single message up to the message
             // size limit can be sent even when the queue bound is smaller than that.
-            if !state.frames.is_empty() && state.bytes + size > self.max_bytes {
-                return Err(QueueError::Full);
+            while !state.frames.is_empty() && state.bytes + size > self.max_bytes {
+                if !drop_oldest {
+                    return Err(QueueError::Full);
+                }
+                if let Some(oldest) = state.frames.pop_front() {
+                    state.bytes -= oldest.queued_bytes();
+                    dropped += 1;
+                }
             }
             state.bytes += size;
             state.frames.push_back(frame);
         }
         self.ready.notify_one();
-        Ok(())
+        Ok(dropped)
     }
 
     /// Queues the close frame. Returns false if a close was already queued (the first one wins).
@@ -182,6 +202,15 @@ mod tests {
     fn an_empty_queue_takes_one_large_frame() {
         let queue = OutboundQueue::new(4);
         assert_eq!(queue.push(text("larger than the bound")), Ok(()));
+    }
+
+    #[test]
+    fn drop_oldest_makes_room() {
+        let queue = OutboundQueue::new(8);
+        queue.push(text("1234")).unwrap();
+        queue.push(text("5678")).unwrap();
+        assert_eq!(queue.push_dropping_oldest(text("abcd")), Ok(1));
+        assert_eq!(queue.push(text("x")), Err(QueueError::Full));
     }
 
     #[test]

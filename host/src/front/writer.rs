@@ -19,6 +19,7 @@ const KEEP_CAPACITY: usize = 64 * 1024;
 const OP_TEXT: u8 = 0x1;
 const OP_BINARY: u8 = 0x2;
 const OP_CLOSE: u8 = 0x8;
+const OP_PING: u8 = 0x9;
 const OP_PONG: u8 = 0xA;
 
 /// Writes frames until the connection's close frame is written or the connection is finished.
@@ -38,6 +39,7 @@ pub async fn write_frames<W: AsyncWrite + Unpin>(connection: Arc<Connection>, mu
             let (opcode, payload, close_code) = match &frame {
                 Outbound::Text(b) => (OP_TEXT, b.as_ref(), None),
                 Outbound::Binary(b) => (OP_BINARY, b.as_ref(), None),
+                Outbound::Ping(b) => (OP_PING, b.as_ref(), None),
                 Outbound::Pong(b) => (OP_PONG, b.as_ref(), None),
                 Outbound::Close { code, reason } => (OP_CLOSE, reason.as_ref(), Some(*code)),
             };
