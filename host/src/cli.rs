@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use wsfn_host::config::Limits;
+use wsfn_host::config::{Limits, SlowConsumerPolicy};
 
 #[derive(Parser)]
 #[command(
@@ -78,6 +78,11 @@ pub struct LimitArgs {
     #[arg(long, value_name = "BYTES", default_value = "1MiB", value_parser = parse_size)]
     pub max_message_size: usize,
 
+    /// Largest single frame a client may send; larger closes with 1009. Accepts suffixes KiB
+    /// and MiB.
+    #[arg(long, value_name = "BYTES", default_value = "1MiB", value_parser = parse_size)]
+    pub max_frame_size: usize,
+
     /// Guest time one event may use; past it the event is stopped and the connection closed
     /// with 1011.
     #[arg(long, value_name = "MS", default_value_t = 1000)]
@@ -91,6 +96,47 @@ pub struct LimitArgs {
     /// is closed with 1008. Accepts suffixes KiB and MiB.
     #[arg(long, value_name = "BYTES", default_value = "4MiB", value_parser = parse_size)]
     pub outbound_queue: usize,
+
+    /// What to do when a client does not read what is sent to it and its queue is full.
+    #[arg(long, value_enum, default_value_t = SlowConsumerPolicy::Close)]
+    pub slow_consumer: SlowConsumerPolicy,
+
+    /// Messages one event may send (reply, send, each id of send-many, each publish).
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub sends_per_event: u32,
+
+    /// Keys one function may keep in the key-value store.
+    #[arg(long, value_name = "N", default_value_t = 1_000_000)]
+    pub kv_keys_per_function: usize,
+
+    /// How long a client may take to send its handshake request after connecting.
+    #[arg(long, value_name = "MS", default_value_t = 10_000)]
+    pub handshake_timeout_ms: u64,
+
+    /// A ping is sent after this long without hearing from a peer; 0 disables pings.
+    #[arg(long, value_name = "MS", default_value_t = 30_000)]
+    pub ping_interval_ms: u64,
+
+    /// A peer that answers nothing this long after a ping is considered gone.
+    #[arg(long, value_name = "MS", default_value_t = 20_000)]
+    pub pong_timeout_ms: u64,
+
+    /// A connection that sends no message this long is closed with 1001; 0 disables it.
+    #[arg(long, value_name = "MS", default_value_t = 600_000)]
+    pub idle_timeout_ms: u64,
+
+    /// Open connections the host accepts in all; more are refused with 503.
+    #[arg(long, value_name = "N", default_value_t = 100_000)]
+    pub max_connections: usize,
+
+    /// Open connections one client address may have; more are refused with 429.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub max_connections_per_ip: usize,
+
+    /// Browser origins allowed to connect (repeat for several). Without it any origin may
+    /// connect; requests without an Origin header (non-browser clients) are always allowed.
+    #[arg(long = "allowed-origin", value_name = "ORIGIN")]
+    pub allowed_origins: Vec<String>,
 
     /// Warm instances kept per function; 0 runs every event on a fresh instance.
     #[arg(long, value_name = "N", default_value_t = 64)]
@@ -109,6 +155,17 @@ impl LimitArgs {
     pub fn to_limits(&self) -> Limits {
         Limits {
             max_message_size: self.max_message_size,
+            max_frame_size: self.max_frame_size,
+            slow_consumer: self.slow_consumer,
+            sends_per_event: self.sends_per_event,
+            kv_keys_per_function: self.kv_keys_per_function,
+            handshake_timeout: Duration::from_millis(self.handshake_timeout_ms.max(1)),
+            ping_interval: Duration::from_millis(self.ping_interval_ms),
+            pong_timeout: Duration::from_millis(self.pong_timeout_ms.max(1)),
+            idle_timeout: Duration::from_millis(self.idle_timeout_ms),
+            max_connections: self.max_connections,
+            max_connections_per_ip: self.max_connections_per_ip,
+            allowed_origins: self.allowed_origins.clone(),
             event_timeout: Duration::from_millis(self.event_timeout_ms.max(1)),
             instance_memory: self.instance_memory,
             outbound_queue_bytes: self.outbound_queue,

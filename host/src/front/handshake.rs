@@ -12,6 +12,7 @@ use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use super::Refusal;
 use super::session;
 use crate::connections::{Connection, ConnectionId};
 use crate::host::Host;
@@ -38,6 +39,16 @@ pub async fn upgrade(
     if host.shutdown.is_cancelled() {
         return refuse(StatusCode::SERVICE_UNAVAILABLE, "the host is shutting down");
     }
+    if let Some(origin) = request.headers().get(header::ORIGIN)
+        && !host.limits.allowed_origins.is_empty()
+        && !host
+            .limits
+            .allowed_origins
+            .iter()
+            .any(|allowed| allowed.as_bytes() == origin.as_bytes())
+    {
+        return refuse(StatusCode::FORBIDDEN, "this origin may not connect");
+    }
     if !fastwebsockets::upgrade::is_upgrade_request(&request) {
         return refuse(
             StatusCode::UPGRADE_REQUIRED,
@@ -54,6 +65,23 @@ pub async fn upgrade(
         }
     };
 
+    // The place is taken before any guest code runs, so a flood of handshakes cannot make
+    // the host run on-connect beyond its caps.
+    let permit = match host.admission.admit(remote.ip()) {
+        Ok(permit) => permit,
+        Err(Refusal::HostFull) => {
+            return refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the host has no room for more connections",
+            );
+        }
+        Err(Refusal::TooManyFromAddress) => {
+            return refuse(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many connections from this address",
+            );
+        }
+    };
     let id = ConnectionId::random();
     let hex = id.to_hex();
     let query: Vec<(Cow<str>, Cow<str>)> = request
@@ -120,15 +148,15 @@ pub async fn upgrade(
 
     let connection = Arc::new(Connection::new(
         id,
-        slot.name.clone(),
-        slot.groups.clone(),
+        slot.scope.clone(),
         remote,
         host.limits.outbound_queue_bytes,
+        host.limits.slow_consumer,
         accept.attachment,
     ));
     host.connections.insert(connection.clone());
     for group in &accept.groups {
-        slot.groups.join(&connection, group);
+        slot.scope.groups.join(&connection, group);
     }
     let mut response = response.map(Body::new);
     if let Some(protocol) = accept
@@ -140,8 +168,13 @@ pub async fn upgrade(
             .insert(header::SEC_WEBSOCKET_PROTOCOL, protocol);
     }
     tracing::debug!(function = %name, connection = %id, %remote, "connection accepted");
-    host.tasks
-        .spawn(session::run(host.clone(), slot, connection, upgrade));
+    host.tasks.spawn(session::run(
+        host.clone(),
+        slot,
+        connection,
+        upgrade,
+        permit,
+    ));
     response
 }
 

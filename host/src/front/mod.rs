@@ -1,7 +1,9 @@
 //! The WebSocket front: `ws://HOST:PORT/<function>` for every deployed function.
 
+mod admission;
 mod assembler;
 mod handshake;
+mod liveness;
 mod session;
 mod writer;
 
@@ -9,6 +11,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::get;
+
+pub use admission::{Admission, Permit, Refusal};
 
 use crate::host::Host;
 

@@ -15,7 +15,9 @@ use fastwebsockets::upgrade::UpgradeFut;
 use fastwebsockets::{Frame, OpCode, Role, WebSocketError};
 use tokio::time::{Instant, sleep_until};
 
+use super::admission::Permit;
 use super::assembler::{Assembled, Assembler, Message};
+use super::liveness::{Due, Liveness};
 use super::writer::write_frames;
 use crate::connections::{Connection, Outbound};
 use crate::host::{FunctionSlot, Host};
@@ -36,12 +38,14 @@ impl Ending {
     }
 }
 
-/// Runs a connection to its end. `upgrade` resolves once the 101 has been sent.
+/// Runs a connection to its end. `upgrade` resolves once the 101 has been sent. The
+/// connection keeps its place under the connection caps (`_permit`) until on-close has run.
 pub async fn run(
     host: Arc<Host>,
     slot: Arc<FunctionSlot>,
     connection: Arc<Connection>,
     upgrade: UpgradeFut,
+    _permit: Permit,
 ) {
     let peer_ending = match upgrade.await {
         Ok(socket) => {
@@ -67,14 +71,12 @@ pub async fn run(
         Some((code, reason)) => Ending { code, reason },
         None => ending,
     };
-    tracing::debug!(connection = %connection.id, function = %slot.name, code = ending.code, reason = %ending.reason, "connection closed");
-    if let Err(error) = slot
+    tracing::debug!(connection = %connection.id, function = %slot.scope.name, code = ending.code, reason = %ending.reason, "connection closed");
+    // A fault in on-close is logged and counted by the runtime; nothing is left to undo.
+    let _ = slot
         .current()
         .on_close(&connection, ending.code, &ending.reason)
-        .await
-    {
-        tracing::warn!(connection = %connection.id, function = %slot.name, "on-close failed: {error}");
-    }
+        .await;
     if let Some(writer) = writer {
         // Let the close frame and anything before it reach the peer, but never wait on a
         // peer that does not read.
@@ -101,11 +103,14 @@ where
         fastwebsockets::after_handshake_split(read, tokio::io::sink(), Role::Server);
     // The limit is checked per message by the assembler; fastwebsockets refuses a single frame
     // at or above its own limit, so it is set one past ours.
-    reader.set_max_message_size(host.limits.max_message_size.saturating_add(1));
+    reader.set_max_message_size(host.limits.max_frame_size.saturating_add(1));
     let mut assembler = Assembler::new(host.limits.max_message_size);
     let mut close_deadline: Option<Instant> = None;
     let mut shutdown_seen = false;
     let close_timeout = host.limits.close_timeout;
+    let mut liveness = Liveness::new(&host.limits, Instant::now());
+    let liveness_timer = sleep_until(liveness.next_check());
+    tokio::pin!(liveness_timer);
 
     // Control frames fastwebsockets must answer (pong, close echo) go through the same queue
     // as everything else, so they stay in order with data frames.
@@ -136,25 +141,48 @@ where
         let result = loop {
             tokio::select! {
                 biased;
-                result = &mut read => break Some(result),
+                result = &mut read => break Ok(result),
                 () = host.shutdown.cancelled(), if !shutdown_seen => {
                     shutdown_seen = true;
                     connection.start_close(1001, "server shutting down");
                 }
                 () = connection.close_started.notified(), if close_deadline.is_none() => {}
-                () = sleep_until(close_deadline.unwrap_or_else(far_future)), if close_deadline.is_some() => break None,
+                () = sleep_until(close_deadline.unwrap_or_else(far_future)), if close_deadline.is_some() => {
+                    break Err(Ending::new(1006, "the peer did not answer the close"));
+                }
+                () = &mut liveness_timer => {
+                    match liveness.check(Instant::now()) {
+                        Due::Nothing => {}
+                        Due::Ping => {
+                            let _ = connection.outbound.push(Outbound::Ping(Bytes::new()));
+                        }
+                        Due::Idle => {
+                            connection.start_close(1001, "idle timeout");
+                        }
+                        Due::Gone => {
+                            // Tell the peer in case only its direction is broken, but do not
+                            // wait for an answer that is not coming.
+                            connection.start_close_now(1001, "ping timeout");
+                            break Err(Ending::new(1006, "the peer stopped answering pings"));
+                        }
+                    }
+                    liveness_timer.as_mut().reset(liveness.next_check());
+                }
             }
             if close_deadline.is_none() && connection.is_closing() {
                 close_deadline = Some(Instant::now() + close_timeout);
             }
         };
-        let Some(result) = result else {
-            return Ending::new(1006, "the peer did not answer the close");
-        };
         let frame = match result {
-            Ok(frame) => frame,
-            Err(error) => return fail(connection, &error),
+            Ok(Ok(frame)) => frame,
+            Ok(Err(error)) => return fail(connection, &error),
+            Err(ending) => return ending,
         };
+        let now = Instant::now();
+        match frame.opcode {
+            OpCode::Text | OpCode::Binary | OpCode::Continuation => liveness.message(now),
+            _ => liveness.heard(now),
+        }
         match frame.opcode {
             OpCode::Close => {
                 let (code, reason) = parse_close(&frame.payload);
@@ -188,9 +216,13 @@ async fn deliver(slot: &FunctionSlot, connection: &Arc<Connection>, message: Mes
         Message::Text(text) => MessageParam::Text(text),
         Message::Binary(bytes) => MessageParam::Binary(bytes),
     };
-    let function = slot.current();
-    if let Err(error) = function.on_message(connection, message).await {
-        tracing::warn!(connection = %connection.id, function = %slot.name, "on-message failed: {error}");
+    // The fault itself is logged and counted where it happened, in the runtime.
+    if slot
+        .current()
+        .on_message(connection, message)
+        .await
+        .is_err()
+    {
         connection.start_close(1011, "function error");
     }
 }
