@@ -3,6 +3,8 @@
 
 mod support;
 
+mod admin;
+mod admin_cli;
 mod chat;
 mod counter;
 mod echo;
@@ -10,5 +12,6 @@ mod faults;
 mod lifecycle;
 mod limits;
 mod notify;
+mod restart;
 mod routing;
 mod shutdown;

@@ -14,7 +14,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::handshake::client::{Request, Response};
 use tokio_tungstenite::tungstenite::{self, http::StatusCode};
 
-use super::{Client, WAIT};
+use super::{Admin, Client, WAIT};
 
 /// The host compiles every function before it reports ready, which can take a while on a
 /// loaded machine; this only bounds a start that would otherwise hang.
@@ -24,11 +24,24 @@ const STARTUP_WAIT: Duration = Duration::from_secs(90);
 /// connections. It may print other announcements (such as the admin API's address) too.
 const READY_PREFIX: &str = "wsfn-host listening on ws://";
 
+/// What the host prints on stdout, followed by the bound address, for its admin API.
+const ADMIN_PREFIX: &str = "wsfn-host admin API on http://";
+
 /// Enough of the log to see what led to a failure without drowning the test output.
 const LOG_LINES_SHOWN_ON_FAILURE: usize = 200;
 
 /// Numbers the directories of the hosts started by this test process.
-static HOSTS_STARTED: AtomicUsize = AtomicUsize::new(0);
+static DIRS_CREATED: AtomicUsize = AtomicUsize::new(0);
+
+/// Environment variables the host and its client commands read. A developer's shell may
+/// set them; the tests must not depend on that.
+pub(super) const WSFN_ENVIRONMENT: &[&str] = &[
+    "WSFN_ADMIN_TOKEN",
+    "WSFN_ADMIN_URL",
+    "WSFN_ADMIN_LISTEN",
+    "WSFN_DATA_DIR",
+    "WSFN_LISTEN",
+];
 
 /// The repository root (the host crate lives one level below it).
 fn repo_root() -> PathBuf {
@@ -39,7 +52,7 @@ fn repo_root() -> PathBuf {
 }
 
 /// The prebuilt component for a sample function or a test fixture.
-fn function_wasm(name: &str) -> PathBuf {
+pub fn function_wasm(name: &str) -> PathBuf {
     let path = repo_root()
         .join("target")
         .join("functions")
@@ -53,11 +66,76 @@ fn function_wasm(name: &str) -> PathBuf {
     path
 }
 
+/// The bytes of a prebuilt component, for uploading through the admin API.
+pub fn function_bytes(name: &str) -> Vec<u8> {
+    let path = function_wasm(name);
+    fs::read(&path).unwrap_or_else(|error| panic!("cannot read {}: {error}", path.display()))
+}
+
+/// A fresh directory under the target directory, named after the running test. It holds
+/// the data directory and logs of the hosts that use it, and is removed when the last user
+/// lets go of it, unless the test is failing.
+pub struct TestDir {
+    path: PathBuf,
+    /// Numbers the logs of the hosts started in this directory.
+    hosts_started: AtomicUsize,
+}
+
+impl TestDir {
+    pub fn new() -> Arc<Self> {
+        // Tests run their body on the thread the test harness names after the test.
+        let test_name: String = std::thread::current()
+            .name()
+            .unwrap_or("unnamed")
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect();
+        let number = DIRS_CREATED.fetch_add(1, Ordering::Relaxed);
+        let path = Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .join("e2e")
+            .join(format!("{test_name}-{}-{number}", std::process::id()));
+        // A directory left by an earlier run of the same process id must not leak state in.
+        let _ = fs::remove_dir_all(&path);
+        fs::create_dir_all(&path)
+            .unwrap_or_else(|error| panic!("cannot create {}: {error}", path.display()));
+        Arc::new(Self {
+            path,
+            hosts_started: AtomicUsize::new(0),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The host's `--data-dir`: deployed versions, compiled code, the generated admin token.
+    pub fn data_dir(&self) -> PathBuf {
+        self.path.join("data")
+    }
+}
+
+impl Drop for TestDir {
+    fn drop(&mut self) {
+        // Only a failed test's directory is worth keeping; the rest would pile up run after run.
+        if !std::thread::panicking() {
+            let _ = fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+/// The directory of a host that has exited, from which another host can start on the same
+/// data directory.
+pub struct StoppedHost {
+    dir: Arc<TestDir>,
+}
+
 /// Which functions to serve and with which options.
 #[derive(Default)]
 pub struct HostBuilder {
     functions: Vec<String>,
     options: Vec<String>,
+    admin_token: Option<String>,
+    dir: Option<Arc<TestDir>>,
 }
 
 impl HostBuilder {
@@ -84,23 +162,52 @@ impl HostBuilder {
         self
     }
 
+    /// Sets the largest component the admin API accepts (for example `64KiB`).
+    pub fn max_component_size(mut self, size: &str) -> Self {
+        self.options.push("--max-component-size".into());
+        self.options.push(size.into());
+        self
+    }
+
+    /// Gives the host its admin token through `WSFN_ADMIN_TOKEN`. Without it the host
+    /// generates one into its data directory, which is where [`Host::admin`] then reads it.
+    pub fn admin_token(mut self, token: &str) -> Self {
+        self.admin_token = Some(token.to_owned());
+        self
+    }
+
+    /// Starts on the data directory a stopped host left behind, as a restart would.
+    pub fn data_dir_of(mut self, stopped: StoppedHost) -> Self {
+        self.dir = Some(stopped.dir);
+        self
+    }
+
     pub async fn start(self) -> Host {
-        let dir = private_dir_for_this_test();
-        let log_path = dir.join("host.log");
+        let dir = self.dir.unwrap_or_else(TestDir::new);
+        let number = dir.hosts_started.fetch_add(1, Ordering::Relaxed);
+        let log_path = dir.path().join(format!("host-{number}.log"));
         let log = File::create(&log_path)
             .unwrap_or_else(|error| panic!("cannot create {}: {error}", log_path.display()));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wsfn-host"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_wsfn-host"));
+        command
             .arg("run")
             .args(["--listen", "127.0.0.1:0"])
             .args(&self.options)
-            .args(&self.functions)
+            .args(&self.functions);
+        for variable in WSFN_ENVIRONMENT {
+            command.env_remove(variable);
+        }
+        if let Some(token) = &self.admin_token {
+            command.env("WSFN_ADMIN_TOKEN", token);
+        }
+        let mut child = command
             // Hosts of tests running in parallel must not share deployed functions or an
             // admin port; given as environment so the command line stays the one under test.
-            .env("WSFN_DATA_DIR", dir.join("data"))
+            .env("WSFN_DATA_DIR", dir.data_dir())
             .env("WSFN_ADMIN_LISTEN", "127.0.0.1:0")
             // The log goes to a file that is shown on failure: keep it free of colour codes.
             .env("NO_COLOR", "1")
-            .current_dir(&dir)
+            .current_dir(dir.path())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)
@@ -113,51 +220,61 @@ impl HostBuilder {
 
         // Built before waiting so that `Drop` kills the child and shows its log if the
         // start fails.
+        let unbound = SocketAddr::from(([127, 0, 0, 1], 0));
         let mut host = Host {
             child,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            addr: unbound,
+            admin_addr: unbound,
+            admin_token: String::new(),
             dir,
+            log_path,
             stdout_lines,
         };
-        let waiting_for_ready_line = async {
+        // The admin API is announced right after the WebSocket listener; both are bound
+        // before either line is printed.
+        let waiting_for_ready_lines = async {
+            let (mut ready, mut admin) = (None, None);
             while let Some(line) = new_lines.recv().await {
                 if let Some(addr) = line.strip_prefix(READY_PREFIX) {
-                    return Some(parse_listen_address(addr, &line));
+                    ready = Some(parse_listen_address(addr, &line));
+                } else if let Some(addr) = line.strip_prefix(ADMIN_PREFIX) {
+                    admin = Some(parse_listen_address(addr, &line));
+                }
+                if let (Some(ready), Some(admin)) = (ready, admin) {
+                    return Some((ready, admin));
                 }
             }
             None
         };
-        host.addr = match tokio::time::timeout(STARTUP_WAIT, waiting_for_ready_line).await {
-            Ok(Some(addr)) => addr,
-            Ok(None) => panic!(
-                "wsfn-host closed stdout without announcing that it listens (exit status: {:?})",
-                host.child.try_wait()
-            ),
-            Err(_) => panic!("wsfn-host did not announce that it listens within {STARTUP_WAIT:?}"),
+        (host.addr, host.admin_addr) =
+            match tokio::time::timeout(STARTUP_WAIT, waiting_for_ready_lines).await {
+                Ok(Some(addresses)) => addresses,
+                Ok(None) => panic!(
+                    "wsfn-host closed stdout without announcing both its listeners (exit \
+                     status: {:?}, stdout: {:?})",
+                    host.child.try_wait(),
+                    host.stdout_lines()
+                ),
+                Err(_) => {
+                    panic!("wsfn-host did not announce both its listeners within {STARTUP_WAIT:?}")
+                }
+            };
+        host.admin_token = match self.admin_token {
+            Some(token) => token,
+            None => {
+                // Written before the listeners are announced.
+                let path = host.dir.data_dir().join("admin-token");
+                let token = fs::read_to_string(&path).unwrap_or_else(|error| {
+                    panic!(
+                        "a host without a configured token generates one into {}: {error}",
+                        path.display()
+                    )
+                });
+                token.trim().to_owned()
+            }
         };
         host
     }
-}
-
-/// A fresh directory under the target directory for one host, named after the running test:
-/// it holds the host's data directory and its log, and is removed unless the test fails.
-fn private_dir_for_this_test() -> PathBuf {
-    // Tests run their body on the thread the test harness names after the test.
-    let test_name: String = std::thread::current()
-        .name()
-        .unwrap_or("unnamed")
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-        .collect();
-    let number = HOSTS_STARTED.fetch_add(1, Ordering::Relaxed);
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join("e2e")
-        .join(format!("{test_name}-{}-{number}", std::process::id()));
-    // A directory left by an earlier run of the same process id must not leak state in.
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir)
-        .unwrap_or_else(|error| panic!("cannot create {}: {error}", dir.display()));
-    dir
 }
 
 /// Forwards every stdout line to the returned receiver and records it, so the host never
@@ -180,13 +297,17 @@ fn read_stdout_in_background(
 fn parse_listen_address(addr: &str, line: &str) -> SocketAddr {
     let addr: SocketAddr = addr
         .parse()
-        .unwrap_or_else(|error| panic!("bad address in ready line {line:?}: {error}"));
+        .unwrap_or_else(|error| panic!("bad address in announcement {line:?}: {error}"));
     assert_eq!(
         addr.ip().to_string(),
         "127.0.0.1",
-        "the host should listen where --listen asked"
+        "the host should listen where it was asked to: {line:?}"
     );
-    assert_ne!(addr.port(), 0, "the ready line should name the bound port");
+    assert_ne!(
+        addr.port(),
+        0,
+        "the announcement should name the bound port"
+    );
     addr
 }
 
@@ -194,8 +315,11 @@ fn parse_listen_address(addr: &str, line: &str) -> SocketAddr {
 pub struct Host {
     child: Child,
     addr: SocketAddr,
+    admin_addr: SocketAddr,
+    admin_token: String,
     /// The host's private directory: its data directory and its log.
-    dir: PathBuf,
+    dir: Arc<TestDir>,
+    log_path: PathBuf,
     stdout_lines: Arc<Mutex<Vec<String>>>,
 }
 
@@ -215,6 +339,26 @@ impl Host {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The base URL of the admin API, such as `http://127.0.0.1:40123`.
+    pub fn admin_url(&self) -> String {
+        format!("http://{}", self.admin_addr)
+    }
+
+    /// The token the admin API expects.
+    pub fn admin_token(&self) -> &str {
+        &self.admin_token
+    }
+
+    /// A client of the admin API that presents the right token.
+    pub fn admin(&self) -> Admin {
+        Admin::new(self.admin_url(), Some(self.admin_token.clone()))
+    }
+
+    /// The host's `--data-dir`.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.data_dir()
     }
 
     /// A handshake request for `path_and_query`, to which a test may add headers.
@@ -278,6 +422,16 @@ impl Host {
         }
     }
 
+    /// Shuts the host down gracefully and keeps its data directory for another host.
+    pub async fn stop(mut self) -> StoppedHost {
+        self.send_sigterm();
+        let status = self.wait_for_exit().await;
+        assert_eq!(status.code(), Some(0), "wsfn-host exited with {status}");
+        StoppedHost {
+            dir: Arc::clone(&self.dir),
+        }
+    }
+
     pub fn assert_still_running(&mut self) {
         let status = self.child.try_wait().expect("the child can be polled");
         assert!(
@@ -290,25 +444,30 @@ impl Host {
     pub fn stdout_lines(&self) -> Vec<String> {
         self.stdout_lines.lock().expect("not poisoned").clone()
     }
+
+    /// Everything the host has logged on stderr so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(&self.log_path).unwrap_or_else(|error| {
+            panic!("cannot read the log {}: {error}", self.log_path.display())
+        })
+    }
 }
 
 impl Drop for Host {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-        // Only a failed test's directory is worth keeping; the rest would pile up run after run.
+        // The directory itself goes with the last `TestDir` handle.
         if !std::thread::panicking() {
-            let _ = fs::remove_dir_all(&self.dir);
             return;
         }
-        let log_path = self.dir.join("host.log");
-        let log = fs::read_to_string(&log_path).unwrap_or_default();
+        let log = fs::read_to_string(&self.log_path).unwrap_or_default();
         let lines: Vec<&str> = log.lines().collect();
         let tail = &lines[lines.len().saturating_sub(LOG_LINES_SHOWN_ON_FAILURE)..];
         eprintln!(
             "----- last {} lines of wsfn-host stderr ({}) -----\n{}\n-----",
             tail.len(),
-            log_path.display(),
+            self.log_path.display(),
             tail.join("\n")
         );
     }

@@ -1,6 +1,9 @@
-//! The harness: starting and stopping the host, WebSocket clients, and bounded waiting.
+//! The harness: starting and stopping the host, WebSocket and admin API clients, and bounded
+//! waiting.
 
+mod admin;
 mod client;
+mod command;
 mod host;
 mod lifecycle;
 mod raw_http;
@@ -8,8 +11,10 @@ mod raw_http;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+pub use admin::{Admin, OCTET_STREAM, TEXT};
 pub use client::{Client, CloseInfo, binary_fragments, text_fragments};
-pub use host::Host;
+pub use command::run_wsfn_host;
+pub use host::{Host, TestDir, function_bytes, function_wasm};
 pub use raw_http::raw_upgrade;
 
 /// The longest any single wait may take. Only there so a broken host fails a test instead of
