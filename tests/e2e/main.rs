@@ -9,6 +9,7 @@ mod chat;
 mod counter;
 mod echo;
 mod faults;
+mod hot_swap;
 mod lifecycle;
 mod limits;
 mod notify;
