@@ -13,6 +13,7 @@ mod hot_swap;
 mod lifecycle;
 mod limits;
 mod notify;
+mod openapi;
 mod restart;
 mod routing;
 mod shutdown;
