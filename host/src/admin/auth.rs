@@ -3,9 +3,9 @@
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use subtle::ConstantTimeEq;
 
 use super::error::ApiError;
@@ -32,24 +32,30 @@ pub async fn require_token(
     State(token): State<AdminToken>,
     request: Request,
     next: Next,
-) -> Result<Response, ApiError> {
+) -> Response {
     if PUBLIC_PATHS.contains(&request.uri().path()) {
-        return Ok(next.run(request).await);
+        return next.run(request).await;
     }
     let presented = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
-    match presented {
+    let refusal = match presented {
         Some(presented) if token.matches(presented.trim().as_bytes()) => {
-            Ok(next.run(request).await)
+            return next.run(request).await;
         }
-        Some(_) => Err(ApiError::new(StatusCode::UNAUTHORIZED, "wrong admin token")),
-        None => Err(ApiError::new(
+        Some(_) => ApiError::new(StatusCode::UNAUTHORIZED, "wrong admin token"),
+        None => ApiError::new(
             StatusCode::UNAUTHORIZED,
             "missing `Authorization: Bearer <token>` header (the token is in WSFN_ADMIN_TOKEN, \
              the --admin-token-file, or <data-dir>/admin-token)",
-        )),
-    }
+        ),
+    };
+    let mut response = refusal.into_response();
+    // RFC 6750: a 401 names the scheme the client should use.
+    response
+        .headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    response
 }

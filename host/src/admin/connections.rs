@@ -13,6 +13,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
+use super::body::Body;
 use super::error::{ApiError, ErrorBody};
 use crate::connections::{Connection, ConnectionId, Outbound, QueueError};
 use crate::host::Host;
@@ -137,7 +138,7 @@ pub async fn send_to_connection(
     State(host): State<Arc<Host>>,
     Path(id): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<Json<Delivered>, ApiError> {
     let connection = find(&host, &id)?;
     let frame = frame_of(&host, &headers, body)?;
@@ -190,7 +191,7 @@ pub async fn publish_to_group(
     State(host): State<Arc<Host>>,
     Path((name, group)): Path<(String, String)>,
     headers: HeaderMap,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<Json<Delivered>, ApiError> {
     let slot = host
         .function(&name)

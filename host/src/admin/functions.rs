@@ -3,12 +3,12 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use super::body::Body;
 use super::error::{ApiError, ErrorBody};
 use crate::catalog::VersionInfo;
 use crate::host::{FunctionSlot, Host};
@@ -136,7 +136,7 @@ pub async fn get_function(
 pub async fn put_function(
     State(host): State<Arc<Host>>,
     Path(name): Path<String>,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<(StatusCode, Json<DeployResult>), ApiError> {
     let deployed = host.deploy(&name, body.to_vec()).await?;
     let status = if deployed.unchanged {
@@ -197,7 +197,7 @@ pub async fn list_versions(
 pub async fn rollback(
     State(host): State<Arc<Host>>,
     Path(name): Path<String>,
-    body: Bytes,
+    Body(body): Body,
 ) -> Result<Json<VersionInfo>, ApiError> {
     let request: RollbackRequest = if body.iter().all(u8::is_ascii_whitespace) {
         RollbackRequest::default()

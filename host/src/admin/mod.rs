@@ -5,6 +5,7 @@
 //! from the same annotations that register the routes, so it cannot drift from them.
 
 mod auth;
+mod body;
 mod connections;
 mod error;
 mod functions;
@@ -12,6 +13,7 @@ mod functions;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
+use axum::http::{Method, StatusCode, Uri};
 use axum::routing::get;
 use axum::{Json, Router};
 use utoipa::OpenApi;
@@ -77,19 +79,16 @@ fn routes() -> (Router<Arc<Host>>, utoipa::openapi::OpenApi) {
 
 /// The OpenAPI document of the admin API.
 pub fn openapi() -> utoipa::openapi::OpenApi {
+    use utoipa::openapi::{HttpMethod, PathItem, Response, path::OperationBuilder};
     let (_, mut document) = routes();
+    let operation = OperationBuilder::new()
+        .summary(Some("This document"))
+        .tag("health")
+        .response("200", Response::new("The OpenAPI 3 document of this API"))
+        .response("401", Response::new("Missing or wrong admin token"));
     document.paths.paths.insert(
         "/v1/openapi.json".into(),
-        utoipa::openapi::PathItem::new(
-            utoipa::openapi::HttpMethod::Get,
-            utoipa::openapi::path::OperationBuilder::new()
-                .summary(Some("This document"))
-                .tag("health")
-                .response(
-                    "200",
-                    utoipa::openapi::Response::new("The OpenAPI 3 document of this API"),
-                ),
-        ),
+        PathItem::new(HttpMethod::Get, operation),
     );
     document
 }
@@ -108,6 +107,17 @@ pub fn router(host: Arc<Host>, token: AdminToken) -> Router {
             "/v1/openapi.json",
             get(move || async move { Json(document.as_ref().clone()) }),
         )
+        // Every error of the API is JSON, including for routes and methods it does not have.
+        .fallback(|method: Method, uri: Uri| async move {
+            ApiError::not_found(format!("no admin route {method} {}", uri.path()))
+        })
+        .method_not_allowed_fallback(|method: Method, uri: Uri| async move {
+            let message = format!(
+                "{method} is not allowed on {}; see /v1/openapi.json",
+                uri.path()
+            );
+            ApiError::new(StatusCode::METHOD_NOT_ALLOWED, message)
+        })
         .layer(axum::middleware::from_fn_with_state(
             token,
             auth::require_token,
