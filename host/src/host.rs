@@ -226,8 +226,7 @@ impl Host {
         let compiled = component
             .serialize()
             .map_err(|e| io::Error::other(format!("{e:#}")))?;
-        self.catalog
-            .store_version(name, &info, &bytes, &compiled)?;
+        self.catalog.store_version(name, &info, &bytes, &compiled)?;
         self.catalog.set_current(name, info.version)?;
         self.install(scope, Arc::new(function));
         tracing::info!(function = %name, version = info.version, compile_ms = info.compile_ms, size = info.size, "deployed");
