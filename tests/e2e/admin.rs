@@ -706,7 +706,6 @@ async fn bad_uploads_are_refused_with_a_reason_and_the_running_version_keeps_ser
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "host bug: a body over the admin body limit gets axum's plain-text 413, not a JSON error"]
 async fn an_upload_far_over_the_size_limit_is_refused_with_413_and_a_json_error() {
     let host = Host::builder()
         .function_served_as("swap", "swap-a")
@@ -759,7 +758,6 @@ async fn the_admin_api_refuses_a_non_loopback_address_without_a_token() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "host bug: unknown admin paths (404) and methods (405) get an empty body, not a JSON error"]
 async fn unknown_paths_and_methods_are_answered_with_json_errors() {
     let host = Host::builder().function("echo").start().await;
     let admin = host.admin();
@@ -772,7 +770,6 @@ async fn unknown_paths_and_methods_are_answered_with_json_errors() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "host bug: a 401 from the admin API has no WWW-Authenticate header"]
 async fn a_refusal_for_a_missing_token_names_the_bearer_scheme() {
     let host = Host::builder().function("echo").start().await;
 

@@ -339,7 +339,6 @@ async fn an_undocumented_method_on_a_documented_path_gets_405() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "host bug: GET /v1/openapi.json needs the token but does not document 401"]
 async fn every_operation_that_needs_the_token_documents_401_and_answers_it_without_one() {
     let host = Host::builder().function("echo").start().await;
     let admin = host.admin();
