@@ -718,7 +718,10 @@ async fn an_upload_far_over_the_size_limit_is_refused_with_413_and_a_json_error(
     let mut huge = b"\0asm\x0d\0\x01\0".to_vec();
     huge.resize(4 << 20, 0);
 
-    admin.put_function("swap", huge).await.expect_error(413);
+    admin
+        .request_reading_early(Method::PUT, "/v1/functions/swap", "application/wasm", huge)
+        .await
+        .expect_error(413);
     assert_eq!(host.connect("swap").await.ask("still").await, "a:still");
 }
 

@@ -5,11 +5,14 @@ use std::fmt;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
+use hyper::header::{HeaderName, HeaderValue};
 use hyper::{HeaderMap, Method, Request, header};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 use super::within;
 
@@ -190,6 +193,71 @@ impl Admin {
         .await
     }
 
+    /// Sends a request while already reading the answer, as curl does, for bodies the host
+    /// may refuse before reading them whole. The host then answers and closes the connection
+    /// with the rest of the body unread; a client that reads only after writing everything
+    /// (such as hyper's) sees that close as a broken pipe instead of the answer.
+    pub async fn request_reading_early(
+        &self,
+        method: Method,
+        path: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> ApiResponse {
+        let described = format!("{method} {path} with {} bytes", body.len());
+        let authority = self.base.trim_start_matches("http://").to_owned();
+        let mut head = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: {content_type}\r\n\
+             Content-Length: {}\r\nConnection: close\r\n",
+            body.len()
+        );
+        if let Some(token) = &self.token {
+            head.push_str(&format!("Authorization: Bearer {token}\r\n"));
+        }
+        head.push_str("\r\n");
+        let stream = within(
+            &format!("connecting for {described}"),
+            TcpStream::connect(&authority),
+        )
+        .await
+        .unwrap_or_else(|error| panic!("cannot connect for {described}: {error}"));
+        let (mut reader, mut writer) = stream.into_split();
+        let writing = tokio::spawn(async move {
+            // Failing to write the rest once the host has answered is expected.
+            if writer.write_all(head.as_bytes()).await.is_ok() {
+                let _ = writer.write_all(&body).await;
+            }
+        });
+        let received = within(&format!("the answer to {described}"), async {
+            let mut received = Vec::new();
+            let mut chunk = vec![0u8; 64 * 1024];
+            while parse_response(&received).is_none() {
+                match reader.read(&mut chunk).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(read) => received.extend_from_slice(&chunk[..read]),
+                }
+            }
+            received
+        })
+        .await;
+        writing.abort();
+        let (status, headers, body) = parse_response(&received).unwrap_or_else(|| {
+            panic!(
+                "{described}: no complete answer before the connection ended, got {:?}",
+                String::from_utf8_lossy(&received)
+            )
+        });
+        ApiResponse {
+            request: described,
+            status,
+            content_type: headers
+                .get(header::CONTENT_TYPE)
+                .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned()),
+            headers,
+            body,
+        }
+    }
+
     pub async fn get(&self, path: &str) -> ApiResponse {
         self.request(Method::GET, path, None, Bytes::new()).await
     }
@@ -264,4 +332,36 @@ impl Admin {
         )
         .await
     }
+}
+
+/// The status, headers and body of a complete HTTP/1.1 response with a `Content-Length`, or
+/// `None` while more bytes are needed.
+fn parse_response(received: &[u8]) -> Option<(u16, HeaderMap, Bytes)> {
+    let head_end = received
+        .windows(4)
+        .position(|window| window == b"\r\n\r\n")?;
+    let head = std::str::from_utf8(&received[..head_end]).expect("an ASCII response head");
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().expect("a status line");
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("a malformed status line: {status_line:?}"));
+    let mut headers = HeaderMap::new();
+    for line in lines {
+        let (name, value) = line
+            .split_once(':')
+            .unwrap_or_else(|| panic!("a malformed header line: {line:?}"));
+        headers.append(
+            HeaderName::from_bytes(name.trim().as_bytes()).expect("a header name"),
+            HeaderValue::from_str(value.trim()).expect("a header value"),
+        );
+    }
+    let length: usize = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok()?.parse().ok())
+        .expect("the admin API answers with a Content-Length");
+    let body = received.get(head_end + 4..head_end + 4 + length)?;
+    Some((status, headers, Bytes::copy_from_slice(body)))
 }
