@@ -6,6 +6,7 @@ mod support;
 mod admin;
 mod admin_cli;
 mod chat;
+mod conformance;
 mod counter;
 mod echo;
 mod faults;

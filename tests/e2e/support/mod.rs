@@ -7,6 +7,7 @@ mod command;
 mod host;
 mod lifecycle;
 mod raw_http;
+mod raw_ws;
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -16,6 +17,9 @@ pub use client::{Client, CloseInfo, binary_fragments, text_fragments};
 pub use command::run_wsfn_host;
 pub use host::{Host, TestDir, function_bytes, function_wasm};
 pub use raw_http::raw_upgrade;
+pub use raw_ws::{
+    LengthForm, RSV1, RSV2, RSV3, RawFrame, RawSocket, assert_same_payload, fragmented, op,
+};
 
 /// The longest any single wait may take. Only there so a broken host fails a test instead of
 /// hanging it; no test relies on anything being fast.

@@ -32,58 +32,70 @@ pub async fn raw_upgrade(
     path_and_query: &str,
     extra_headers: &[(&str, &str)],
 ) -> RawResponse {
-    within(&format!("the raw upgrade of {path_and_query}"), async {
+    let mut head = format!(
+        "GET /{} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n",
+        path_and_query.trim_start_matches('/')
+    );
+    for (name, value) in extra_headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    raw_request(addr, &head).await
+}
+
+/// Sends `head` (a complete request head, blank line included) exactly as given and reads the
+/// answer: its head, and its body unless it is a 101. After a 101 the connection is dropped.
+pub async fn raw_request(addr: SocketAddr, head: &str) -> RawResponse {
+    let first_line = head.lines().next().unwrap_or_default().to_owned();
+    within(&format!("the answer to {first_line:?}"), async {
         let mut stream = TcpStream::connect(addr).await.expect("TCP connect");
-        let mut request = format!(
-            "GET /{} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
-             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n",
-            path_and_query.trim_start_matches('/')
-        );
-        for (name, value) in extra_headers {
-            request.push_str(&format!("{name}: {value}\r\n"));
-        }
-        request.push_str("\r\n");
         stream
-            .write_all(request.as_bytes())
+            .write_all(head.as_bytes())
             .await
             .expect("writing the request");
-
-        let mut received = Vec::new();
-        let head_end = loop {
-            if let Some(position) = find(&received, b"\r\n\r\n") {
-                break position;
-            }
-            let mut chunk = [0u8; 4096];
-            let read = stream.read(&mut chunk).await.expect("reading the response");
-            assert!(
-                read > 0,
-                "the host closed the connection before a full response head"
-            );
-            received.extend_from_slice(&chunk[..read]);
-        };
-        let head = String::from_utf8(received[..head_end].to_vec()).expect("an ASCII head");
-        let mut lines = head.split("\r\n");
-        let status_line = lines.next().expect("a status line");
-        let status = status_line
-            .split(' ')
-            .nth(1)
-            .and_then(|code| code.parse().ok())
-            .unwrap_or_else(|| panic!("a malformed status line: {status_line:?}"));
-        let headers = lines
-            .filter_map(|line| line.split_once(':'))
-            .map(|(name, value)| (name.trim().to_owned(), value.trim().to_owned()))
-            .collect();
-        let mut response = RawResponse {
-            status,
-            headers,
-            body: received[head_end + 4..].to_vec(),
-        };
-        if status != 101 {
+        let mut response = read_response_head(&mut stream).await;
+        if response.status != 101 {
             read_body(&mut stream, &mut response).await;
         }
         response
     })
     .await
+}
+
+/// Reads a response head from `stream`. Whatever arrived after the head is left in `body`:
+/// for a 101 those are the first bytes of the WebSocket connection.
+pub async fn read_response_head(stream: &mut TcpStream) -> RawResponse {
+    let mut received = Vec::new();
+    let head_end = loop {
+        if let Some(position) = find(&received, b"\r\n\r\n") {
+            break position;
+        }
+        let mut chunk = [0u8; 4096];
+        let read = stream.read(&mut chunk).await.expect("reading the response");
+        assert!(
+            read > 0,
+            "the host closed the connection before a full response head"
+        );
+        received.extend_from_slice(&chunk[..read]);
+    };
+    let head = String::from_utf8(received[..head_end].to_vec()).expect("an ASCII head");
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().expect("a status line");
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("a malformed status line: {status_line:?}"));
+    let headers = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_owned(), value.trim().to_owned()))
+        .collect();
+    RawResponse {
+        status,
+        headers,
+        body: received[head_end + 4..].to_vec(),
+    }
 }
 
 /// Reads the rest of a refusal's body: `Content-Length` bytes, or everything until the host
