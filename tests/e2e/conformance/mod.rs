@@ -1,7 +1,7 @@
 //! Protocol conformance of the WebSocket front, case by case against RFC 6455, organised after
 //! the categories of the Autobahn testsuite (1 framing, 2 pings and pongs, 3 reserved bits,
-//! 4 opcodes, 5 fragmentation, 6 UTF-8, 7 close handling, 10 miscellaneous).
-//! Every test talks to the real host through [`RawSocket`], which puts
+//! 4 opcodes, 5 fragmentation, 6 UTF-8, 7 close handling, 9 limits, 10 miscellaneous) plus
+//! the opening handshake. Every test talks to the real host through [`RawSocket`], which puts
 //! exactly the bytes under test on the wire and checks every frame that comes back.
 //!
 //! The `echo` function replies to every message with the same message, so what comes back
@@ -10,6 +10,8 @@
 mod closing;
 mod fragmentation;
 mod framing;
+mod handshake;
+mod limits;
 mod misc;
 mod opcodes;
 mod pings;

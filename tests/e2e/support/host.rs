@@ -162,6 +162,13 @@ impl HostBuilder {
         self
     }
 
+    /// Sets the largest message a client may send (for example `64KiB`).
+    pub fn max_message_size(mut self, size: &str) -> Self {
+        self.options.push("--max-message-size".into());
+        self.options.push(size.into());
+        self
+    }
+
     /// Sets the largest component the admin API accepts (for example `64KiB`).
     pub fn max_component_size(mut self, size: &str) -> Self {
         self.options.push("--max-component-size".into());

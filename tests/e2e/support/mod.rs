@@ -16,7 +16,7 @@ pub use admin::{Admin, OCTET_STREAM, TEXT};
 pub use client::{Client, CloseInfo, binary_fragments, text_fragments};
 pub use command::run_wsfn_host;
 pub use host::{Host, TestDir, function_bytes, function_wasm};
-pub use raw_http::raw_upgrade;
+pub use raw_http::{raw_request, raw_upgrade};
 pub use raw_ws::{
     LengthForm, RSV1, RSV2, RSV3, RawFrame, RawSocket, assert_same_payload, fragmented, op,
 };
