@@ -176,6 +176,14 @@ impl HostBuilder {
         self
     }
 
+    /// Passes a command-line option with its value (for example `--idle-timeout-ms`, `300`),
+    /// for limits that have no method of their own.
+    pub fn option(mut self, flag: &str, value: &str) -> Self {
+        self.options.push(flag.into());
+        self.options.push(value.into());
+        self
+    }
+
     /// Gives the host its admin token through `WSFN_ADMIN_TOKEN`. Without it the host
     /// generates one into its data directory, which is where [`Host::admin`] then reads it.
     pub fn admin_token(mut self, token: &str) -> Self {
@@ -346,6 +354,11 @@ impl Host {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The process id, to look at the host from outside (its memory, its open files).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// The base URL of the admin API, such as `http://127.0.0.1:40123`.

@@ -6,8 +6,10 @@ mod client;
 mod command;
 mod host;
 mod lifecycle;
+mod probe;
 mod raw_http;
 mod raw_ws;
+mod silent_client;
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -16,10 +18,12 @@ pub use admin::{Admin, OCTET_STREAM, TEXT};
 pub use client::{Client, CloseInfo, binary_fragments, text_fragments};
 pub use command::run_wsfn_host;
 pub use host::{Host, TestDir, function_bytes, function_wasm};
+pub use probe::OnCloseRun;
 pub use raw_http::{raw_request, raw_upgrade};
 pub use raw_ws::{
     LengthForm, RSV1, RSV2, RSV3, RawFrame, RawSocket, assert_same_payload, fragmented, op,
 };
+pub use silent_client::{RSV1_BIT, SilentClient, kernel_send_buffer_max};
 
 /// The longest any single wait may take. Only there so a broken host fails a test instead of
 /// hanging it; no test relies on anything being fast.
