@@ -4,7 +4,7 @@
 //! the connection as soon as it arrives instead of after the whole message was buffered, and
 //! the size limit applies to the whole message, not to each frame.
 
-use fastwebsockets::{Frame, OpCode};
+use super::reader::{Frame, Opcode as OpCode};
 
 /// A complete message, borrowed from the frame or from the reassembly buffer.
 pub enum Message<'a> {
@@ -65,7 +65,7 @@ impl Assembler {
     }
 
     /// Feeds one data frame (text, binary or continuation).
-    pub fn push<'a>(&'a mut self, frame: &'a Frame<'_>) -> Result<Assembled<'a>, AssembleError> {
+    pub fn push<'a>(&'a mut self, frame: &'a Frame) -> Result<Assembled<'a>, AssembleError> {
         let payload: &[u8] = &frame.payload;
         match (frame.opcode, self.pending) {
             (OpCode::Text | OpCode::Binary, Some(_)) => Err(AssembleError::UnfinishedMessage),
@@ -142,10 +142,14 @@ fn whole<'a>(opcode: OpCode, payload: &'a [u8]) -> Result<Assembled<'a>, Assembl
 #[cfg(test)]
 mod tests {
     use super::*;
-    use fastwebsockets::Payload;
+    use bytes::BytesMut;
 
-    fn frame(fin: bool, opcode: OpCode, data: &[u8]) -> Frame<'static> {
-        Frame::new(fin, opcode, None, Payload::Owned(data.to_vec()))
+    fn frame(fin: bool, opcode: OpCode, data: &[u8]) -> Frame {
+        Frame {
+            fin,
+            opcode,
+            payload: BytesMut::from(data),
+        }
     }
 
     fn text_of(result: Result<Assembled<'_>, AssembleError>) -> String {

@@ -50,18 +50,29 @@ pub async fn upgrade(
         return refuse(StatusCode::FORBIDDEN, "this origin may not connect");
     }
     if !fastwebsockets::upgrade::is_upgrade_request(&request) {
-        return refuse(
+        let mut response = refuse(
             StatusCode::UPGRADE_REQUIRED,
             format!("`/{name}` is a WebSocket function: connect with a WebSocket client"),
         );
+        // RFC 9110 §15.5.22: a 426 names the protocol to upgrade to.
+        let headers = response.headers_mut();
+        headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+        return response;
     }
     let (response, upgrade) = match fastwebsockets::upgrade::upgrade(&mut request) {
         Ok(parts) => parts,
         Err(error) => {
-            return refuse(
+            let mut response = refuse(
                 StatusCode::BAD_REQUEST,
                 format!("invalid WebSocket handshake: {error}"),
             );
+            // RFC 6455 §4.4: a refusal says which protocol version the server speaks.
+            response.headers_mut().insert(
+                header::SEC_WEBSOCKET_VERSION,
+                HeaderValue::from_static("13"),
+            );
+            return response;
         }
     };
 

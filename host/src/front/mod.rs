@@ -4,6 +4,7 @@ mod admission;
 mod assembler;
 mod handshake;
 mod liveness;
+mod reader;
 mod session;
 mod writer;
 

@@ -6,18 +6,19 @@
 //! by shutdown — the session ends the same way: the connection leaves the table and its groups,
 //! then on-close runs exactly once.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use fastwebsockets::upgrade::UpgradeFut;
-use fastwebsockets::{Frame, OpCode, Role, WebSocketError};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
 use tokio::time::{Instant, sleep_until};
 
 use super::admission::Permit;
 use super::assembler::{Assembled, Assembler, Message};
 use super::liveness::{Due, Liveness};
+use super::reader::{Frame, FrameReader, Opcode, ReadError};
 use super::writer::write_frames;
 use crate::connections::{Connection, Outbound};
 use crate::host::{FunctionSlot, Host};
@@ -47,25 +48,29 @@ pub async fn run(
     upgrade: UpgradeFut,
     _permit: Permit,
 ) {
-    let peer_ending = match upgrade.await {
-        Ok(socket) => {
-            let (read, write) = tokio::io::split(socket.into_inner());
-            let writer = tokio::spawn(write_frames(connection.clone(), write));
-            let ending = read_until_closed(&host, &slot, &connection, read).await;
+    let mut writer = None;
+    let ending = match upgrade
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|ws| take_socket(ws.into_inner()))
+    {
+        Ok((stream, already_read)) => {
+            let (read, write) = stream.into_split();
+            writer = Some(tokio::spawn(write_frames(connection.clone(), write)));
+            // No frame may be larger than a whole message could be.
+            let max_frame = host.limits.max_frame_size.min(host.limits.max_message_size);
+            let reader = FrameReader::new(read, &already_read, max_frame);
+            let ending = read_until_closed(&host, &slot, &connection, reader).await;
             connection.outbound.finish();
-            Some((ending, writer))
+            ending
         }
         Err(error) => {
             tracing::debug!(connection = %connection.id, "upgrade failed: {error}");
-            None
+            Ending::new(1006, "the upgrade did not complete")
         }
     };
 
     host.connections.remove(&connection);
-    let (ending, writer) = match peer_ending {
-        Some((ending, writer)) => (ending, Some(writer)),
-        None => (Ending::new(1006, "the upgrade did not complete"), None),
-    };
     // A close the host started names the real cause, even if the peer echoed another code.
     let ending = match connection.initiated_close() {
         Some((code, reason)) => Ending { code, reason },
@@ -89,21 +94,24 @@ pub async fn run(
     }
 }
 
+/// The TCP stream under an upgraded connection, and any bytes already read from it.
+///
+/// Reading and writing the socket directly, as two owned halves, keeps the message path free
+/// of the locking a shared stream would need.
+fn take_socket(upgraded: TokioIo<hyper::upgrade::Upgraded>) -> Result<(TcpStream, Bytes), String> {
+    match upgraded.into_inner().downcast::<TokioIo<TcpStream>>() {
+        Ok(parts) => Ok((parts.io.into_inner(), parts.read_buf)),
+        Err(_) => Err("the upgraded connection is not a TCP stream".into()),
+    }
+}
+
 /// Reads and handles frames until the connection is over.
-async fn read_until_closed<R>(
+async fn read_until_closed(
     host: &Host,
     slot: &FunctionSlot,
     connection: &Arc<Connection>,
-    read: R,
-) -> Ending
-where
-    R: tokio::io::AsyncRead + Unpin,
-{
-    let (mut reader, _) =
-        fastwebsockets::after_handshake_split(read, tokio::io::sink(), Role::Server);
-    // The limit is checked per message by the assembler; fastwebsockets refuses a single frame
-    // at or above its own limit, so it is set one past ours.
-    reader.set_max_message_size(host.limits.max_frame_size.saturating_add(1));
+    mut reader: FrameReader,
+) -> Ending {
     let mut assembler = Assembler::new(host.limits.max_message_size);
     let mut close_deadline: Option<Instant> = None;
     let mut shutdown_seen = false;
@@ -112,36 +120,15 @@ where
     let liveness_timer = sleep_until(liveness.next_check());
     tokio::pin!(liveness_timer);
 
-    // Control frames fastwebsockets must answer (pong, close echo) go through the same queue
-    // as everything else, so they stay in order with data frames.
-    let mut answer = |frame: Frame<'_>| {
-        match frame.opcode {
-            OpCode::Pong => {
-                let _ = connection
-                    .outbound
-                    .push(Outbound::Pong(Bytes::copy_from_slice(&frame.payload)));
-            }
-            OpCode::Close => {
-                let (code, reason) = parse_close(&frame.payload);
-                connection.outbound.push_close(code, &reason);
-            }
-            _ => {}
-        }
-        std::future::ready(Ok::<(), Infallible>(()))
-    };
-
     loop {
-        if close_deadline.is_none() && connection.is_closing() {
-            close_deadline = Some(Instant::now() + close_timeout);
-        }
-        // The read future is kept across wake-ups: reading a frame is not cancel-safe, so it
-        // is only dropped when the connection is being abandoned.
-        let read = reader.read_frame(&mut answer);
-        tokio::pin!(read);
+        // Reading is cancel-safe, so waiting for a frame can be interrupted by any of these.
         let result = loop {
+            if close_deadline.is_none() && connection.is_closing() {
+                close_deadline = Some(Instant::now() + close_timeout);
+            }
             tokio::select! {
                 biased;
-                result = &mut read => break Ok(result),
+                result = reader.next_frame() => break Ok(result),
                 () = host.shutdown.cancelled(), if !shutdown_seen => {
                     shutdown_seen = true;
                     connection.start_close(1001, "server shutting down");
@@ -169,9 +156,6 @@ where
                     liveness_timer.as_mut().reset(liveness.next_check());
                 }
             }
-            if close_deadline.is_none() && connection.is_closing() {
-                close_deadline = Some(Instant::now() + close_timeout);
-            }
         };
         let frame = match result {
             Ok(Ok(frame)) => frame,
@@ -180,15 +164,18 @@ where
         };
         let now = Instant::now();
         match frame.opcode {
-            OpCode::Text | OpCode::Binary | OpCode::Continuation => liveness.message(now),
+            Opcode::Text | Opcode::Binary | Opcode::Continuation => liveness.message(now),
             _ => liveness.heard(now),
         }
         match frame.opcode {
-            OpCode::Close => {
-                let (code, reason) = parse_close(&frame.payload);
-                return Ending { code, reason };
+            Opcode::Close => return answer_close(connection, &frame),
+            Opcode::Ping => {
+                let _ = connection
+                    .outbound
+                    .push(Outbound::Pong(frame.payload.freeze()));
             }
-            OpCode::Text | OpCode::Binary | OpCode::Continuation => {
+            Opcode::Pong => {}
+            Opcode::Text | Opcode::Binary | Opcode::Continuation => {
                 let message = match assembler.push(&frame) {
                     Ok(Assembled::Complete(message)) => message,
                     Ok(Assembled::Partial) => continue,
@@ -205,7 +192,6 @@ where
                 }
                 assembler.reset();
             }
-            OpCode::Ping | OpCode::Pong => {}
         }
     }
 }
@@ -228,33 +214,71 @@ async fn deliver(slot: &FunctionSlot, connection: &Arc<Connection>, message: Mes
 }
 
 /// Turns a read error into the connection's end, telling the peer why when it can listen.
-fn fail(connection: &Connection, error: &WebSocketError) -> Ending {
+fn fail(connection: &Connection, error: &ReadError) -> Ending {
     let code = match error {
-        WebSocketError::UnexpectedEOF
-        | WebSocketError::IoError(_)
-        | WebSocketError::ConnectionClosed => {
-            return Ending::new(1006, "connection lost");
-        }
-        WebSocketError::FrameTooLarge => 1009,
-        WebSocketError::InvalidUTF8 => 1007,
-        _ => 1002,
+        ReadError::Eof | ReadError::Io(_) => return Ending::new(1006, "connection lost"),
+        ReadError::TooLarge(_) => 1009,
+        ReadError::Protocol(_) => 1002,
     };
     let reason = error.to_string();
     connection.start_close(code, &reason);
     Ending::new(code, reason)
 }
 
-/// Reads a close frame's code and reason; an empty payload means "no status" (1005).
-fn parse_close(payload: &[u8]) -> (u16, String) {
-    match payload {
-        [hi, lo, reason @ ..] => (
-            u16::from_be_bytes([*hi, *lo]),
-            String::from_utf8_lossy(reason).into_owned(),
-        ),
-        _ => (1005, String::new()),
-    }
+/// Answers the peer's close frame (RFC 6455 §5.5.1, §7.4): a valid close is echoed; a
+/// malformed one is answered with 1002, or 1007 for a reason that is not UTF-8.
+fn answer_close(connection: &Connection, frame: &Frame) -> Ending {
+    let (code, reason) = match &frame.payload[..] {
+        [] => (1005, ""),
+        [_] => return reject_close(connection, 1002, "a close payload of one byte"),
+        [hi, lo, reason @ ..] => {
+            let code = u16::from_be_bytes([*hi, *lo]);
+            if !is_valid_peer_close_code(code) {
+                return reject_close(connection, 1002, "a close code a peer may not send");
+            }
+            match std::str::from_utf8(reason) {
+                Ok(reason) => (code, reason),
+                Err(_) => {
+                    return reject_close(connection, 1007, "a close reason that is not UTF-8");
+                }
+            }
+        }
+    };
+    // Our echo: the same code (none for an empty close), so the handshake completes.
+    connection.outbound.push_close(code, reason);
+    Ending::new(code, reason)
+}
+
+fn reject_close(connection: &Connection, code: u16, what: &str) -> Ending {
+    let reason = format!("protocol error: {what}");
+    connection.start_close(code, &reason);
+    Ending::new(code, reason)
+}
+
+/// Close codes a peer may put in a close frame (RFC 6455 §7.4.1, and the IANA registry).
+fn is_valid_peer_close_code(code: u16) -> bool {
+    matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999)
 }
 
 fn far_future() -> Instant {
     Instant::now() + Duration::from_secs(86_400)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_valid_peer_close_code;
+
+    #[test]
+    fn close_codes_a_peer_may_send() {
+        for code in [
+            1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 4999,
+        ] {
+            assert!(is_valid_peer_close_code(code), "{code}");
+        }
+        for code in [
+            0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535,
+        ] {
+            assert!(!is_valid_peer_close_code(code), "{code}");
+        }
+    }
 }

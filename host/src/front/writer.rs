@@ -47,9 +47,10 @@ pub async fn write_frames<W: AsyncWrite + Unpin>(connection: Arc<Connection>, mu
                 // 1005 means "no code": the close frame then carries no payload at all.
                 Some(1005) => push_head(&mut buffer, OP_CLOSE, 0),
                 Some(code) => {
-                    push_head(&mut buffer, OP_CLOSE, payload.len() + 2);
+                    let reason = close_reason(payload);
+                    push_head(&mut buffer, OP_CLOSE, reason.len() + 2);
                     buffer.extend_from_slice(&code.to_be_bytes());
-                    buffer.extend_from_slice(payload);
+                    buffer.extend_from_slice(reason);
                 }
                 None if payload.len() >= COPY_LIMIT => {
                     push_head(&mut buffer, opcode, payload.len());
@@ -92,6 +93,16 @@ pub async fn write_frames<W: AsyncWrite + Unpin>(connection: Arc<Connection>, mu
     }
 }
 
+/// A close reason cut to the 123 bytes a control frame has room for (RFC 6455 §5.5), at a
+/// character boundary, so the host never writes an invalid close frame whatever it was given.
+fn close_reason(reason: &[u8]) -> &[u8] {
+    let mut end = reason.len().min(123);
+    while end > 0 && std::str::from_utf8(&reason[..end]).is_err() {
+        end -= 1;
+    }
+    &reason[..end]
+}
+
 /// Appends an unmasked frame header.
 fn push_head(buffer: &mut Vec<u8>, opcode: u8, len: usize) {
     buffer.push(0x80 | opcode);
@@ -109,6 +120,15 @@ fn push_head(buffer: &mut Vec<u8>, opcode: u8, len: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn close_reasons_fit_a_control_frame() {
+        assert_eq!(close_reason(b"bye"), b"bye");
+        assert_eq!(close_reason(&[b'r'; 200]).len(), 123);
+        // 61 two-byte characters and one more: the cut falls between characters.
+        let text = "é".repeat(62);
+        assert_eq!(close_reason(text.as_bytes()), "é".repeat(61).as_bytes());
+    }
 
     #[test]
     fn headers_use_the_shortest_length_form() {
