@@ -71,11 +71,7 @@ pub async fn run(
     };
 
     host.connections.remove(&connection);
-    // A close the host started names the real cause, even if the peer echoed another code.
-    let ending = match connection.initiated_close() {
-        Some((code, reason)) => Ending { code, reason },
-        None => ending,
-    };
+    let ending = reported(ending, connection.initiated_close());
     tracing::debug!(connection = %connection.id, function = %slot.scope.name, code = ending.code, reason = %ending.reason, "connection closed");
     // A fault in on-close is logged and counted by the runtime; nothing is left to undo.
     let _ = slot
@@ -84,13 +80,31 @@ pub async fn run(
         .await;
     if let Some(writer) = writer {
         // Let the close frame and anything before it reach the peer, but never wait on a
-        // peer that does not read.
+        // peer that does not read: past the close timeout the writer is stopped, which
+        // releases the socket and whatever it still held.
+        let stop = writer.abort_handle();
         if tokio::time::timeout(host.limits.close_timeout, writer)
             .await
             .is_err()
         {
+            stop.abort();
             tracing::debug!(connection = %connection.id, "writer did not finish in time");
         }
+    }
+}
+
+/// What on-close is told. A close handshake that completed reports the close the host started
+/// if it started one (the peer's echo may carry another code), else the peer's. One that never
+/// completed — the peer vanished, stopped answering pings or never answered our close — is
+/// 1006, as a browser would report it, with the host's own reason kept in the text.
+fn reported(ending: Ending, initiated: Option<(u16, String)>) -> Ending {
+    match initiated {
+        None => ending,
+        Some((code, reason)) if ending.code == 1006 => Ending::new(
+            1006,
+            format!("{} (while closing with {code}: {reason})", ending.reason),
+        ),
+        Some((code, reason)) => Ending { code, reason },
     }
 }
 
@@ -266,7 +280,25 @@ fn far_future() -> Instant {
 
 #[cfg(test)]
 mod tests {
-    use super::is_valid_peer_close_code;
+    use super::{Ending, is_valid_peer_close_code, reported};
+
+    #[test]
+    fn on_close_gets_the_close_that_completed_or_1006() {
+        let peer_echo = Ending::new(1000, "");
+        let by_host = Some((4000, "bye".to_owned()));
+        let told = reported(peer_echo, by_host.clone());
+        assert_eq!((told.code, told.reason.as_str()), (4000, "bye"));
+
+        let told = reported(Ending::new(1001, "going away"), None);
+        assert_eq!((told.code, told.reason.as_str()), (1001, "going away"));
+
+        let told = reported(
+            Ending::new(1006, "the peer did not answer the close"),
+            by_host,
+        );
+        assert_eq!(told.code, 1006);
+        assert!(told.reason.contains("4000: bye"), "{}", told.reason);
+    }
 
     #[test]
     fn close_codes_a_peer_may_send() {
