@@ -20,3 +20,4 @@ mod restart;
 mod routing;
 mod shutdown;
 mod slow_consumer;
+mod soak;

@@ -96,6 +96,12 @@ impl Host {
         self.websocket_sockets(Some(client_port)) > 0
     }
 
+    /// How many sockets of accepted WebSocket connections the host has open (its listener
+    /// and the admin API's connections are not counted).
+    pub fn open_websocket_sockets(&self) -> usize {
+        self.websocket_sockets(None)
+    }
+
     /// Counts the host's open sockets whose local port is the WebSocket listener's and whose
     /// remote port is `client_port`, or any remote port.
     fn websocket_sockets(&self, client_port: Option<u16>) -> usize {
