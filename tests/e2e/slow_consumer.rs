@@ -181,7 +181,6 @@ async fn the_close_policy_closes_a_never_reading_client_with_1008_and_counts_it(
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "host bug: the writer of a slow consumer is never stopped, so the host keeps its socket after on-close (/tmp/lifecycle-host-bugs.md)"]
 async fn the_host_lets_go_of_a_slow_consumer_that_never_reads_again() {
     let host = slow_consumer_host("close").await;
     let admin = host.admin();
