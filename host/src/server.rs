@@ -71,6 +71,11 @@ pub async fn serve(host: Arc<Host>, listener: TcpListener) -> std::io::Result<us
         });
     }
 
+    // Every connection is told to close; those still in their handshake see the shutdown
+    // when they are accepted (see `front::handshake`).
+    for connection in host.connections.all() {
+        connection.start_close(1001, "server shutting down");
+    }
     host.tasks.close();
     let drained = tokio::time::timeout(host.limits.shutdown_timeout, host.tasks.wait()).await;
     Ok(if drained.is_ok() {

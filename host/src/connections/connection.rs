@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
+use atomic_waker::AtomicWaker;
 use parking_lot::Mutex;
-use tokio::sync::Notify;
 
 use super::id::{ConnectionId, HexId};
 use super::outbound::{Outbound, OutboundQueue, QueueError};
@@ -36,7 +36,7 @@ pub struct Connection {
     /// The close the host started (by the function, the operator, a fault or shutdown).
     initiated_close: Mutex<Option<(u16, String)>>,
     /// Wakes the connection's reader when a close has been started from elsewhere.
-    pub close_started: Notify,
+    close_started: AtomicWaker,
 }
 
 impl std::fmt::Debug for HexId {
@@ -65,7 +65,7 @@ impl Connection {
             memberships: Mutex::new(Vec::new()),
             attachment: Mutex::new(attachment),
             initiated_close: Mutex::new(None),
-            close_started: Notify::new(),
+            close_started: AtomicWaker::new(),
         }
     }
 
@@ -113,9 +113,26 @@ impl Connection {
     fn record_close(&self, code: u16, reason: &str, started: bool) -> bool {
         if started {
             *self.initiated_close.lock() = Some((code, reason.to_owned()));
-            self.close_started.notify_one();
+            self.close_started.wake();
         }
         started
+    }
+
+    /// Resolves once a close has been started (by anyone but the peer). Only the connection's
+    /// reader waits on it: a single waiter, so an atomic waker suffices and waiting costs no lock.
+    pub async fn closing(&self) {
+        std::future::poll_fn(|cx| {
+            if self.is_closing() {
+                return std::task::Poll::Ready(());
+            }
+            self.close_started.register(cx.waker());
+            if self.is_closing() {
+                std::task::Poll::Ready(())
+            } else {
+                std::task::Poll::Pending
+            }
+        })
+        .await
     }
 
     /// The close the host started, if it did.

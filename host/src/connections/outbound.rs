@@ -8,9 +8,9 @@
 
 use std::collections::VecDeque;
 
+use atomic_waker::AtomicWaker;
 use bytes::Bytes;
 use parking_lot::Mutex;
-use tokio::sync::Notify;
 
 /// One frame waiting to be written.
 #[derive(Debug, Clone)]
@@ -62,7 +62,9 @@ struct State {
 #[derive(Debug)]
 pub struct OutboundQueue {
     state: Mutex<State>,
-    ready: Notify,
+    /// The writer, waiting for frames. There is one writer, so an atomic waker suffices and
+    /// neither side takes a lock to wait or to wake.
+    ready: AtomicWaker,
     max_bytes: usize,
 }
 
@@ -78,7 +80,7 @@ impl OutboundQueue {
     pub fn new(max_bytes: usize) -> Self {
         Self {
             state: Mutex::new(State::default()),
-            ready: Notify::new(),
+            ready: AtomicWaker::new(),
             max_bytes,
         }
     }
@@ -116,7 +118,7 @@ impl OutboundQueue {
             state.bytes += size;
             state.frames.push_back(frame);
         }
-        self.ready.notify_one();
+        self.ready.wake();
         Ok(dropped)
     }
 
@@ -134,7 +136,7 @@ impl OutboundQueue {
                 reason: Bytes::copy_from_slice(reason.as_bytes()),
             });
         }
-        self.ready.notify_one();
+        self.ready.wake();
         true
     }
 
@@ -160,25 +162,26 @@ impl OutboundQueue {
     /// Tells the writer to stop once it has written what is queued.
     pub fn finish(&self) {
         self.state.lock().finished = true;
-        self.ready.notify_one();
+        self.ready.wake();
     }
 
     /// Waits until there is something to write, then moves all of it into `into`.
     pub async fn take_all(&self, into: &mut VecDeque<Outbound>) -> Batch {
-        loop {
-            {
-                let mut state = self.state.lock();
-                if !state.frames.is_empty() {
-                    std::mem::swap(&mut state.frames, into);
-                    state.bytes = 0;
-                    return Batch::Frames;
-                }
-                if state.finished {
-                    return Batch::Finished;
-                }
+        std::future::poll_fn(|cx| {
+            let mut state = self.state.lock();
+            if !state.frames.is_empty() {
+                std::mem::swap(&mut state.frames, into);
+                state.bytes = 0;
+                return std::task::Poll::Ready(Batch::Frames);
             }
-            self.ready.notified().await;
-        }
+            if state.finished {
+                return std::task::Poll::Ready(Batch::Finished);
+            }
+            // Registered under the lock, so a frame pushed after this check wakes us.
+            self.ready.register(cx.waker());
+            std::task::Poll::Pending
+        })
+        .await
     }
 }
 

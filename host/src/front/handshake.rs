@@ -166,6 +166,11 @@ pub async fn upgrade(
         accept.attachment,
     ));
     host.connections.insert(connection.clone());
+    // Shutdown closes the connections in the table; one inserted just after that sweep closes
+    // itself here, so none is missed.
+    if host.shutdown.is_cancelled() {
+        connection.start_close(1001, "server shutting down");
+    }
     for group in &accept.groups {
         slot.scope.groups.join(&connection, group);
     }

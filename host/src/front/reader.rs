@@ -97,33 +97,18 @@ impl FrameReader {
                 return Ok(frame);
             }
             if self.buffer.is_empty() {
-                // Between frames: wait without holding a buffer, then read what is there.
-                if self.buffer.capacity() > 0 {
-                    match self.socket.try_read_buf(&mut self.buffer) {
-                        Ok(0) => return Err(ReadError::Eof),
-                        Ok(_) => continue,
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                            self.buffer = BytesMut::new();
-                        }
-                        Err(e) => return Err(e.into()),
-                    }
-                }
+                // Between frames: give the buffer back and wait for the peer without one.
+                // Readiness is tracked by the runtime: after a read that did not fill the
+                // buffer it knows the socket is drained, so this waits without a syscall.
+                self.buffer = BytesMut::new();
                 self.socket.readable().await?;
                 self.buffer.reserve(READ_CHUNK);
-                match self.socket.try_read_buf(&mut self.buffer) {
-                    Ok(0) => return Err(ReadError::Eof),
-                    Ok(_) => {}
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(e) => return Err(e.into()),
-                }
-            } else {
-                // Inside a frame: `decode` reserved room for the rest of it.
-                if self.buffer.capacity() == self.buffer.len() {
-                    self.buffer.reserve(READ_CHUNK);
-                }
-                if self.socket.read_buf(&mut self.buffer).await? == 0 {
-                    return Err(ReadError::Eof);
-                }
+            } else if self.buffer.capacity() == self.buffer.len() {
+                // Inside a frame: `decode` reserved room for the rest of it; this is a guard.
+                self.buffer.reserve(READ_CHUNK);
+            }
+            if self.socket.read_buf(&mut self.buffer).await? == 0 {
+                return Err(ReadError::Eof);
             }
         }
     }

@@ -128,7 +128,6 @@ async fn read_until_closed(
 ) -> Ending {
     let mut assembler = Assembler::new(host.limits.max_message_size);
     let mut close_deadline: Option<Instant> = None;
-    let mut shutdown_seen = false;
     let close_timeout = host.limits.close_timeout;
     let mut liveness = Liveness::new(&host.limits, Instant::now());
     let liveness_timer = sleep_until(liveness.next_check());
@@ -143,11 +142,8 @@ async fn read_until_closed(
             tokio::select! {
                 biased;
                 result = reader.next_frame() => break Ok(result),
-                () = host.shutdown.cancelled(), if !shutdown_seen => {
-                    shutdown_seen = true;
-                    connection.start_close(1001, "server shutting down");
-                }
-                () = connection.close_started.notified(), if close_deadline.is_none() => {}
+                // A close started by the function, the operator, a limit or shutdown.
+                () = connection.closing(), if close_deadline.is_none() => {}
                 () = sleep_until(close_deadline.unwrap_or_else(far_future)), if close_deadline.is_some() => {
                     break Err(Ending::new(1006, "the peer did not answer the close"));
                 }
