@@ -138,6 +138,11 @@ pub struct LimitArgs {
     #[arg(long = "allowed-origin", value_name = "ORIGIN")]
     pub allowed_origins: Vec<String>,
 
+    /// Guest instances that may exist at once on the host, over all functions (each reserves
+    /// address space for its memory; lower it where address space is scarce).
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub max_instances: u32,
+
     /// Warm instances kept per function; 0 runs every event on a fresh instance.
     #[arg(long, value_name = "N", default_value_t = 64)]
     pub warm_instances: usize,
@@ -170,6 +175,7 @@ impl LimitArgs {
             instance_memory: self.instance_memory,
             outbound_queue_bytes: self.outbound_queue,
             warm_instances: self.warm_instances,
+            max_instances: self.max_instances,
             shutdown_timeout: Duration::from_millis(self.shutdown_timeout_ms),
             max_component_size: self.max_component_size,
             ..Limits::default()

@@ -53,6 +53,9 @@ pub struct Limits {
     pub max_connections_per_ip: usize,
     /// When not empty, browsers (which send `Origin`) must come from one of these origins.
     pub allowed_origins: Vec<String>,
+    /// Guest instances that may exist at once on this host, over all functions. Each reserves
+    /// address space (not memory) for its linear memory up front.
+    pub max_instances: u32,
     /// Warm instances kept per function when idle; 0 makes every event use a fresh instance.
     pub warm_instances: usize,
     /// Events an instance serves before it is replaced, so a slow leak in a guest is bounded.
@@ -86,6 +89,7 @@ impl Default for Limits {
             max_connections: 100_000,
             max_connections_per_ip: 10_000,
             allowed_origins: Vec::new(),
+            max_instances: 1000,
             warm_instances: 64,
             events_per_instance: 10_000,
             max_component_size: 64 << 20,

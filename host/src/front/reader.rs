@@ -11,7 +11,7 @@
 
 use std::io;
 
-use bytes::{Buf, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::AsyncReadExt;
 use tokio::net::tcp::OwnedReadHalf;
 
@@ -81,11 +81,13 @@ pub struct FrameReader {
 }
 
 impl FrameReader {
-    /// `already_read` holds bytes the HTTP layer read past the handshake, if any.
-    pub fn new(socket: OwnedReadHalf, already_read: &[u8], max_frame: usize) -> Self {
+    /// `already_read` holds bytes the HTTP layer read past the handshake, if any. They are
+    /// copied and the view dropped here: it points into the HTTP layer's whole read buffer,
+    /// which would otherwise stay allocated for the life of the connection.
+    pub fn new(socket: OwnedReadHalf, already_read: Bytes, max_frame: usize) -> Self {
         Self {
             socket,
-            buffer: BytesMut::from(already_read),
+            buffer: BytesMut::from(&already_read[..]),
             max_frame,
         }
     }

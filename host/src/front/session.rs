@@ -59,7 +59,7 @@ pub async fn run(
             writer = Some(tokio::spawn(write_frames(connection.clone(), write)));
             // No frame may be larger than a whole message could be.
             let max_frame = host.limits.max_frame_size.min(host.limits.max_message_size);
-            let reader = FrameReader::new(read, &already_read, max_frame);
+            let reader = FrameReader::new(read, already_read, max_frame);
             let ending = read_until_closed(&host, &slot, &connection, reader).await;
             connection.outbound.finish();
             ending
@@ -74,10 +74,8 @@ pub async fn run(
     let ending = reported(ending, connection.initiated_close());
     tracing::debug!(connection = %connection.id, function = %slot.scope.name, code = ending.code, reason = %ending.reason, "connection closed");
     // A fault in on-close is logged and counted by the runtime; nothing is left to undo.
-    let _ = slot
-        .current()
-        .on_close(&connection, ending.code, &ending.reason)
-        .await;
+    let function = slot.current();
+    let _ = Box::pin(function.on_close(&connection, ending.code, &ending.reason)).await;
     if let Some(writer) = writer {
         // Let the close frame and anything before it reach the peer, but never wait on a
         // peer that does not read: past the close timeout the writer is stopped, which
@@ -198,7 +196,9 @@ async fn read_until_closed(
                 };
                 // After a close has started, data is no longer delivered (RFC 6455 §5.5.1).
                 if !connection.is_closing() {
-                    deliver(slot, connection, message).await;
+                    // Boxed: the guest call's state is only needed while a message is being
+                    // handled, and unboxed it would sit in every idle connection's task.
+                    Box::pin(deliver(slot, connection, message)).await;
                 }
                 assembler.reset();
             }

@@ -8,19 +8,17 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 
 use crate::config::{EPOCH_TICK, Limits};
 
-/// Instances that may exist at once on this host, over all functions.
-const MAX_INSTANCES: u32 = 1000;
-
 /// Builds the engine: component model, async calls (so imports can await a remote store),
 /// epoch interruption (deadlines), and the pooling allocator (instantiation in microseconds,
 /// and a hard cap on each instance's memory).
 pub fn build_engine(limits: &Limits) -> wasmtime::Result<Engine> {
+    let instances = limits.max_instances.max(1);
     let mut pool = PoolingAllocationConfig::new();
-    pool.total_component_instances(MAX_INSTANCES)
-        .total_core_instances(MAX_INSTANCES * 8)
-        .total_memories(MAX_INSTANCES * 2)
-        .total_tables(MAX_INSTANCES * 8)
-        .total_stacks(MAX_INSTANCES)
+    pool.total_component_instances(instances)
+        .total_core_instances(instances.saturating_mul(8))
+        .total_memories(instances.saturating_mul(2))
+        .total_tables(instances.saturating_mul(8))
+        .total_stacks(instances)
         .max_core_instances_per_component(32)
         .max_memories_per_component(4)
         .max_tables_per_component(32)

@@ -278,7 +278,9 @@ impl Function {
         let pooled = self.idle.lock().pop();
         let mut instance = match pooled {
             Some(instance) => instance,
-            None => match self.instantiate().await {
+            // Boxed: instantiating is rare, and its large state would otherwise be part of every
+            // connection's task, idle or not.
+            None => match Box::pin(self.instantiate()).await {
                 Ok(instance) => instance,
                 Err(error) => {
                     self.report(&error, connection.as_deref(), event);
