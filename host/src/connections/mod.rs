@@ -13,5 +13,5 @@ mod table;
 pub use connection::Connection;
 pub use groups::Groups;
 pub use id::{ConnectionId, HexId, InvalidConnectionId};
-pub use outbound::{Batch, Outbound, OutboundQueue, QueueError};
+pub use outbound::{Outbound, OutboundQueue, QueueError};
 pub use table::ConnectionTable;

@@ -3,7 +3,7 @@
 //! Everything sent to a connection — by its own events, by other connections' events, by group
 //! publishes, or as a control reply — goes through this queue, so frames leave in the order they
 //! were sent. The queue is bounded in bytes: a client that stops reading cannot make the host
-//! hold more than the bound for it. The writer task drains the whole queue at once and writes it
+//! hold more than the bound for it. The connection drains the whole queue at once and writes it
 //! with one syscall, so bursts (a broadcast, a pipelining client) cost one write, not one each.
 
 use std::collections::VecDeque;
@@ -66,14 +66,6 @@ pub struct OutboundQueue {
     /// neither side takes a lock to wait or to wake.
     ready: AtomicWaker,
     max_bytes: usize,
-}
-
-/// What the writer gets from [`OutboundQueue::take_all`].
-pub enum Batch {
-    /// Frames to write, oldest first.
-    Frames,
-    /// The connection is finished and nothing is left to write.
-    Finished,
 }
 
 impl OutboundQueue {
@@ -165,17 +157,23 @@ impl OutboundQueue {
         self.ready.wake();
     }
 
-    /// Waits until there is something to write, then moves all of it into `into`.
-    pub async fn take_all(&self, into: &mut VecDeque<Outbound>) -> Batch {
+    /// Moves every queued frame into `into`, without waiting. False if there was none.
+    pub fn take_now(&self, into: &mut VecDeque<Outbound>) -> bool {
+        let mut state = self.state.lock();
+        if state.frames.is_empty() {
+            return false;
+        }
+        std::mem::swap(&mut state.frames, into);
+        state.bytes = 0;
+        true
+    }
+
+    /// Waits until frames are queued (or the connection is finished).
+    pub async fn ready(&self) {
         std::future::poll_fn(|cx| {
-            let mut state = self.state.lock();
-            if !state.frames.is_empty() {
-                std::mem::swap(&mut state.frames, into);
-                state.bytes = 0;
-                return std::task::Poll::Ready(Batch::Frames);
-            }
-            if state.finished {
-                return std::task::Poll::Ready(Batch::Finished);
+            let state = self.state.lock();
+            if !state.frames.is_empty() || state.finished {
+                return std::task::Poll::Ready(());
             }
             // Registered under the lock, so a frame pushed after this check wakes us.
             self.ready.register(cx.waker());
@@ -229,8 +227,9 @@ mod tests {
         let queue = OutboundQueue::new(1024);
         queue.push(text("a")).unwrap();
         queue.push(text("b")).unwrap();
+        queue.ready().await;
         let mut batch = VecDeque::new();
-        assert!(matches!(queue.take_all(&mut batch).await, Batch::Frames));
+        assert!(queue.take_now(&mut batch));
         let texts: Vec<_> = batch
             .iter()
             .map(|f| match f {
@@ -244,6 +243,7 @@ mod tests {
         );
         queue.finish();
         batch.clear();
-        assert!(matches!(queue.take_all(&mut batch).await, Batch::Finished));
+        queue.ready().await;
+        assert!(!queue.take_now(&mut batch));
     }
 }

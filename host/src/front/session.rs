@@ -19,7 +19,7 @@ use super::admission::Permit;
 use super::assembler::{Assembled, Assembler, Message};
 use super::liveness::{Due, Liveness};
 use super::reader::{Frame, FrameReader, Opcode, ReadError};
-use super::writer::write_frames;
+use super::writer::{Flushed, Outgoing};
 use crate::connections::{Connection, Outbound};
 use crate::host::{FunctionSlot, Host};
 use crate::runtime::bindings::wsfn::function::types::MessageParam;
@@ -48,7 +48,7 @@ pub async fn run(
     upgrade: UpgradeFut,
     _permit: Permit,
 ) {
-    let mut writer = None;
+    let mut outgoing = None;
     let ending = match upgrade
         .await
         .map_err(|e| e.to_string())
@@ -56,12 +56,15 @@ pub async fn run(
     {
         Ok((stream, already_read)) => {
             let (read, write) = stream.into_split();
-            writer = Some(tokio::spawn(write_frames(connection.clone(), write)));
             // No frame may be larger than a whole message could be.
             let max_frame = host.limits.max_frame_size.min(host.limits.max_message_size);
             let reader = FrameReader::new(read, already_read, max_frame);
-            let ending = read_until_closed(&host, &slot, &connection, reader).await;
+            let mut writer = Outgoing::new(write);
+            let ending = read_until_closed(&host, &slot, &connection, reader, &mut writer).await;
             connection.outbound.finish();
+            // The close frame (ours or the echo of the peer's) goes out before on-close runs.
+            writer.flush(&connection.outbound);
+            outgoing = Some(writer);
             ending
         }
         Err(error) => {
@@ -76,17 +79,22 @@ pub async fn run(
     // A fault in on-close is logged and counted by the runtime; nothing is left to undo.
     let function = slot.current();
     let _ = Box::pin(function.on_close(&connection, ending.code, &ending.reason)).await;
-    if let Some(writer) = writer {
-        // Let the close frame and anything before it reach the peer, but never wait on a
-        // peer that does not read: past the close timeout the writer is stopped, which
-        // releases the socket and whatever it still held.
-        let stop = writer.abort_handle();
-        if tokio::time::timeout(host.limits.close_timeout, writer)
-            .await
-            .is_err()
-        {
-            stop.abort();
-            tracing::debug!(connection = %connection.id, "writer did not finish in time");
+    if let Some(writer) = outgoing {
+        finish_writing(writer, &connection, host.limits.close_timeout).await;
+    }
+}
+
+/// Lets what is still queued reach the peer, but never waits on a peer that does not read:
+/// past the close timeout the socket is dropped with whatever it still held.
+async fn finish_writing(mut writer: Outgoing, connection: &Connection, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while writer.flush(&connection.outbound) == Flushed::Blocked {
+        match tokio::time::timeout_at(deadline, writer.writable()).await {
+            Ok(Ok(())) => {}
+            _ => {
+                tracing::debug!(connection = %connection.id, "the peer did not take the last frames in time");
+                return;
+            }
         }
     }
 }
@@ -117,12 +125,13 @@ fn take_socket(upgraded: TokioIo<hyper::upgrade::Upgraded>) -> Result<(TcpStream
     }
 }
 
-/// Reads and handles frames until the connection is over.
+/// Reads and handles frames until the connection is over, writing what is sent to it.
 async fn read_until_closed(
     host: &Host,
     slot: &FunctionSlot,
     connection: &Arc<Connection>,
     mut reader: FrameReader,
+    writer: &mut Outgoing,
 ) -> Ending {
     let mut assembler = Assembler::new(host.limits.max_message_size);
     let mut close_deadline: Option<Instant> = None;
@@ -130,6 +139,7 @@ async fn read_until_closed(
     let mut liveness = Liveness::new(&host.limits, Instant::now());
     let liveness_timer = sleep_until(liveness.next_check());
     tokio::pin!(liveness_timer);
+    let queue = &connection.outbound;
 
     loop {
         // Reading is cancel-safe, so waiting for a frame can be interrupted by any of these.
@@ -137,9 +147,19 @@ async fn read_until_closed(
             if close_deadline.is_none() && connection.is_closing() {
                 close_deadline = Some(Instant::now() + close_timeout);
             }
+            let blocked = writer.is_blocked();
+            let done = writer.is_done();
             tokio::select! {
                 biased;
                 result = reader.next_frame() => break Ok(result),
+                // Frames sent by other connections, groups, the operator or a timer.
+                () = queue.ready(), if !blocked && !done => {
+                    writer.flush(queue);
+                }
+                // The peer is reading again after the socket pushed back.
+                _ = writer.writable(), if blocked => {
+                    writer.flush(queue);
+                }
                 // A close started by the function, the operator, a limit or shutdown.
                 () = connection.closing(), if close_deadline.is_none() => {}
                 () = sleep_until(close_deadline.unwrap_or_else(far_future)), if close_deadline.is_some() => {
@@ -149,7 +169,7 @@ async fn read_until_closed(
                     match liveness.check(Instant::now()) {
                         Due::Nothing => {}
                         Due::Ping => {
-                            let _ = connection.outbound.push(Outbound::Ping(Bytes::new()));
+                            let _ = queue.push(Outbound::Ping(Bytes::new()));
                         }
                         Due::Idle => {
                             connection.start_close(1001, "idle timeout");
@@ -178,9 +198,8 @@ async fn read_until_closed(
         match frame.opcode {
             Opcode::Close => return answer_close(connection, &frame),
             Opcode::Ping => {
-                let _ = connection
-                    .outbound
-                    .push(Outbound::Pong(frame.payload.freeze()));
+                let _ = queue.push(Outbound::Pong(frame.payload.freeze()));
+                writer.flush(queue);
             }
             Opcode::Pong => {}
             Opcode::Text | Opcode::Binary | Opcode::Continuation => {
@@ -199,6 +218,8 @@ async fn read_until_closed(
                     // Boxed: the guest call's state is only needed while a message is being
                     // handled, and unboxed it would sit in every idle connection's task.
                     Box::pin(deliver(slot, connection, message)).await;
+                    // What the event sent goes out now, without a hand-off to another task.
+                    writer.flush(queue);
                 }
                 assembler.reset();
             }

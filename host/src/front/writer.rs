@@ -1,19 +1,21 @@
-//! The writing half of a connection: drains the outbound queue onto the socket.
+//! The writing half of a connection: encodes queued frames and writes them without blocking.
 //!
-//! Everything queued since the last write goes out in one `write`, so a burst of sends costs
-//! one syscall. Server frames are never masked, so encoding is only a header in front of the
-//! payload; large payloads are written from their own buffer instead of being copied.
+//! It belongs to the connection's session task rather than running as a task of its own: a
+//! reply produced by an event is written right after the event, with no hand-off between
+//! tasks, and an idle connection costs one task, not two. Everything queued since the last
+//! write goes out in one `write`, so a burst of sends costs one syscall. When the socket does
+//! not take everything, the rest waits in the buffer and the session waits for the socket to
+//! become writable (while still reading). Server frames are never masked, so encoding is only
+//! a header in front of the payload.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::io;
 
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
 
-use crate::connections::{Batch, Connection, Outbound};
+use crate::connections::{Outbound, OutboundQueue};
 
-/// Payloads at least this large are written directly rather than copied into the batch.
-const COPY_LIMIT: usize = 16 * 1024;
-/// A batch buffer that grew beyond this is released after use, so idle connections stay small.
+/// A buffer that grew beyond this is released once written, so idle connections stay small.
 const KEEP_CAPACITY: usize = 64 * 1024;
 
 const OP_TEXT: u8 = 0x1;
@@ -22,75 +24,131 @@ const OP_CLOSE: u8 = 0x8;
 const OP_PING: u8 = 0x9;
 const OP_PONG: u8 = 0xA;
 
-/// Writes frames until the connection's close frame is written or the connection is finished.
-pub async fn write_frames<W: AsyncWrite + Unpin>(connection: Arc<Connection>, mut socket: W) {
-    let mut frames = VecDeque::new();
-    let mut buffer = Vec::new();
-    loop {
-        if let Batch::Finished = connection.outbound.take_all(&mut frames).await {
-            break;
-        }
-        let mut wrote_close = false;
-        let mut result = Ok(());
-        for frame in frames.drain(..) {
-            if result.is_err() {
-                continue;
-            }
-            let (opcode, payload, close_code) = match &frame {
-                Outbound::Text(b) => (OP_TEXT, b.as_ref(), None),
-                Outbound::Binary(b) => (OP_BINARY, b.as_ref(), None),
-                Outbound::Ping(b) => (OP_PING, b.as_ref(), None),
-                Outbound::Pong(b) => (OP_PONG, b.as_ref(), None),
-                Outbound::Close { code, reason } => (OP_CLOSE, reason.as_ref(), Some(*code)),
-            };
-            match close_code {
-                // 1005 means "no code": the close frame then carries no payload at all.
-                Some(1005) => push_head(&mut buffer, OP_CLOSE, 0),
-                Some(code) => {
-                    let reason = close_reason(payload);
-                    push_head(&mut buffer, OP_CLOSE, reason.len() + 2);
-                    buffer.extend_from_slice(&code.to_be_bytes());
-                    buffer.extend_from_slice(reason);
-                }
-                None if payload.len() >= COPY_LIMIT => {
-                    push_head(&mut buffer, opcode, payload.len());
-                    result = socket.write_all(&buffer).await;
-                    buffer.clear();
-                    if result.is_ok() {
-                        result = socket.write_all(payload).await;
-                    }
-                }
-                None => {
-                    push_head(&mut buffer, opcode, payload.len());
-                    buffer.extend_from_slice(payload);
-                }
-            }
-            if close_code.is_some() {
-                wrote_close = true;
-                break;
-            }
-        }
-        frames.clear();
-        if result.is_ok() && !buffer.is_empty() {
-            result = socket.write_all(&buffer).await;
-        }
-        if result.is_ok() {
-            result = socket.flush().await;
-        }
-        buffer.clear();
-        if buffer.capacity() > KEEP_CAPACITY {
-            buffer = Vec::new();
-        }
-        if result.is_err() {
-            // The peer is gone; refuse further sends. The reader sees the broken socket and
-            // ends the connection.
-            connection.outbound.finish();
-            break;
-        }
-        if wrote_close {
-            break;
+/// Where a flush left things.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Flushed {
+    /// Everything queued has been written.
+    All,
+    /// The socket took only part; wait for [`Outgoing::writable`] and flush again.
+    Blocked,
+    /// The close frame has been written: nothing more will be.
+    Closed,
+    /// The socket failed; nothing more will be written.
+    Failed,
+}
+
+pub struct Outgoing {
+    socket: OwnedWriteHalf,
+    /// Encoded bytes not yet written, from `written` on.
+    buffer: Vec<u8>,
+    written: usize,
+    frames: VecDeque<Outbound>,
+    /// A close frame is in `buffer`: take no more frames.
+    close_encoded: bool,
+    finished: Option<Flushed>,
+}
+
+impl Outgoing {
+    pub fn new(socket: OwnedWriteHalf) -> Self {
+        Self {
+            socket,
+            buffer: Vec::new(),
+            written: 0,
+            frames: VecDeque::new(),
+            close_encoded: false,
+            finished: None,
         }
     }
+
+    /// Whether bytes are waiting for the socket to become writable.
+    pub fn is_blocked(&self) -> bool {
+        self.finished.is_none() && self.written < self.buffer.len()
+    }
+
+    /// Whether nothing more will ever be written.
+    pub fn is_done(&self) -> bool {
+        self.finished.is_some()
+    }
+
+    pub async fn writable(&self) -> io::Result<()> {
+        self.socket.writable().await
+    }
+
+    /// Writes what is queued, as far as the socket takes it without waiting.
+    pub fn flush(&mut self, queue: &OutboundQueue) -> Flushed {
+        if let Some(finished) = &self.finished {
+            return match finished {
+                Flushed::Closed => Flushed::Closed,
+                _ => Flushed::Failed,
+            };
+        }
+        loop {
+            if self.written == self.buffer.len() {
+                self.buffer.clear();
+                self.written = 0;
+                if self.buffer.capacity() > KEEP_CAPACITY {
+                    self.buffer = Vec::new();
+                }
+                if self.close_encoded {
+                    self.finished = Some(Flushed::Closed);
+                    return Flushed::Closed;
+                }
+                if !queue.take_now(&mut self.frames) {
+                    return Flushed::All;
+                }
+                self.encode();
+            }
+            match self.socket.try_write(&self.buffer[self.written..]) {
+                Ok(0) => return self.fail(queue),
+                Ok(n) => self.written += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Flushed::Blocked,
+                Err(_) => return self.fail(queue),
+            }
+        }
+    }
+
+    /// The peer is gone: refuse further sends; the reader sees the broken socket and ends the
+    /// connection.
+    fn fail(&mut self, queue: &OutboundQueue) -> Flushed {
+        queue.finish();
+        self.finished = Some(Flushed::Failed);
+        self.buffer = Vec::new();
+        Flushed::Failed
+    }
+
+    /// Encodes the taken frames, up to and including a close frame.
+    fn encode(&mut self) {
+        for frame in self.frames.drain(..) {
+            if self.close_encoded {
+                break;
+            }
+            let buffer = &mut self.buffer;
+            match &frame {
+                Outbound::Text(b) => push_frame(buffer, OP_TEXT, b),
+                Outbound::Binary(b) => push_frame(buffer, OP_BINARY, b),
+                Outbound::Ping(b) => push_frame(buffer, OP_PING, b),
+                Outbound::Pong(b) => push_frame(buffer, OP_PONG, b),
+                // 1005 means "no code": the close frame then carries no payload at all.
+                Outbound::Close { code: 1005, .. } => {
+                    push_head(buffer, OP_CLOSE, 0);
+                    self.close_encoded = true;
+                }
+                Outbound::Close { code, reason } => {
+                    let reason = close_reason(reason);
+                    push_head(buffer, OP_CLOSE, reason.len() + 2);
+                    buffer.extend_from_slice(&code.to_be_bytes());
+                    buffer.extend_from_slice(reason);
+                    self.close_encoded = true;
+                }
+            }
+        }
+        self.frames.clear();
+    }
+}
+
+fn push_frame(buffer: &mut Vec<u8>, opcode: u8, payload: &[u8]) {
+    push_head(buffer, opcode, payload.len());
+    buffer.extend_from_slice(payload);
 }
 
 /// A close reason cut to the 123 bytes a control frame has room for (RFC 6455 §5.5), at a
