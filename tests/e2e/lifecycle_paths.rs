@@ -85,7 +85,8 @@ async fn a_vanished_peer_runs_on_close_once_with_1006() {
 async fn an_idle_connection_is_closed_with_1001_and_runs_on_close_once() {
     let host = Host::builder()
         .function("lifecycle")
-        .option("--idle-timeout-ms", "300")
+        // Long enough that the first round trip always fits in it, even on a loaded machine.
+        .option("--idle-timeout-ms", "1500")
         .start()
         .await;
     let mut client = host.connect("lifecycle").await;
@@ -103,12 +104,14 @@ async fn an_idle_connection_is_closed_with_1001_and_runs_on_close_once() {
     assert_still_once_after_another_connection(&host, "lifecycle", &id).await;
 }
 
-/// A host that pings after 200 ms of silence and gives up 300 ms after an unanswered ping.
+/// A host that pings after 1 s of silence and gives up 1 s after an unanswered ping: long
+/// enough that a test's first round trip always fits before the first ping, even on a loaded
+/// machine.
 async fn quick_ping_host() -> Host {
     Host::builder()
         .function("lifecycle")
-        .option("--ping-interval-ms", "200")
-        .option("--pong-timeout-ms", "300")
+        .option("--ping-interval-ms", "1000")
+        .option("--pong-timeout-ms", "1000")
         .start()
         .await
 }
