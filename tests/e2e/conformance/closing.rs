@@ -96,7 +96,6 @@ async fn a_close_with_the_longest_allowed_reason_of_123_bytes_is_answered() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "host bug: a close longer than 125 bytes is accepted and echoed"]
 async fn a_close_with_a_124_byte_reason_is_a_protocol_error() {
     let host = echo_host().await;
     let mut socket = working_connection(&host).await;

@@ -82,7 +82,6 @@ async fn an_upgrade_with_a_version_other_than_13_is_refused_with_400() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "host bug: a version refusal does not name the supported version"]
 async fn a_version_refusal_names_version_13() {
     let host = echo_host().await;
     let request = upgrade_request(
@@ -116,7 +115,6 @@ async fn a_plain_get_of_a_function_is_answered_426() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "host bug: a 426 response has no Upgrade header"]
 async fn a_426_says_which_protocol_to_upgrade_to() {
     let host = echo_host().await;
     let request = upgrade_request(&host, "");

@@ -50,7 +50,6 @@ async fn one_byte_over_the_limit_in_one_frame_is_refused_with_1009() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "host bug: a frame over the message limit is read whole before it is refused"]
 async fn a_frame_announcing_more_than_the_limit_is_refused_before_its_payload() {
     let host = host_with_a_64_kib_limit().await;
     let mut socket = super::working_connection(&host).await;

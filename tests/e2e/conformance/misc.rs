@@ -21,7 +21,6 @@ async fn a_64_kib_message_in_1300_byte_fragments_echoes() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "host bug: unmasked client frames are accepted"]
 async fn an_unmasked_client_frame_is_a_protocol_error() {
     let host = echo_host().await;
 

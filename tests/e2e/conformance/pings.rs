@@ -52,7 +52,6 @@ async fn a_ping_with_a_126_byte_payload_is_a_protocol_error() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "host bug: a pong longer than 125 bytes is accepted"]
 async fn a_pong_with_a_126_byte_payload_is_a_protocol_error() {
     let host = echo_host().await;
     let mut socket = working_connection(&host).await;
