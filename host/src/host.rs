@@ -339,10 +339,8 @@ impl Host {
             .remove(name)
             .ok_or_else(|| DeployError::NoSuchFunction(name.to_owned()))?;
         let mut closed = 0;
-        for connection in self.connections.all() {
-            if Arc::ptr_eq(&connection.scope, &slot.scope)
-                && connection.start_close(1001, "function removed")
-            {
+        for connection in self.connections.of(&slot.scope) {
+            if connection.start_close(1001, "function removed") {
                 closed += 1;
             }
         }

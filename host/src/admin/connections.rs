@@ -113,9 +113,8 @@ pub async fn list_connections(
         .ok_or_else(|| ApiError::not_found(format!("no function named `{name}`")))?;
     let mut connections: Vec<_> = host
         .connections
-        .all()
+        .of(&slot.scope)
         .iter()
-        .filter(|c| Arc::ptr_eq(&c.scope, &slot.scope))
         .map(|c| summary(c))
         .collect();
     connections.sort_by_key(|c| c.connected_at_ms);

@@ -39,12 +39,6 @@ pub struct Connection {
     close_started: AtomicWaker,
 }
 
-impl std::fmt::Debug for HexId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 impl Connection {
     pub fn new(
         id: ConnectionId,

@@ -51,6 +51,12 @@ impl HexId {
     }
 }
 
+impl fmt::Debug for HexId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl FromStr for ConnectionId {
     type Err = InvalidConnectionId;
 

@@ -7,6 +7,7 @@
 //! with one syscall, so bursts (a broadcast, a pipelining client) cost one write, not one each.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use atomic_waker::AtomicWaker;
 use bytes::Bytes;
@@ -52,8 +53,6 @@ pub enum QueueError {
 struct State {
     frames: VecDeque<Outbound>,
     bytes: usize,
-    /// Set once a close frame has been queued.
-    closing: bool,
     /// Set by the reader when the connection is gone; the writer stops.
     finished: bool,
 }
@@ -62,6 +61,9 @@ struct State {
 #[derive(Debug)]
 pub struct OutboundQueue {
     state: Mutex<State>,
+    /// Set once a close frame has been queued. An atomic beside the lock because the session
+    /// asks several times per message, and the answer never needs the queue itself.
+    closing: AtomicBool,
     /// The writer, waiting for frames. There is one writer, so an atomic waker suffices and
     /// neither side takes a lock to wait or to wake.
     ready: AtomicWaker,
@@ -72,6 +74,7 @@ impl OutboundQueue {
     pub fn new(max_bytes: usize) -> Self {
         Self {
             state: Mutex::new(State::default()),
+            closing: AtomicBool::new(false),
             ready: AtomicWaker::new(),
             max_bytes,
         }
@@ -93,7 +96,7 @@ impl OutboundQueue {
         let mut dropped = 0;
         {
             let mut state = self.state.lock();
-            if state.closing || state.finished {
+            if self.closing.load(Ordering::Relaxed) || state.finished {
                 return Err(QueueError::Closing);
             }
             // An empty queue always takes one frame, so a single message up to the message
@@ -117,12 +120,27 @@ impl OutboundQueue {
     /// Queues the close frame. Returns false if a close was already queued (the first one wins).
     /// The bound does not apply: a connection must always be able to say goodbye.
     pub fn push_close(&self, code: u16, reason: &str) -> bool {
+        self.close_with(code, reason, false)
+    }
+
+    /// Like [`push_close`](Self::push_close) but drops every frame still waiting, for closes
+    /// that must not wait behind a backlog the client is not reading (a slow consumer).
+    pub fn push_close_now(&self, code: u16, reason: &str) -> bool {
+        self.close_with(code, reason, true)
+    }
+
+    fn close_with(&self, code: u16, reason: &str, drop_queued: bool) -> bool {
         {
             let mut state = self.state.lock();
-            if state.closing || state.finished {
+            if self.closing.load(Ordering::Relaxed) || state.finished {
                 return false;
             }
-            state.closing = true;
+            if drop_queued {
+                state.frames.clear();
+                state.bytes = 0;
+            }
+            // Set under the lock, so no frame can be queued after the close frame.
+            self.closing.store(true, Ordering::Release);
             state.frames.push_back(Outbound::Close {
                 code,
                 reason: Bytes::copy_from_slice(reason.as_bytes()),
@@ -132,23 +150,9 @@ impl OutboundQueue {
         true
     }
 
-    /// Like [`push_close`](Self::push_close) but drops every frame still waiting, for closes
-    /// that must not wait behind a backlog the client is not reading (a slow consumer).
-    pub fn push_close_now(&self, code: u16, reason: &str) -> bool {
-        {
-            let mut state = self.state.lock();
-            if state.closing || state.finished {
-                return false;
-            }
-            state.frames.clear();
-            state.bytes = 0;
-        }
-        self.push_close(code, reason)
-    }
-
     /// Whether a close frame has been queued.
     pub fn is_closing(&self) -> bool {
-        self.state.lock().closing
+        self.closing.load(Ordering::Acquire)
     }
 
     /// Tells the writer to stop once it has written what is queued.

@@ -164,19 +164,6 @@ impl Function {
         &self.info
     }
 
-    /// The compiled component (to save its code).
-    pub fn component(&self) -> &Component {
-        self.pre.component()
-    }
-
-    pub fn name(&self) -> &Arc<str> {
-        &self.env.scope.name
-    }
-
-    pub fn env(&self) -> &Arc<FunctionEnv> {
-        &self.env
-    }
-
     /// Which handlers the component exports, for messages to people.
     pub fn describe_exports(&self) -> String {
         let names: Vec<&str> = [
