@@ -5,6 +5,7 @@ mod support;
 
 mod admin;
 mod admin_cli;
+mod admission;
 mod chat;
 mod conformance;
 mod counter;
