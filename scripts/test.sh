@@ -8,6 +8,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 ./scripts/setup.sh
+./scripts/test-deps.sh
 cargo build -p wsfn-host
 WSFN_HOST=target/debug/wsfn-host ./scripts/build-functions.sh
 cargo test --workspace "$@"

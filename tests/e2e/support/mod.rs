@@ -9,6 +9,7 @@ mod lifecycle;
 mod probe;
 mod raw_http;
 mod raw_ws;
+mod redis;
 mod silent_client;
 
 use std::future::Future;
@@ -20,6 +21,7 @@ pub use command::run_wsfn_host;
 pub use host::{Host, TestDir, function_bytes, function_wasm};
 pub use probe::OnCloseRun;
 pub use raw_http::{raw_request, raw_upgrade};
+pub use redis::RedisServer;
 pub use raw_ws::{
     LengthForm, RSV1, RSV2, RSV3, RawFrame, RawSocket, assert_same_payload, fragmented, op,
 };
