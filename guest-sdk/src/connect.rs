@@ -135,6 +135,7 @@ mod tests {
             headers: vec![("origin".into(), "https://app".into())],
             subprotocols: vec!["x".into(), "wsfn.v1".into()],
             remote_address: "127.0.0.1:5000".into(),
+            signed: false,
         }
     }
 

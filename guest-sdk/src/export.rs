@@ -2,7 +2,7 @@
 
 use core::marker::PhantomData;
 
-use crate::bindings::exports::wsfn::function::{close, message, websocket_connection};
+use crate::bindings::exports::wsfn::function::{close, error, message, websocket_connection};
 use crate::{ConnectRequest, Connection, Function, Message};
 
 /// Implements the three exported interfaces for any [`Function`].
@@ -27,5 +27,11 @@ impl<F: Function> close::Guest for Export<F> {
     fn on_close(id: String, code: u16, reason: String) {
         // Not the "current" connection: it is gone, so nothing can be replied to it.
         F::on_close(Connection::from_id(id), code, reason)
+    }
+}
+
+impl<F: Function> error::Guest for Export<F> {
+    fn on_error(id: String, message: String) {
+        F::on_error(Connection::from_id(id), message)
     }
 }

@@ -130,6 +130,29 @@ pub trait Function {
     fn on_close(conn: Connection, code: u16, reason: String) {
         let _ = (conn, code, reason);
     }
+
+    /// Runs on a fresh instance after another handler of `conn` failed (trapped, ran past
+    /// its deadline or out of memory); `message` names the handler and the fault.
+    ///
+    /// The connection is already being closed with 1011 (or was refused during on-connect),
+    /// so it cannot be replied to, but its attachment can be read and others can be told.
+    /// The default does nothing.
+    fn on_error(conn: Connection, message: String) {
+        let _ = (conn, message);
+    }
+}
+
+/// A signed URL for this function: a path and query that the host accepts only until
+/// `ttl_ms` milliseconds from now and only with exactly these query pairs. Prefix it with the
+/// host's `ws://` or `wss://` address. Fails when the host has no signing key.
+///
+/// A function that requires signed URLs sees `ConnectRequest::signed == true` for them.
+pub fn signed_url(query: &[(&str, &str)], ttl_ms: u64) -> Result<String, String> {
+    let pairs: Vec<(String, String)> = query
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    bindings::wsfn::function::signing::signed_url(&pairs, ttl_ms)
 }
 
 /// Exports a [`Function`] implementation as the component's handlers.

@@ -123,6 +123,7 @@ pub async fn upgrade(
         headers: &headers,
         subprotocols: &offered,
         remote_address: &remote_address,
+        signed: false,
     };
 
     let function = slot.current();

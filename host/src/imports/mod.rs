@@ -1,2 +1,3 @@
 pub mod connections;
 pub mod keyvalue;
+pub mod signing;

@@ -12,7 +12,7 @@ use wasmtime::component::{Component, InstancePre, Linker};
 use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 
 use super::bindings::Function as FunctionWorld;
-use super::bindings::exports::wsfn::function::{close, message, websocket_connection};
+use super::bindings::exports::wsfn::function::{close, error, message, websocket_connection};
 use super::bindings::wsfn::function::types::MessageParam;
 use super::instance_state::{FunctionEnv, InstanceState};
 use crate::catalog::VersionInfo;
@@ -79,6 +79,8 @@ struct Exports {
     connect: Option<websocket_connection::GuestIndices>,
     message: Option<message::GuestIndices>,
     close: Option<close::GuestIndices>,
+    /// Optional: called after another handler of a connection failed.
+    error: Option<error::GuestIndices>,
 }
 
 /// A ready-to-run instance with its store.
@@ -146,6 +148,7 @@ impl Function {
             connect: websocket_connection::GuestIndices::new(&pre).ok(),
             message: message::GuestIndices::new(&pre).ok(),
             close: close::GuestIndices::new(&pre).ok(),
+            error: error::GuestIndices::new(&pre).ok(),
         };
         if exports.connect.is_none() && exports.message.is_none() && exports.close.is_none() {
             return Err(LoadError::NoHandlers);
@@ -170,6 +173,7 @@ impl Function {
             self.exports.connect.as_ref().map(|_| "on-connect"),
             self.exports.message.as_ref().map(|_| "on-message"),
             self.exports.close.as_ref().map(|_| "on-close"),
+            self.exports.error.as_ref().map(|_| "on-error"),
         ]
         .into_iter()
         .flatten()

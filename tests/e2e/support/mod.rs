@@ -21,10 +21,10 @@ pub use command::run_wsfn_host;
 pub use host::{Host, TestDir, function_bytes, function_wasm};
 pub use probe::OnCloseRun;
 pub use raw_http::{raw_request, raw_upgrade};
-pub use redis::RedisServer;
 pub use raw_ws::{
     LengthForm, RSV1, RSV2, RSV3, RawFrame, RawSocket, assert_same_payload, fragmented, op,
 };
+pub use redis::RedisServer;
 pub use silent_client::{RSV1_BIT, SilentClient, kernel_send_buffer_max};
 
 /// The longest any single wait may take. Only there so a broken host fails a test instead of

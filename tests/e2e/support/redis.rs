@@ -36,7 +36,14 @@ impl RedisServer {
         let port = free_port();
         let mut child = Command::new("redis-server")
             .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
-            .args(["--save", "", "--appendonly", "no", "--protected-mode", "yes"])
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--protected-mode",
+                "yes",
+            ])
             .arg("--dir")
             .arg(&data)
             .stdout(Stdio::piped())
