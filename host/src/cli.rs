@@ -24,6 +24,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once at start; boxing the run arguments would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 pub enum Command {
     /// Serve functions: each at ws://LISTEN/<name>.
@@ -68,6 +70,38 @@ pub struct RunArgs {
 
     #[command(flatten)]
     pub limits: LimitArgs,
+
+    /// Redis to keep state in and to cluster through, e.g. `redis://127.0.0.1:6379/`. Every
+    /// host started with the same Redis acts as one: connections on any node can be reached
+    /// from every node, groups span nodes, and deploys reach every node.
+    #[arg(long, env = "WSFN_REDIS_URL", value_name = "URL")]
+    pub redis: Option<String>,
+
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+}
+
+/// How a node takes part in a cluster (only with --redis).
+#[derive(Args)]
+pub struct ClusterArgs {
+    /// A node that sends no heartbeat for this long is declared dead; a surviving node then
+    /// runs on-close (code 1006) for each of its connections within this time plus a third.
+    #[arg(long, value_name = "MS", default_value_t = 3000)]
+    pub node_timeout_ms: u64,
+
+    /// Longest an event or admin request waits for one Redis round trip of the cluster.
+    #[arg(long, value_name = "MS", default_value_t = 5000)]
+    pub cluster_timeout_ms: u64,
+}
+
+impl ClusterArgs {
+    pub fn to_settings(&self) -> wsfn_host::cluster::ClusterSettings {
+        wsfn_host::cluster::ClusterSettings {
+            node_timeout: Duration::from_millis(self.node_timeout_ms.max(300)),
+            request_timeout: Duration::from_millis(self.cluster_timeout_ms.max(1)),
+            ..Default::default()
+        }
+    }
 }
 
 /// Limits that protect the host; see the README's table of limits.

@@ -21,8 +21,9 @@ use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
 
 use crate::catalog::{Catalog, VersionInfo};
+use crate::cluster::{ClusterError, ClusterLink, GroupPublish, NodeCommand, Orphan};
 use crate::config::Limits;
-use crate::connections::ConnectionTable;
+use crate::connections::{Connection, ConnectionId, ConnectionTable, NodeId};
 use crate::front::Admission;
 use crate::runtime::{
     EpochTicker, EventError, Function, FunctionEnv, InstanceState, LoadError, build_engine,
@@ -57,6 +58,8 @@ pub enum DeployError {
     NoEarlierVersion(String),
     #[error("storing the function failed: {0}")]
     Storage(#[from] io::Error),
+    #[error("the cluster could not be reached: {0}")]
+    Cluster(#[from] ClusterError),
 }
 
 /// The result of a deploy.
@@ -95,6 +98,10 @@ pub struct Host {
     /// Deploys, rollbacks and removals run one at a time.
     changes: tokio::sync::Mutex<()>,
     pub limits: Limits,
+    /// This process; the first bits of every connection id it hands out.
+    pub node: NodeId,
+    /// The cluster this host is part of (`--redis`), if any.
+    pub cluster: Option<Arc<ClusterLink>>,
     /// Cancelled when the host starts shutting down.
     pub shutdown: CancellationToken,
     /// Every connection task, so shutdown can wait for their close handshakes and on-close.
@@ -152,9 +159,17 @@ impl Host {
             functions: RwLock::new(HashMap::new()),
             changes: tokio::sync::Mutex::new(()),
             limits,
+            node: NodeId::random(),
+            cluster: None,
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
         })
+    }
+
+    /// Makes this host a node of the cluster `link` belongs to. Call before deploying.
+    pub fn join_cluster(&mut self, link: Arc<ClusterLink>) {
+        self.node = link.node;
+        self.cluster = Some(link);
     }
 
     fn env_for(&self, scope: &Arc<FunctionScope>) -> Arc<FunctionEnv> {
@@ -163,11 +178,15 @@ impl Host {
             connections: self.connections.clone(),
             kv: self.kv.clone(),
             limits: self.limits.clone(),
+            cluster: self.cluster.clone(),
         })
     }
 
-    /// Makes `function` the current version of its name.
-    fn install(&self, scope: Arc<FunctionScope>, function: Arc<Function>) {
+    /// Makes `function` the current version of its name. The function was built with the
+    /// scope of the running slot (see [`scope_of`](Self::scope_of)), so its guests publish to
+    /// the same groups its connections are in.
+    fn install(&self, function: Arc<Function>) {
+        let scope = function.scope().clone();
         let mut functions = self.functions.write();
         match functions.get(&scope.name) {
             Some(slot) => slot.current.store(function),
@@ -195,6 +214,17 @@ impl Host {
         check_header(&bytes, self.limits.max_component_size)?;
         let _change = self.changes.lock().await;
         let sha256 = hex(&Sha256::digest(&bytes));
+        if let Some(cluster) = &self.cluster
+            && let Some(current) = cluster.current(name).await?
+            && current.sha256 == sha256
+        {
+            // Another node deployed these bytes already: serve the cluster's version.
+            self.sync_locked(name).await?;
+            return Ok(Deployed {
+                info: current,
+                unchanged: true,
+            });
+        }
         if let Some(slot) = self.function(name) {
             let current = slot.current();
             if current.info().sha256 == sha256 {
@@ -212,8 +242,13 @@ impl Host {
                 .await
                 .map_err(|e| LoadError::Invalid(format!("compilation did not finish: {e}")))?;
         let component = component?;
+        let local_next = self.catalog.next_version(name)?;
+        let version = match &self.cluster {
+            Some(cluster) => cluster.next_version(name, local_next).await?,
+            None => local_next,
+        };
         let info = VersionInfo {
-            version: self.catalog.next_version(name)?,
+            version,
             sha256,
             size: bytes.len() as u64,
             deployed_at_ms: now_ms(),
@@ -227,8 +262,11 @@ impl Host {
             .serialize()
             .map_err(|e| io::Error::other(format!("{e:#}")))?;
         self.catalog.store_version(name, &info, &bytes, &compiled)?;
+        if let Some(cluster) = &self.cluster {
+            cluster.publish_version(name, &info, &bytes).await?;
+        }
         self.catalog.set_current(name, info.version)?;
-        self.install(scope, Arc::new(function));
+        self.install(Arc::new(function));
         tracing::info!(function = %name, version = info.version, compile_ms = info.compile_ms, size = info.size, "deployed");
         Ok(Deployed {
             info,
@@ -293,7 +331,7 @@ impl Host {
                 "restored from {}",
                 if recompiled { "source (compiled code was stale, recompiled)" } else { "compiled code, no recompilation" }
             );
-            self.install(self.scope_of(&name), Arc::new(function));
+            self.install(Arc::new(function));
             restored.push(name.to_string());
         }
         Ok(restored)
@@ -310,19 +348,25 @@ impl Host {
             .function(name)
             .ok_or_else(|| DeployError::NoSuchFunction(name.to_owned()))?;
         let current = slot.current().info().version;
+        let known = match &self.cluster {
+            Some(cluster) => cluster.versions(name).await?,
+            None => self.catalog.versions(name)?,
+        };
         let target = match version {
             Some(version) => version,
-            None => self
-                .catalog
-                .versions(name)?
+            None => known
                 .iter()
                 .rev()
                 .map(|v| v.version)
                 .find(|&v| v < current)
                 .ok_or_else(|| DeployError::NoEarlierVersion(name.to_owned()))?,
         };
+        self.fetch_version(name, target).await?;
         let (function, _) = self.load_version(name, target).await?;
         let info = function.info().clone();
+        if let Some(cluster) = &self.cluster {
+            cluster.set_current(name, target).await?;
+        }
         self.catalog.set_current(name, target)?;
         slot.current.store(Arc::new(function));
         tracing::info!(function = %name, from = current, to = target, "rolled back");
@@ -333,6 +377,17 @@ impl Host {
     /// runs on-close on the last version), and its stored versions are deleted.
     pub async fn remove(&self, name: &str) -> Result<usize, DeployError> {
         let _change = self.changes.lock().await;
+        if self.function(name).is_none() {
+            return Err(DeployError::NoSuchFunction(name.to_owned()));
+        }
+        if let Some(cluster) = &self.cluster {
+            cluster.remove_function(name).await?;
+        }
+        self.remove_locally(name)
+    }
+
+    /// Stops serving a function on this node and deletes its stored versions.
+    fn remove_locally(&self, name: &str) -> Result<usize, DeployError> {
         let slot = self
             .functions
             .write()
@@ -347,6 +402,230 @@ impl Host {
         self.catalog.remove(name)?;
         tracing::info!(function = %name, closed, "removed");
         Ok(closed)
+    }
+
+    /// Makes sure a version the cluster knows is stored on this node, fetching and compiling
+    /// its component when it is not. Without a cluster there is nothing to fetch.
+    async fn fetch_version(&self, name: &str, version: u64) -> Result<(), DeployError> {
+        let Some(cluster) = &self.cluster else {
+            return Ok(());
+        };
+        let Some(info) = cluster.version(name, version).await? else {
+            return Ok(());
+        };
+        if self
+            .catalog
+            .version(name, version)?
+            .is_some_and(|local| local.sha256 == info.sha256)
+        {
+            return Ok(());
+        }
+        let bytes = cluster.component(name, version).await?.ok_or_else(|| {
+            ClusterError::Malformed(format!("`{name}` version {version} has no component"))
+        })?;
+        let engine = self.engine.clone();
+        let (component, bytes) =
+            tokio::task::spawn_blocking(move || (compile(&engine, &bytes), bytes))
+                .await
+                .map_err(|e| LoadError::Invalid(format!("compilation did not finish: {e}")))?;
+        let compiled = component?
+            .serialize()
+            .map_err(|e| io::Error::other(format!("{e:#}")))?;
+        self.catalog.store_version(name, &info, &bytes, &compiled)?;
+        Ok(())
+    }
+
+    /// Makes this node serve what the cluster says `name` is: its current version, or nothing
+    /// if it was removed. Deploys on other nodes arrive here.
+    pub async fn sync_function(&self, name: &str) {
+        let _change = self.changes.lock().await;
+        if let Err(error) = self.sync_locked(name).await {
+            tracing::error!(function = %name, "could not follow the cluster's change: {error}");
+        }
+    }
+
+    async fn sync_locked(&self, name: &str) -> Result<(), DeployError> {
+        let Some(cluster) = &self.cluster else {
+            return Ok(());
+        };
+        let Some(info) = cluster.current(name).await? else {
+            if self.function(name).is_some() {
+                let closed = self.remove_locally(name)?;
+                tracing::info!(function = %name, closed, "removed by another node");
+            }
+            return Ok(());
+        };
+        if let Some(slot) = self.function(name)
+            && *slot.current().info() == info
+        {
+            return Ok(());
+        }
+        self.fetch_version(name, info.version).await?;
+        let (function, _) = self.load_version(name, info.version).await?;
+        self.catalog.set_current(name, info.version)?;
+        self.install(Arc::new(function));
+        tracing::info!(function = %name, version = info.version, "now serving the cluster's version");
+        Ok(())
+    }
+
+    /// Brings every function in line with the cluster. At start (`joining`), functions this
+    /// node has but the cluster does not are offered to the cluster; later, they are
+    /// functions another node removed.
+    pub async fn sync_cluster(&self) {
+        let Some(cluster) = &self.cluster else {
+            return;
+        };
+        let names = match cluster.function_names().await {
+            Ok(names) => names,
+            Err(error) => {
+                tracing::error!("could not read the cluster's functions: {error}");
+                return;
+            }
+        };
+        for name in &names {
+            self.sync_function(name).await;
+        }
+        for slot in self.functions() {
+            if !names.iter().any(|n| **n == *slot.scope.name) {
+                self.sync_function(&slot.scope.name).await;
+            }
+        }
+    }
+
+    /// Offers the functions this node restored from its data directory to a cluster that does
+    /// not have them yet (a node that ran alone before joining keeps serving its functions).
+    pub async fn offer_to_cluster(&self) -> Result<(), DeployError> {
+        let Some(cluster) = &self.cluster else {
+            return Ok(());
+        };
+        let _change = self.changes.lock().await;
+        for slot in self.functions() {
+            let name = &slot.scope.name;
+            if cluster.current(name).await?.is_some() {
+                continue;
+            }
+            let info = slot.current().info().clone();
+            let bytes = std::fs::read(self.catalog.component_path(name, info.version))?;
+            cluster.publish_version(name, &info, &bytes).await?;
+            tracing::info!(function = %name, version = info.version, "offered to the cluster");
+        }
+        Ok(())
+    }
+
+    /// Runs on-close for a connection of a dead node, on this node.
+    pub async fn close_orphan(&self, orphan: Orphan) {
+        let Some(slot) = self.function(&orphan.record.function) else {
+            return;
+        };
+        let Ok(id) = orphan.record.id.parse::<ConnectionId>() else {
+            return;
+        };
+        let remote = orphan
+            .record
+            .remote
+            .parse()
+            .unwrap_or_else(|_| std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
+        // Never in the table and never open: sends to it fail and on-close sees its attachment.
+        let ghost = Arc::new(Connection::new(
+            id,
+            slot.scope.clone(),
+            remote,
+            0,
+            self.limits.slow_consumer,
+            orphan.attachment,
+        ));
+        let _ = Box::pin(slot.current().on_close(
+            &ghost,
+            1006,
+            "the node holding the connection stopped",
+        ))
+        .await;
+    }
+
+    /// A connection this node holds, if it is open and (when given) of `function`.
+    fn local_connection(
+        &self,
+        function: Option<&str>,
+        id: ConnectionId,
+    ) -> Option<Arc<Connection>> {
+        let connection = self.connections.get(id)?;
+        if function.is_some_and(|f| *connection.scope.name != *f) || connection.is_closing() {
+            return None;
+        }
+        Some(connection)
+    }
+
+    /// Carries out a command another node sent for a connection this node holds.
+    pub fn apply_command(&self, command: NodeCommand) {
+        let cluster = self.cluster.as_deref();
+        match command {
+            NodeCommand::Send {
+                function,
+                id,
+                frame,
+            } => {
+                if let Some(connection) = self.local_connection(function.as_deref(), id) {
+                    let _ = connection.send(frame);
+                }
+            }
+            NodeCommand::Close {
+                function,
+                id,
+                code,
+                reason,
+            } => {
+                if let Some(connection) = self.local_connection(function.as_deref(), id) {
+                    connection.start_close(code, &reason);
+                }
+            }
+            NodeCommand::Join {
+                function,
+                id,
+                group,
+            } => {
+                if let Some(connection) = self.local_connection(Some(&function), id) {
+                    connection.scope.groups.join(&connection, &group);
+                    if let Some(cluster) = cluster {
+                        let _ = cluster.joined(&function, id, &group);
+                    }
+                }
+            }
+            NodeCommand::Leave {
+                function,
+                id,
+                group,
+            } => {
+                if let Some(connection) = self.local_connection(Some(&function), id) {
+                    connection.scope.groups.leave(&connection, &group);
+                    if let Some(cluster) = cluster {
+                        let _ = cluster.left(&function, id, &group);
+                    }
+                }
+            }
+            NodeCommand::SetAttachment {
+                function,
+                id,
+                value,
+            } => {
+                if let Some(connection) = self.connections.get(id)
+                    && *connection.scope.name == *function
+                {
+                    if let Some(cluster) = cluster {
+                        let _ = cluster.attachment_set(&function, id, value.as_deref());
+                    }
+                    connection.set_attachment(value);
+                }
+            }
+        }
+    }
+
+    /// Delivers another node's group publish to the members this node holds.
+    pub fn deliver_publish(&self, publish: &GroupPublish) {
+        if let Some(slot) = self.function(&publish.function) {
+            slot.scope
+                .groups
+                .publish(&publish.group, &publish.frame, publish.except);
+        }
     }
 
     /// Stored versions of a function, oldest first.

@@ -3,10 +3,13 @@
 //! Data flows one way: socket → [`front`] (handshake, session) → [`runtime`] (a guest instance
 //! runs the event) → [`imports`] (what the guest may call) → [`connections`] (the table,
 //! groups and outbound queues) → the connection's writer → socket. Key-value state sits in
-//! [`state`] behind one trait so backends can be swapped.
+//! [`state`] behind one trait so backends can be swapped. With Redis, [`cluster`] routes
+//! sends, closes and group publishes to the node holding each connection, and keeps deploys
+//! and the connection directory cluster-wide.
 
 pub mod admin;
 pub mod catalog;
+pub mod cluster;
 pub mod config;
 pub mod connections;
 pub mod front;

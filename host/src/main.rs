@@ -15,6 +15,7 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tracing_subscriber::EnvFilter;
 use wsfn_host::admin::{self, AdminToken};
+use wsfn_host::cluster::ClusterLink;
 use wsfn_host::config::Limits;
 use wsfn_host::host::Host;
 
@@ -61,13 +62,43 @@ async fn run(args: RunArgs) -> Result<()> {
         )
     })?;
     let token = admin_token(&args)?;
-    let host = Arc::new(Host::new(args.limits.to_limits(), &args.data_dir)?);
+    let mut host = Host::new(args.limits.to_limits(), &args.data_dir)?;
+    let cluster = match &args.redis {
+        Some(url) => {
+            let link = ClusterLink::connect(url, host.node, args.cluster.to_settings())
+                .await
+                .with_context(|| format!("cannot reach Redis at {url}"))?;
+            link.register().await.context("cannot join the cluster")?;
+            let link = Arc::new(link);
+            host.join_cluster(link.clone());
+            Some(link)
+        }
+        None => None,
+    };
+    let host = Arc::new(host);
     host.restore().await.with_context(|| {
         format!(
             "cannot restore the functions stored in {}",
             args.data_dir.display()
         )
     })?;
+    if let Some(link) = &cluster {
+        // Subscribe first so no change made while syncing is missed.
+        let subscription = wsfn_host::cluster::subscribe(link)
+            .await
+            .context("cannot subscribe to the cluster's channels")?;
+        tokio::spawn(wsfn_host::cluster::run_inbox(
+            host.clone(),
+            link.clone(),
+            subscription,
+        ));
+        tokio::spawn(wsfn_host::cluster::run_liveness(host.clone(), link.clone()));
+        host.sync_cluster().await;
+        host.offer_to_cluster()
+            .await
+            .context("cannot offer this node's functions to the cluster")?;
+        tracing::info!(node = %link.node, "joined the cluster");
+    }
     for function in &args.functions {
         let bytes = std::fs::read(&function.path).with_context(|| {
             format!(
@@ -123,6 +154,11 @@ async fn run(args: RunArgs) -> Result<()> {
         .context("the WebSocket listener failed")?;
     signals.abort();
     admin.abort();
+    if let Some(link) = &cluster
+        && let Err(error) = link.leave().await
+    {
+        tracing::warn!("could not leave the cluster cleanly: {error}");
+    }
     if still_open > 0 {
         tracing::warn!(
             "{still_open} connections did not finish closing before the shutdown timeout"

@@ -7,6 +7,7 @@ mod admin;
 mod admin_cli;
 mod admission;
 mod chat;
+mod cluster;
 mod conformance;
 mod counter;
 mod echo;

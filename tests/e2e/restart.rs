@@ -124,3 +124,24 @@ async fn a_rollback_is_still_in_effect_after_a_restart_and_can_be_undone() {
     );
     assert_eq!(client.ask("echoed").await, "echoed");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restored_function_publishes_to_the_groups_its_connections_join() {
+    // Only restored, never deployed by this process: the restored version and the
+    // connections must share one set of groups.
+    let first = Host::builder().function("chat").start().await;
+    let second = Host::builder()
+        .data_dir_of(first.stop().await)
+        .start()
+        .await;
+    let mut ann = second.connect("chat?room=r&user=ann").await;
+    let mut bob = second.connect("chat?room=r&user=bob").await;
+    assert_eq!(
+        ann.receive_json().await,
+        serde_json::json!({"type": "join", "user": "bob"})
+    );
+    bob.send_text("hi").await;
+    let message = serde_json::json!({"type": "message", "user": "bob", "text": "hi"});
+    assert_eq!(bob.receive_json().await, message);
+    assert_eq!(ann.receive_json().await, message);
+}

@@ -15,7 +15,8 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::body::Body;
 use super::error::{ApiError, ErrorBody};
-use crate::connections::{Connection, ConnectionId, Outbound, QueueError};
+use crate::cluster::NodeCommand;
+use crate::connections::{Connection, ConnectionId, NodeId, Outbound, QueueError};
 use crate::host::Host;
 use crate::imports::connections::check_close;
 
@@ -23,6 +24,8 @@ use crate::imports::connections::check_close;
 #[derive(Serialize, ToSchema)]
 pub struct ConnectionSummary {
     pub id: String,
+    /// The node holding the connection (the first 8 hex digits of its id).
+    pub node: String,
     /// The peer's address.
     pub remote: String,
     /// Groups the connection is in.
@@ -57,6 +60,7 @@ pub struct Closing {
 fn summary(connection: &Connection) -> ConnectionSummary {
     ConnectionSummary {
         id: connection.id.to_string(),
+        node: connection.id.node().to_string(),
         remote: connection.remote.to_string(),
         groups: connection.memberships(),
         connected_at_ms: connection
@@ -93,6 +97,32 @@ fn frame_of(host: &Host, headers: &HeaderMap, body: Bytes) -> Result<Outbound, A
     Ok(Outbound::Text(body))
 }
 
+fn cluster_unavailable(error: crate::cluster::ClusterError) -> ApiError {
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, error.to_string())
+}
+
+/// A connection held by another live node of the cluster, checked against the directory.
+async fn find_remote(host: &Host, id: &str) -> Result<Option<(ConnectionId, NodeId)>, ApiError> {
+    let (Some(cluster), Ok(id)) = (&host.cluster, id.parse::<ConnectionId>()) else {
+        return Ok(None);
+    };
+    let node = id.node();
+    if node == host.node || !cluster.is_live(node) {
+        return Ok(None);
+    }
+    let known = cluster.record(id).await.map_err(cluster_unavailable)?;
+    Ok(known.map(|_| (id, node)))
+}
+
+fn route(host: &Host, node: NodeId, command: NodeCommand) -> Result<(), ApiError> {
+    match &host.cluster {
+        Some(cluster) => cluster
+            .command(node, &command)
+            .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())),
+        None => Err(ApiError::not_found("no such connection")),
+    }
+}
+
 fn find(host: &Host, id: &str) -> Result<Arc<Connection>, ApiError> {
     id.parse::<ConnectionId>()
         .ok()
@@ -111,12 +141,27 @@ pub async fn list_connections(
     let slot = host
         .function(&name)
         .ok_or_else(|| ApiError::not_found(format!("no function named `{name}`")))?;
-    let mut connections: Vec<_> = host
-        .connections
-        .of(&slot.scope)
-        .iter()
-        .map(|c| summary(c))
-        .collect();
+    let mut connections: Vec<_> = match &host.cluster {
+        Some(cluster) => cluster
+            .connections_of(&name)
+            .await
+            .map_err(cluster_unavailable)?
+            .into_iter()
+            .map(|(record, groups)| ConnectionSummary {
+                id: record.id,
+                node: record.node,
+                remote: record.remote,
+                groups,
+                connected_at_ms: record.connected_at_ms,
+            })
+            .collect(),
+        None => host
+            .connections
+            .of(&slot.scope)
+            .iter()
+            .map(|c| summary(c))
+            .collect(),
+    };
     connections.sort_by_key(|c| c.connected_at_ms);
     Ok(Json(connections))
 }
@@ -139,8 +184,22 @@ pub async fn send_to_connection(
     headers: HeaderMap,
     Body(body): Body,
 ) -> Result<Json<Delivered>, ApiError> {
-    let connection = find(&host, &id)?;
     let frame = frame_of(&host, &headers, body)?;
+    let connection = match find(&host, &id) {
+        Ok(connection) => connection,
+        Err(not_here) => {
+            let Some((remote, node)) = find_remote(&host, &id).await? else {
+                return Err(not_here);
+            };
+            let command = NodeCommand::Send {
+                function: None,
+                id: remote,
+                frame,
+            };
+            route(&host, node, command)?;
+            return Ok(Json(Delivered { delivered: 1 }));
+        }
+    };
     match connection.send(frame) {
         Ok(()) => Ok(Json(Delivered { delivered: 1 })),
         Err(QueueError::Closing) => {
@@ -169,7 +228,22 @@ pub async fn close_connection(
         .reason
         .unwrap_or_else(|| "closed by the operator".into());
     check_close(code, &reason).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let connection = find(&host, &id)?;
+    let connection = match find(&host, &id) {
+        Ok(connection) => connection,
+        Err(not_here) => {
+            let Some((remote, node)) = find_remote(&host, &id).await? else {
+                return Err(not_here);
+            };
+            let command = NodeCommand::Close {
+                function: None,
+                id: remote,
+                code,
+                reason,
+            };
+            route(&host, node, command)?;
+            return Ok((StatusCode::ACCEPTED, Json(Closing { id, code })));
+        }
+    };
     if !connection.start_close(code, &reason) {
         return Err(ApiError::not_found(format!(
             "connection `{id}` is already closing"
@@ -197,6 +271,13 @@ pub async fn publish_to_group(
         .ok_or_else(|| ApiError::not_found(format!("no function named `{name}`")))?;
     let frame = frame_of(&host, &headers, body)?;
     Ok(Json(Delivered {
-        delivered: slot.scope.groups.publish(&group, &frame, None),
+        delivered: crate::cluster::publish(
+            &slot.scope,
+            host.cluster.as_deref(),
+            &group,
+            frame,
+            None,
+        )
+        .await,
     }))
 }

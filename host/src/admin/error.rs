@@ -68,6 +68,7 @@ impl From<DeployError> for ApiError {
             }
             DeployError::NoEarlierVersion(_) => StatusCode::CONFLICT,
             DeployError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            DeployError::Cluster(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
         if status.is_server_error() {
             tracing::error!("admin request failed: {error}");

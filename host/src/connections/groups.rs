@@ -44,11 +44,13 @@ impl Groups {
             .remove_if(group, |_, members| members.is_empty());
     }
 
-    /// Removes a connection from every group it is in.
-    pub fn leave_all(&self, connection: &Connection) {
-        for group in connection.take_memberships() {
-            self.remove_member(connection.id, &group);
+    /// Removes a connection from every group it is in; returns those groups.
+    pub fn leave_all(&self, connection: &Connection) -> Vec<Box<str>> {
+        let groups = connection.take_memberships();
+        for group in &groups {
+            self.remove_member(connection.id, group);
         }
+        groups
     }
 
     /// Queues a frame for every member but `except`; returns how many took it.

@@ -1,8 +1,10 @@
-//! Connection ids: 128 random bits, written as 32 lower-case hex digits.
+//! Connection ids: 128 bits written as 32 lower-case hex digits. The first 32 bits name the
+//! node (host process) that holds the socket, so any node of a cluster can route to it; the
+//! other 96 bits are random.
 //!
 //! Ids are handed to functions and, through them, to clients and other systems, so they must
 //! not be guessable: a guessed id would let anyone who can reach a function push to someone
-//! else's socket. 128 bits from the OS generator make both guessing and collisions hopeless.
+//! else's socket. 96 bits from the OS generator make both guessing and collisions hopeless.
 
 use std::fmt;
 use std::str::FromStr;
@@ -16,8 +18,49 @@ pub struct ConnectionId(u128);
 #[error("not a connection id: expected 32 hex digits")]
 pub struct InvalidConnectionId;
 
+/// Names one host process for as long as it runs: a cluster routes by it.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug)]
+pub struct NodeId(u32);
+
+impl NodeId {
+    /// A fresh random node id (never zero). A restarted process gets a new one, so ids of
+    /// connections it held before cannot be mistaken for new ones.
+    ///
+    /// # Panics
+    /// If the operating system's random source fails, which leaves no safe way to go on.
+    pub fn random() -> Self {
+        loop {
+            let mut bytes = [0u8; 4];
+            getrandom::fill(&mut bytes).expect("the OS random source failed");
+            let value = u32::from_le_bytes(bytes);
+            if value != 0 {
+                return Self(value);
+            }
+        }
+    }
+}
+
+impl fmt::Display for NodeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:08x}", self.0)
+    }
+}
+
+impl FromStr for NodeId {
+    type Err = InvalidConnectionId;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text.len() != 8 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(InvalidConnectionId);
+        }
+        u32::from_str_radix(text, 16)
+            .map(Self)
+            .map_err(|_| InvalidConnectionId)
+    }
+}
+
 impl ConnectionId {
-    /// A fresh random id.
+    /// A fresh random id that is not tied to a node (node bits random too).
     ///
     /// # Panics
     /// If the operating system's random source fails, which leaves no safe way to go on.
@@ -25,6 +68,17 @@ impl ConnectionId {
         let mut bytes = [0u8; 16];
         getrandom::fill(&mut bytes).expect("the OS random source failed");
         Self(u128::from_le_bytes(bytes))
+    }
+
+    /// A fresh id for a connection held by `node`.
+    pub fn random_on(node: NodeId) -> Self {
+        let random = Self::random().0 & ((1u128 << 96) - 1);
+        Self((u128::from(node.0) << 96) | random)
+    }
+
+    /// The node that holds (or held) the connection.
+    pub fn node(self) -> NodeId {
+        NodeId((self.0 >> 96) as u32)
     }
 
     /// Writes the id into a stack buffer, so formatting it on the message path allocates nothing.
@@ -108,6 +162,19 @@ mod tests {
                 "{bad:?}"
             );
         }
+    }
+
+    #[test]
+    fn ids_name_their_node() {
+        let node = NodeId::random();
+        let id = ConnectionId::random_on(node);
+        assert_eq!(id.node(), node);
+        assert_eq!(
+            id.to_string().parse::<ConnectionId>().map(|i| i.node()),
+            Ok(node)
+        );
+        assert_eq!(node.to_string().parse::<NodeId>(), Ok(node));
+        assert_ne!(ConnectionId::random_on(node), id);
     }
 
     #[test]

@@ -12,6 +12,6 @@ mod table;
 
 pub use connection::Connection;
 pub use groups::Groups;
-pub use id::{ConnectionId, HexId, InvalidConnectionId};
+pub use id::{ConnectionId, HexId, InvalidConnectionId, NodeId};
 pub use outbound::{Outbound, OutboundQueue, QueueError};
 pub use table::ConnectionTable;

@@ -20,10 +20,11 @@ impl ConnectionTable {
         self.connections.insert(connection.id, connection);
     }
 
-    /// Removes a connection from the table and from its groups, so nothing can reach it any more.
-    pub fn remove(&self, connection: &Connection) {
+    /// Removes a connection from the table and from its groups, so nothing can reach it any
+    /// more. Returns the groups it left.
+    pub fn remove(&self, connection: &Connection) -> Vec<Box<str>> {
         self.connections.remove(&connection.id);
-        connection.scope.groups.leave_all(connection);
+        connection.scope.groups.leave_all(connection)
     }
 
     pub fn get(&self, id: ConnectionId) -> Option<Arc<Connection>> {

@@ -93,7 +93,7 @@ pub async fn upgrade(
             );
         }
     };
-    let id = ConnectionId::random();
+    let id = ConnectionId::random_on(host.node);
     let hex = id.to_hex();
     let query: Vec<(Cow<str>, Cow<str>)> = request
         .uri()
@@ -174,6 +174,12 @@ pub async fn upgrade(
     }
     for group in &accept.groups {
         slot.scope.groups.join(&connection, group);
+    }
+    if let Some(cluster) = &host.cluster
+        && let Err(error) = cluster.connection_opened(&connection, &accept.groups)
+    {
+        // The socket works; only the cluster's view of it lags (see the outbox).
+        tracing::warn!(connection = %id, "{error}");
     }
     let mut response = response.map(Body::new);
     if let Some(protocol) = accept

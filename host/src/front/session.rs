@@ -73,7 +73,10 @@ pub async fn run(
         }
     };
 
-    host.connections.remove(&connection);
+    let groups = host.connections.remove(&connection);
+    if let Some(cluster) = &host.cluster {
+        cluster.connection_closed(&slot.scope.name, connection.id, &groups);
+    }
     let ending = reported(ending, connection.initiated_close());
     tracing::debug!(connection = %connection.id, function = %slot.scope.name, code = ending.code, reason = %ending.reason, "connection closed");
     // A fault in on-close is logged and counted by the runtime; nothing is left to undo.

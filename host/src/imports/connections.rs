@@ -3,12 +3,19 @@
 //! A function reaches only its own connections: an id that belongs to another function is
 //! reported as not found, exactly like an id that never existed, so functions cannot probe
 //! each other. Sends only queue frames, so these calls never wait on a peer.
+//!
+//! In a cluster, an id held by another live node is reached by routing a command to that node
+//! (see [`crate::cluster`]): such a send reports success once the command is queued, and a
+//! connection that closed meanwhile simply does not get it, as with any send that races a
+//! close. Group publishes reach every node's members; `group-members` and reading another
+//! node's attachment ask Redis.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::connections::{Connection, ConnectionId, Outbound, QueueError};
+use crate::cluster::{NodeCommand, OutboxFull};
+use crate::connections::{Connection, ConnectionId, NodeId, Outbound, QueueError};
 use crate::runtime::InstanceState;
 use crate::runtime::bindings::wsfn::function::connections::Host;
 use crate::runtime::bindings::wsfn::function::types::{ConnectionError, MessageResult};
@@ -62,7 +69,48 @@ pub fn check_close(code: u16, reason: &str) -> Result<(), ConnectionError> {
     Ok(())
 }
 
+fn backed_up(error: OutboxFull) -> ConnectionError {
+    ConnectionError::LimitExceeded(error.to_string())
+}
+
+/// A connection as a guest can reach it: held here, or by another node of the cluster.
+enum Target {
+    Local(Arc<Connection>),
+    Remote(ConnectionId, NodeId),
+}
+
 impl InstanceState {
+    /// Finds a connection here or, in a cluster, on the live node its id names.
+    fn target(&self, id: &str) -> Result<Target, ConnectionError> {
+        match self.find_open(id) {
+            Ok(connection) => Ok(Target::Local(connection)),
+            Err(error) => {
+                let Some(cluster) = &self.env.cluster else {
+                    return Err(error);
+                };
+                let id: ConnectionId = id.parse().map_err(|_| ConnectionError::NotFound)?;
+                let node = id.node();
+                if node != cluster.node && cluster.is_live(node) {
+                    Ok(Target::Remote(id, node))
+                } else {
+                    Err(error)
+                }
+            }
+        }
+    }
+
+    fn function_name(&self) -> String {
+        self.env.scope.name.to_string()
+    }
+
+    /// Routes a command to another node.
+    fn route(&self, node: NodeId, command: NodeCommand) -> Result<(), ConnectionError> {
+        match &self.env.cluster {
+            Some(cluster) => cluster.command(node, &command).map_err(backed_up),
+            None => Err(ConnectionError::NotFound),
+        }
+    }
+
     /// Finds one of this function's connections. The connection of the running event is found
     /// even during its on-close, so its attachment can still be read.
     fn find(&self, id: &str) -> Result<Arc<Connection>, ConnectionError> {
@@ -121,9 +169,17 @@ impl Host for InstanceState {
         if !self.take_sends(1) {
             return Ok(Err(self.sends_exhausted()));
         }
-        Ok(self
-            .find_open(&id)
-            .and_then(|c| c.send(frame_of(message)).map_err(queue_error)))
+        Ok(self.target(&id).and_then(|target| match target {
+            Target::Local(c) => c.send(frame_of(message)).map_err(queue_error),
+            Target::Remote(id, node) => self.route(
+                node,
+                NodeCommand::Send {
+                    function: Some(self.function_name()),
+                    id,
+                    frame: frame_of(message),
+                },
+            ),
+        }))
     }
 
     fn send_many(&mut self, ids: Vec<String>, message: MessageResult) -> wasmtime::Result<u32> {
@@ -133,11 +189,21 @@ impl Host for InstanceState {
         let frame = frame_of(message);
         let mut delivered = 0;
         for id in &ids {
-            if let Ok(connection) = self.find_open(id)
-                && connection.send(frame.clone()).is_ok()
-            {
-                delivered += 1;
-            }
+            let sent = match self.target(id) {
+                Ok(Target::Local(connection)) => connection.send(frame.clone()).is_ok(),
+                Ok(Target::Remote(id, node)) => self
+                    .route(
+                        node,
+                        NodeCommand::Send {
+                            function: Some(self.function_name()),
+                            id,
+                            frame: frame.clone(),
+                        },
+                    )
+                    .is_ok(),
+                Err(_) => false,
+            };
+            delivered += u32::from(sent);
         }
         Ok(delivered)
     }
@@ -148,29 +214,68 @@ impl Host for InstanceState {
         code: u16,
         reason: String,
     ) -> wasmtime::Result<Result<(), ConnectionError>> {
-        Ok(check_close(code, &reason).and_then(|()| {
-            let connection = self.find_open(&id)?;
-            connection.start_close(code, &reason);
-            Ok(())
-        }))
+        Ok(
+            check_close(code, &reason).and_then(|()| match self.target(&id)? {
+                Target::Local(connection) => {
+                    connection.start_close(code, &reason);
+                    Ok(())
+                }
+                Target::Remote(id, node) => self.route(
+                    node,
+                    NodeCommand::Close {
+                        function: Some(self.function_name()),
+                        id,
+                        code,
+                        reason,
+                    },
+                ),
+            }),
+        )
     }
 
     fn join(&mut self, id: String, group: String) -> wasmtime::Result<Result<(), ConnectionError>> {
-        Ok(check_group(&group).and_then(|()| {
-            let connection = self.find_open(&id)?;
-            self.env.scope.groups.join(&connection, &group);
-            Ok(())
+        Ok(check_group(&group).and_then(|()| match self.target(&id)? {
+            Target::Local(connection) => {
+                self.env.scope.groups.join(&connection, &group);
+                match &self.env.cluster {
+                    Some(cluster) => cluster
+                        .joined(&self.env.scope.name, connection.id, &group)
+                        .map_err(backed_up),
+                    None => Ok(()),
+                }
+            }
+            Target::Remote(id, node) => self.route(
+                node,
+                NodeCommand::Join {
+                    function: self.function_name(),
+                    id,
+                    group,
+                },
+            ),
         }))
     }
 
     fn leave(&mut self, id: String, group: String) -> wasmtime::Result<()> {
         if let Ok(connection) = self.find(&id) {
             self.env.scope.groups.leave(&connection, &group);
+            if let Some(cluster) = &self.env.cluster {
+                let _ = cluster.left(&self.env.scope.name, connection.id, &group);
+            }
+        } else if let Ok(Target::Remote(id, node)) = self.target(&id) {
+            let function = self.function_name();
+            let _ = self.route(
+                node,
+                NodeCommand::Leave {
+                    function,
+                    id,
+                    group,
+                },
+            );
         }
         Ok(())
     }
 
-    fn publish(
+    async fn publish(
         &mut self,
         group: String,
         message: MessageResult,
@@ -180,14 +285,25 @@ impl Host for InstanceState {
             return Ok(0);
         }
         let except = except.and_then(|id| id.parse::<ConnectionId>().ok());
-        Ok(self
-            .env
-            .scope
-            .groups
-            .publish(&group, &frame_of(message), except))
+        Ok(crate::cluster::publish(
+            &self.env.scope,
+            self.env.cluster.as_deref(),
+            &group,
+            frame_of(message),
+            except,
+        )
+        .await)
     }
 
-    fn group_members(&mut self, group: String) -> wasmtime::Result<Vec<String>> {
+    async fn group_members(&mut self, group: String) -> wasmtime::Result<Vec<String>> {
+        if let Some(cluster) = &self.env.cluster {
+            match cluster.group_members(&self.env.scope.name, &group).await {
+                Ok(members) => return Ok(members),
+                Err(error) => {
+                    tracing::warn!(function = %self.env.scope.name, "group members of this node only: {error}");
+                }
+            }
+        }
         Ok(self
             .env
             .scope
@@ -198,11 +314,25 @@ impl Host for InstanceState {
             .collect())
     }
 
-    fn get_attachment(
+    async fn get_attachment(
         &mut self,
         id: String,
     ) -> wasmtime::Result<Result<Option<Vec<u8>>, ConnectionError>> {
-        Ok(self.find(&id).map(|c| c.attachment()))
+        let local = self.find(&id).map(|c| c.attachment());
+        let (Err(_), Some(cluster)) = (&local, &self.env.cluster) else {
+            return Ok(local);
+        };
+        let Ok(id) = id.parse::<ConnectionId>() else {
+            return Ok(local);
+        };
+        if id.node() == cluster.node {
+            return Ok(local);
+        }
+        Ok(match cluster.attachment(&self.env.scope.name, id).await {
+            Ok(Some(attachment)) => Ok(attachment),
+            Ok(None) => Err(ConnectionError::NotFound),
+            Err(error) => Err(ConnectionError::LimitExceeded(error.to_string())),
+        })
     }
 
     fn set_attachment(
@@ -215,7 +345,28 @@ impl Host for InstanceState {
                 "attachments are at most {MAX_ATTACHMENT} bytes"
             ))));
         }
-        Ok(self.find(&id).map(|c| c.set_attachment(value)))
+        if let Ok(connection) = self.find(&id) {
+            if let Some(cluster) = &self.env.cluster
+                && let Err(error) =
+                    cluster.attachment_set(&self.env.scope.name, connection.id, value.as_deref())
+            {
+                return Ok(Err(backed_up(error)));
+            }
+            connection.set_attachment(value);
+            return Ok(Ok(()));
+        }
+        Ok(self.target(&id).and_then(|target| match target {
+            // Found above when local; only a remote id gets here.
+            Target::Local(_) => Err(ConnectionError::NotFound),
+            Target::Remote(id, node) => self.route(
+                node,
+                NodeCommand::SetAttachment {
+                    function: self.function_name(),
+                    id,
+                    value,
+                },
+            ),
+        }))
     }
 }
 

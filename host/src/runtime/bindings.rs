@@ -1,7 +1,9 @@
 //! Rust bindings for the `wsfn:function/function` world, generated from `wit/`.
 //!
-//! Only the generated code lives here. Imports that may touch a remote store are `async`;
-//! the connection imports only queue frames and never wait, so they stay synchronous.
+//! Only the generated code lives here. Imports that may touch a remote store are `async`:
+//! the key-value imports, and the connection imports that read what other nodes of a cluster
+//! hold (group members, a remote attachment, the member count of a publish). The others only
+//! queue frames or commands and never wait, so they stay synchronous.
 //! Exports take borrowed arguments so a frame's payload is lowered straight into guest memory
 //! without an owned copy on the host.
 
@@ -12,6 +14,9 @@ wasmtime::component::bindgen!({
     imports: {
         "wasi:keyvalue": async | trappable,
         "wsfn:function/keyvalue-ext": async | trappable,
+        "wsfn:function/connections.publish": async | trappable,
+        "wsfn:function/connections.group-members": async | trappable,
+        "wsfn:function/connections.get-attachment": async | trappable,
         default: trappable,
     },
     exports: { default: async },

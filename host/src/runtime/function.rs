@@ -162,6 +162,11 @@ impl Function {
         })
     }
 
+    /// The function name's scope (groups, counters) this version serves.
+    pub fn scope(&self) -> &Arc<crate::scope::FunctionScope> {
+        &self.env.scope
+    }
+
     /// The deployed version this function is.
     pub fn info(&self) -> &VersionInfo {
         &self.info

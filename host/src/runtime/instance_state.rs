@@ -20,6 +20,9 @@ pub struct FunctionEnv {
     pub connections: Arc<ConnectionTable>,
     pub kv: Arc<dyn KeyValueStore>,
     pub limits: Limits,
+    /// The cluster this host is part of, if any: connections on other nodes are reached
+    /// through it.
+    pub cluster: Option<Arc<crate::cluster::ClusterLink>>,
 }
 
 /// The store data of one instance.

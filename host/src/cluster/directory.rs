@@ -1,0 +1,344 @@
+//! The cluster-wide directory of connections, groups and attachments, mirrored into Redis.
+//!
+//! Each node writes only about the connections it holds, through its outbox, so the mirror
+//! follows local state in order. Reads serve what a node cannot know locally: the members of a
+//! group on every node, another node's connection, the connection list for the admin API.
+
+use std::time::UNIX_EPOCH;
+
+use redis::AsyncCommands;
+use serde::{Deserialize, Serialize};
+
+use super::keys;
+use super::outbox::OutboxFull;
+use super::{ClusterError, ClusterLink};
+use crate::connections::{Connection, ConnectionId, NodeId};
+
+/// What the cluster knows about one open connection.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ConnectionRecord {
+    pub id: String,
+    pub function: String,
+    pub node: String,
+    pub remote: String,
+    pub connected_at_ms: u64,
+}
+
+impl ConnectionRecord {
+    fn of(connection: &Connection, node: NodeId) -> Self {
+        Self {
+            id: connection.id.to_string(),
+            function: connection.scope.name.to_string(),
+            node: node.to_string(),
+            remote: connection.remote.to_string(),
+            connected_at_ms: connection
+                .connected_at
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0),
+        }
+    }
+}
+
+/// A connection of a dead node, taken out of the directory so it can be closed for it.
+#[derive(Debug)]
+pub struct Orphan {
+    pub record: ConnectionRecord,
+    pub attachment: Option<Vec<u8>>,
+}
+
+fn cmd(name: &str) -> redis::Cmd {
+    redis::cmd(name)
+}
+
+impl ClusterLink {
+    /// Mirrors a newly accepted connection with the groups it joined on connect.
+    pub fn connection_opened(
+        &self,
+        connection: &Connection,
+        groups: &[String],
+    ) -> Result<(), OutboxFull> {
+        let record = ConnectionRecord::of(connection, self.node);
+        let function = record.function.as_str();
+        let id = connection.id;
+        let json = serde_json::to_string(&record).unwrap_or_default();
+        let mut commands = vec![
+            cmd("HSET")
+                .arg(keys::CONNECTIONS)
+                .arg(&record.id)
+                .arg(json)
+                .clone(),
+            cmd("SADD")
+                .arg(keys::node_connections(self.node))
+                .arg(&record.id)
+                .clone(),
+            cmd("SADD")
+                .arg(keys::function_connections(function))
+                .arg(&record.id)
+                .clone(),
+        ];
+        if let Some(attachment) = connection.attachment() {
+            commands.push(
+                cmd("HSET")
+                    .arg(keys::attachments(function))
+                    .arg(&record.id)
+                    .arg(attachment)
+                    .clone(),
+            );
+        }
+        for group in groups {
+            commands.extend(join_commands(function, id, group));
+        }
+        self.outbox.commands(commands)
+    }
+
+    /// Removes a closed connection (which has already left `groups`) from the directory.
+    pub fn connection_closed(&self, function: &str, id: ConnectionId, groups: &[Box<str>]) {
+        let text = id.to_string();
+        let mut commands: Vec<redis::Cmd> = groups
+            .iter()
+            .map(|g| cmd("SREM").arg(keys::group(function, g)).arg(&text).clone())
+            .collect();
+        commands.extend([
+            cmd("DEL")
+                .arg(keys::connection_groups(function, id))
+                .clone(),
+            cmd("HDEL").arg(keys::CONNECTIONS).arg(&text).clone(),
+            cmd("SREM")
+                .arg(keys::node_connections(self.node))
+                .arg(&text)
+                .clone(),
+            cmd("SREM")
+                .arg(keys::function_connections(function))
+                .arg(&text)
+                .clone(),
+            cmd("HDEL")
+                .arg(keys::attachments(function))
+                .arg(&text)
+                .clone(),
+        ]);
+        if self.outbox.commands(commands).is_err() {
+            tracing::warn!(connection = %id, "the cluster link is backed up; the closed connection stays listed until Redis catches up or its node is declared dead");
+        }
+    }
+
+    pub fn joined(&self, function: &str, id: ConnectionId, group: &str) -> Result<(), OutboxFull> {
+        self.outbox.commands(join_commands(function, id, group))
+    }
+
+    pub fn left(&self, function: &str, id: ConnectionId, group: &str) -> Result<(), OutboxFull> {
+        self.outbox.commands(vec![
+            cmd("SREM")
+                .arg(keys::group(function, group))
+                .arg(id.to_string())
+                .clone(),
+            cmd("SREM")
+                .arg(keys::connection_groups(function, id))
+                .arg(group)
+                .clone(),
+        ])
+    }
+
+    pub fn attachment_set(
+        &self,
+        function: &str,
+        id: ConnectionId,
+        value: Option<&[u8]>,
+    ) -> Result<(), OutboxFull> {
+        let command = match value {
+            Some(value) => cmd("HSET")
+                .arg(keys::attachments(function))
+                .arg(id.to_string())
+                .arg(value)
+                .clone(),
+            None => cmd("HDEL")
+                .arg(keys::attachments(function))
+                .arg(id.to_string())
+                .clone(),
+        };
+        self.outbox.commands(vec![command])
+    }
+
+    /// The members of a group on every node.
+    pub async fn group_members(
+        &self,
+        function: &str,
+        group: &str,
+    ) -> Result<Vec<String>, ClusterError> {
+        let mut redis = self.redis();
+        self.bounded(redis.smembers(keys::group(function, group)))
+            .await
+    }
+
+    /// Publishes to a group and returns how many members it has on every node.
+    pub async fn publish_counting(
+        &self,
+        function: &str,
+        group: &str,
+        payload: Vec<u8>,
+    ) -> Result<usize, ClusterError> {
+        let mut redis = self.redis();
+        let (members,): (usize,) = self
+            .bounded(
+                redis::pipe()
+                    .cmd("PUBLISH")
+                    .arg(keys::PUBLISH_CHANNEL)
+                    .arg(payload)
+                    .ignore()
+                    .cmd("SCARD")
+                    .arg(keys::group(function, group))
+                    .query_async(&mut redis),
+            )
+            .await?;
+        Ok(members)
+    }
+
+    /// The record of an open connection anywhere in the cluster.
+    pub async fn record(&self, id: ConnectionId) -> Result<Option<ConnectionRecord>, ClusterError> {
+        let mut redis = self.redis();
+        let json: Option<String> = self
+            .bounded(redis.hget(keys::CONNECTIONS, id.to_string()))
+            .await?;
+        json.map(|j| serde_json::from_str(&j).map_err(|e| ClusterError::Malformed(e.to_string())))
+            .transpose()
+    }
+
+    /// The attachment of a connection of `function` held by any node; `None` when no such
+    /// connection is open.
+    pub async fn attachment(
+        &self,
+        function: &str,
+        id: ConnectionId,
+    ) -> Result<Option<Option<Vec<u8>>>, ClusterError> {
+        let mut redis = self.redis();
+        let (exists, attachment): (bool, Option<Vec<u8>>) = self
+            .bounded(
+                redis::pipe()
+                    .cmd("SISMEMBER")
+                    .arg(keys::function_connections(function))
+                    .arg(id.to_string())
+                    .cmd("HGET")
+                    .arg(keys::attachments(function))
+                    .arg(id.to_string())
+                    .query_async(&mut redis),
+            )
+            .await?;
+        Ok(exists.then_some(attachment))
+    }
+
+    /// Every open connection of a function in the cluster, with its groups.
+    pub async fn connections_of(
+        &self,
+        function: &str,
+    ) -> Result<Vec<(ConnectionRecord, Vec<String>)>, ClusterError> {
+        let mut redis = self.redis();
+        let ids: Vec<String> = self
+            .bounded(redis.smembers(keys::function_connections(function)))
+            .await?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let records: Vec<Option<String>> = self
+            .bounded(
+                redis::cmd("HMGET")
+                    .arg(keys::CONNECTIONS)
+                    .arg(&ids)
+                    .query_async(&mut redis),
+            )
+            .await?;
+        let mut pipe = redis::pipe();
+        for id in &ids {
+            let id: ConnectionId = id
+                .parse()
+                .map_err(|_| ClusterError::Malformed(format!("connection id `{id}`")))?;
+            pipe.cmd("SMEMBERS")
+                .arg(keys::connection_groups(function, id));
+        }
+        let groups: Vec<Vec<String>> = self.bounded(pipe.query_async(&mut redis)).await?;
+        Ok(records
+            .into_iter()
+            .zip(groups)
+            .filter_map(|(record, groups)| {
+                let record = serde_json::from_str(&record?).ok()?;
+                Some((record, groups))
+            })
+            .collect())
+    }
+
+    /// Takes every connection of a dead node out of the directory (its groups, its record,
+    /// its attachment), returning them so on-close can run for each.
+    pub async fn take_orphans(&self, node: NodeId) -> Result<Vec<Orphan>, ClusterError> {
+        let mut redis = self.redis();
+        let ids: Vec<String> = self
+            .bounded(redis.smembers(keys::node_connections(node)))
+            .await?;
+        let mut orphans = Vec::with_capacity(ids.len());
+        for text in ids {
+            let Ok(id) = text.parse::<ConnectionId>() else {
+                continue;
+            };
+            let json: Option<String> = self.bounded(redis.hget(keys::CONNECTIONS, &text)).await?;
+            let Some(record) = json.and_then(|j| serde_json::from_str::<ConnectionRecord>(&j).ok())
+            else {
+                let _: () = self
+                    .bounded(redis.srem(keys::node_connections(node), &text))
+                    .await?;
+                continue;
+            };
+            let function = record.function.clone();
+            let (attachment, groups): (Option<Vec<u8>>, Vec<String>) = self
+                .bounded(
+                    redis::pipe()
+                        .cmd("HGET")
+                        .arg(keys::attachments(&function))
+                        .arg(&text)
+                        .cmd("SMEMBERS")
+                        .arg(keys::connection_groups(&function, id))
+                        .query_async(&mut redis),
+                )
+                .await?;
+            let mut pipe = redis::pipe();
+            for group in &groups {
+                pipe.cmd("SREM")
+                    .arg(keys::group(&function, group))
+                    .arg(&text)
+                    .ignore();
+            }
+            pipe.cmd("DEL")
+                .arg(keys::connection_groups(&function, id))
+                .ignore()
+                .cmd("HDEL")
+                .arg(keys::CONNECTIONS)
+                .arg(&text)
+                .ignore()
+                .cmd("SREM")
+                .arg(keys::function_connections(&function))
+                .arg(&text)
+                .ignore()
+                .cmd("HDEL")
+                .arg(keys::attachments(&function))
+                .arg(&text)
+                .ignore()
+                .cmd("SREM")
+                .arg(keys::node_connections(node))
+                .arg(&text)
+                .ignore();
+            let () = self.bounded(pipe.query_async(&mut redis)).await?;
+            orphans.push(Orphan { record, attachment });
+        }
+        Ok(orphans)
+    }
+}
+
+fn join_commands(function: &str, id: ConnectionId, group: &str) -> Vec<redis::Cmd> {
+    vec![
+        cmd("SADD")
+            .arg(keys::group(function, group))
+            .arg(id.to_string())
+            .clone(),
+        cmd("SADD")
+            .arg(keys::connection_groups(function, id))
+            .arg(group)
+            .clone(),
+    ]
+}

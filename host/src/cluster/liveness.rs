@@ -1,0 +1,120 @@
+//! Heartbeats, and closing the connections of nodes that stopped sending them.
+//!
+//! Every node stamps itself in one sorted set with Redis's clock (so the nodes' own clocks do
+//! not matter) and, in the same script, claims the nodes whose stamp is older than the node
+//! timeout: removing a node from the set is atomic, so exactly one survivor claims each dead
+//! node and runs on-close for its connections. A dead node is noticed within the node timeout
+//! plus one heartbeat interval (a third of the timeout).
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use super::{ClusterError, ClusterLink, keys};
+use crate::connections::NodeId;
+use crate::host::Host;
+
+const HEARTBEAT: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local was_listed = redis.call('ZSCORE', KEYS[1], ARGV[1])
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
+for _, node in ipairs(dead) do
+  redis.call('ZREM', KEYS[1], node)
+end
+return {was_listed and 1 or 0, dead, redis.call('ZRANGE', KEYS[1], 0, -1)}
+";
+
+struct Beat {
+    was_listed: bool,
+    dead: Vec<NodeId>,
+    live: HashSet<NodeId>,
+}
+
+impl ClusterLink {
+    async fn heartbeat(&self) -> Result<Beat, ClusterError> {
+        let mut redis = self.redis();
+        let timeout_ms = self.settings.node_timeout.as_millis() as u64;
+        let (was_listed, dead, live): (u8, Vec<String>, Vec<String>) = self
+            .bounded(
+                redis::Script::new(HEARTBEAT)
+                    .key(keys::NODES)
+                    .arg(self.node.to_string())
+                    .arg(timeout_ms)
+                    .invoke_async(&mut redis),
+            )
+            .await?;
+        Ok(Beat {
+            was_listed: was_listed == 1,
+            dead: dead.iter().filter_map(|n| n.parse().ok()).collect(),
+            live: live.iter().filter_map(|n| n.parse().ok()).collect(),
+        })
+    }
+
+    /// Sends the first heartbeat, so the node is known before it serves anyone.
+    pub async fn register(&self) -> Result<(), ClusterError> {
+        let beat = self.heartbeat().await?;
+        self.set_live_nodes(beat.live);
+        Ok(())
+    }
+
+    /// Leaves the cluster on a graceful shutdown, after every connection closed, so no other
+    /// node mistakes it for a dead one.
+    pub async fn leave(&self) -> Result<(), ClusterError> {
+        self.flush().await;
+        let mut redis = self.redis();
+        self.bounded(redis::AsyncCommands::zrem(
+            &mut redis,
+            keys::NODES,
+            self.node.to_string(),
+        ))
+        .await
+    }
+}
+
+/// Beats until shutdown and closes the connections of the nodes this node claims as dead.
+pub async fn run(host: Arc<Host>, link: Arc<ClusterLink>) {
+    let interval = link.settings.node_timeout / 3;
+    loop {
+        tokio::select! {
+            _ = host.shutdown.cancelled() => return,
+            _ = tokio::time::sleep(interval) => {}
+        }
+        let beat = match link.heartbeat().await {
+            Ok(beat) => beat,
+            Err(error) => {
+                tracing::warn!("cluster heartbeat failed: {error}");
+                continue;
+            }
+        };
+        if !beat.was_listed {
+            // Another node took this one for dead (Redis or this process stalled past the node
+            // timeout) and has run on-close for its connections: keeping them open would leave
+            // connections the rest of the cluster no longer knows.
+            tracing::error!(node = %link.node, "this node was declared dead by the cluster after missing heartbeats; closing its connections");
+            for connection in host.connections.all() {
+                connection.start_close(1001, "the node lost contact with the cluster");
+            }
+        }
+        link.set_live_nodes(beat.live);
+        for dead in beat.dead {
+            if dead != link.node {
+                tokio::spawn(reap(host.clone(), link.clone(), dead));
+            }
+        }
+    }
+}
+
+async fn reap(host: Arc<Host>, link: Arc<ClusterLink>, node: NodeId) {
+    let orphans = match link.take_orphans(node).await {
+        Ok(orphans) => orphans,
+        Err(error) => {
+            tracing::error!(%node, "could not take over the connections of a dead node: {error}");
+            return;
+        }
+    };
+    tracing::warn!(%node, connections = orphans.len(), "node declared dead; running on-close for its connections");
+    for orphan in orphans {
+        host.close_orphan(orphan).await;
+    }
+}

@@ -1,0 +1,45 @@
+//! A group publish, on one node or across the cluster.
+
+use super::ClusterLink;
+use super::codec::GroupPublish;
+use crate::connections::{ConnectionId, Outbound};
+use crate::scope::FunctionScope;
+
+/// Delivers `frame` to the members of `group` held here and, in a cluster, tells every other
+/// node to deliver it to theirs. Returns how many members were sent to: those reached here plus
+/// the directory's count of members elsewhere (`except` is not subtracted when it is remote;
+/// the count is what callers are told, not a delivery receipt). When Redis cannot be reached
+/// the publish reaches this node's members only, and says so in the log.
+pub async fn publish(
+    scope: &FunctionScope,
+    cluster: Option<&ClusterLink>,
+    group: &str,
+    frame: Outbound,
+    except: Option<ConnectionId>,
+) -> u32 {
+    let delivered = scope.groups.publish(group, &frame, except);
+    let Some(cluster) = cluster else {
+        return delivered;
+    };
+    let local_members = scope.groups.members(group).len();
+    let publish = GroupPublish {
+        origin: cluster.node,
+        function: scope.name.to_string(),
+        group: group.to_owned(),
+        except,
+        frame,
+    };
+    match cluster
+        .publish_counting(&publish.function, group, publish.encode())
+        .await
+    {
+        Ok(members) => {
+            let remote = members.saturating_sub(local_members);
+            delivered.saturating_add(u32::try_from(remote).unwrap_or(u32::MAX))
+        }
+        Err(error) => {
+            tracing::warn!(function = %scope.name, "a publish reached this node only: {error}");
+            delivered
+        }
+    }
+}

@@ -1,0 +1,245 @@
+//! Three `wsfn-host` nodes on one real Redis act as one host: rooms span nodes, sends and
+//! admin calls reach connections on other nodes, deploys reach every node, and the
+//! connections of a node that dies are closed (on-close, group removal) by a survivor.
+//!
+//! Messages from one node to another travel in order (one writer per node, one subscription
+//! per node), so a marker sent after a batch arrives after every copy of that batch: that is
+//! how these tests show "exactly once" without waiting for a silence.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use crate::support::{Client, Host, RedisServer, TestDir, function_bytes, poll_until};
+
+/// Short, so a dead node is noticed quickly; the bound itself is what the README documents.
+const NODE_TIMEOUT_MS: &str = "1500";
+
+struct Cluster {
+    _redis: RedisServer,
+    nodes: Vec<Host>,
+}
+
+async fn cluster(size: usize, serve: &[(&str, &str)]) -> Cluster {
+    let dir = TestDir::new();
+    let redis = RedisServer::start(&dir);
+    let mut nodes = Vec::new();
+    for _ in 0..size {
+        let mut builder = Host::builder()
+            .option("--redis", &redis.url())
+            .option("--node-timeout-ms", NODE_TIMEOUT_MS);
+        for (served_as, file_stem) in serve {
+            builder = builder.function_served_as(served_as, file_stem);
+        }
+        nodes.push(builder.start().await);
+    }
+    Cluster {
+        _redis: redis,
+        nodes,
+    }
+}
+
+/// Waits until the cluster-wide connection list of `function` (read on `node`) has `count`
+/// entries, so every node's directory writes for them have landed.
+async fn await_connections(node: &Host, function: &str, count: usize) -> Vec<Value> {
+    let admin = node.admin();
+    poll_until(
+        &format!("{count} `{function}` connections are listed"),
+        async || {
+            let list = admin.connections(function).await;
+            (list.len() == count).then_some(list)
+        },
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_room_spanning_three_nodes_delivers_every_message_to_every_member_exactly_once() {
+    let cluster = cluster(3, &[("chat", "chat")]).await;
+    let users = ["ann", "bob", "cy"];
+    let mut clients: Vec<Client> = Vec::new();
+    for (i, user) in users.iter().enumerate() {
+        let client = cluster.nodes[i]
+            .connect(&format!("chat?room=r&user={user}"))
+            .await;
+        // Everyone already in the room hears the join, whichever node they are on.
+        for earlier in clients.iter_mut() {
+            assert_eq!(
+                earlier.receive_json().await,
+                json!({"type": "join", "user": user})
+            );
+        }
+        clients.push(client);
+    }
+
+    const ROUNDS: usize = 20;
+    for round in 0..ROUNDS {
+        for (i, client) in clients.iter_mut().enumerate() {
+            client.send_text(&format!("{}-{round}", users[i])).await;
+        }
+    }
+    for (i, client) in clients.iter_mut().enumerate() {
+        client.send_text(&format!("done-{}", users[i])).await;
+    }
+
+    for (i, client) in clients.iter_mut().enumerate() {
+        let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+        let mut done = 0;
+        while done < users.len() {
+            let message = client.receive_json().await;
+            assert_eq!(message["type"], "message", "{}: {message}", users[i]);
+            let text = message["text"].as_str().unwrap_or_default().to_owned();
+            if text.starts_with("done-") {
+                done += 1;
+            }
+            *seen.entry(text).or_default() += 1;
+        }
+        let mut expected: BTreeMap<String, usize> = BTreeMap::new();
+        for user in users {
+            for round in 0..ROUNDS {
+                expected.insert(format!("{user}-{round}"), 1);
+            }
+            expected.insert(format!("done-{user}"), 1);
+        }
+        assert_eq!(
+            seen, expected,
+            "{} got every message of every member exactly once before the last marker",
+            users[i]
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn notify_reaches_a_user_connected_to_another_node() {
+    let cluster = cluster(3, &[("notify", "notify")]).await;
+    let mut alice = cluster.nodes[0].connect("notify?user=alice").await;
+    let mut bob_phone = cluster.nodes[1].connect("notify?user=bob").await;
+    let mut bob_laptop = cluster.nodes[2].connect("notify?user=bob").await;
+    await_connections(&cluster.nodes[0], "notify", 3).await;
+
+    alice.send_text(r#"{"to":"bob","text":"lunch?"}"#).await;
+    let expected = json!({"from": "alice", "text": "lunch?"});
+    assert_eq!(bob_phone.receive_json().await, expected);
+    assert_eq!(bob_laptop.receive_json().await, expected);
+    assert_eq!(
+        alice.receive_json().await,
+        json!({"delivered": 2}),
+        "both of bob's connections, on two other nodes, are counted"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn admin_send_and_close_on_one_node_reach_a_connection_on_another() {
+    let cluster = cluster(2, &[("echo", "echo")]).await;
+    let (a, b) = (&cluster.nodes[0], &cluster.nodes[1]);
+    let mut client = b.connect("echo").await;
+    let listed = await_connections(a, "echo", 1).await;
+    let id = listed[0]["id"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(
+        listed[0]["node"].as_str(),
+        id.get(..8),
+        "node A lists node B's connection, and its id names its node: {listed:?}"
+    );
+
+    let admin = a.admin();
+    let sent = admin
+        .post(
+            &format!("/v1/connections/{id}/send"),
+            "text/plain",
+            "from A",
+        )
+        .await
+        .expect_json(200);
+    assert_eq!(sent["delivered"], 1);
+    assert_eq!(client.receive_text().await, "from A");
+
+    admin
+        .delete(&format!("/v1/connections/{id}?code=4001&reason=bye"))
+        .await
+        .expect_status(202);
+    let close = client.expect_close().await;
+    assert_eq!((close.code, close.reason.as_str()), (4001, "bye"));
+    await_connections(a, "echo", 0).await;
+
+    // An id of no open connection is still a 404, wherever it would have been.
+    admin
+        .post(&format!("/v1/connections/{id}/send"), "text/plain", "x")
+        .await
+        .expect_status(404);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deploy_on_one_node_is_served_by_the_others() {
+    let cluster = cluster(3, &[("swap", "swap-a")]).await;
+    for node in &cluster.nodes {
+        let mut client = node.connect("swap").await;
+        assert_eq!(client.ask("x").await, "a:x");
+    }
+    let version = cluster.nodes[0]
+        .admin()
+        .deploy("swap", function_bytes("swap-b"))
+        .await;
+    for node in &cluster.nodes[1..] {
+        let answer = poll_until("the new version is served", async || {
+            let mut client = node.connect("swap").await;
+            let answer = client.ask("x").await;
+            (answer == "b:x").then_some(answer)
+        })
+        .await;
+        assert_eq!(answer, "b:x");
+        assert_eq!(node.admin().current_version("swap").await, version);
+    }
+
+    // A rollback on another node goes back everywhere.
+    cluster.nodes[2]
+        .admin()
+        .rollback("swap", "")
+        .await
+        .expect_status(200);
+    for node in &cluster.nodes {
+        poll_until("the old version is served again", async || {
+            let mut client = node.connect("swap").await;
+            (client.ask("x").await == "a:x").then_some(())
+        })
+        .await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_node_s_connections_get_on_close_on_a_survivor_and_leave_their_groups() {
+    let cluster = cluster(2, &[("chat", "chat")]).await;
+    let (a, b) = (&cluster.nodes[0], &cluster.nodes[1]);
+    let mut ann = a.connect("chat?room=r&user=ann").await;
+    let bob = b.connect("chat?room=r&user=bob").await;
+    assert_eq!(
+        ann.receive_json().await,
+        json!({"type": "join", "user": "bob"})
+    );
+    await_connections(a, "chat", 2).await;
+
+    // SIGKILL: no close frames, no on-close, no goodbye to Redis.
+    // SAFETY: kill(2) on the pid of a child process this test started.
+    let killed = unsafe { libc::kill(b.pid() as i32, libc::SIGKILL) };
+    assert_eq!(killed, 0, "the node could be killed");
+    bob.drop_without_close();
+
+    assert_eq!(
+        ann.receive_json().await,
+        json!({"type": "leave", "user": "bob"}),
+        "a survivor ran bob's on-close, which told the room (with bob's attachment)"
+    );
+    let remaining = await_connections(a, "chat", 1).await;
+    assert_eq!(remaining[0]["groups"], json!(["r"]), "{remaining:?}");
+
+    // The room now has ann only: her message reaches her and nobody else is counted.
+    ann.send_text("anyone?").await;
+    assert_eq!(
+        ann.receive_json().await,
+        json!({"type": "message", "user": "ann", "text": "anyone?"})
+    );
+    let log = a.log();
+    assert!(
+        log.contains("node declared dead"),
+        "the survivor says what it did:\n{log}"
+    );
+}
