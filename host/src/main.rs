@@ -16,6 +16,7 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use tracing_subscriber::EnvFilter;
 use wsfn_host::admin::{self, AdminToken};
 use wsfn_host::config::Limits;
+use wsfn_host::front::StaticFiles;
 use wsfn_host::host::Host;
 
 use admin_client::{AdminClient, format_time, read_token};
@@ -91,6 +92,15 @@ async fn run(args: RunArgs) -> Result<()> {
         tracing::warn!("no functions yet: deploy one with `wsfn-host deploy NAME FILE.wasm`");
     }
 
+    let static_files = match &args.static_dir {
+        Some(dir) => {
+            let files = StaticFiles::new(dir)?;
+            tracing::info!("serving the files of {}", files.root().display());
+            Some(Arc::new(files))
+        }
+        None => None,
+    };
+
     // Signal handlers are installed before readiness is announced, so a SIGTERM sent right
     // after the announcement already shuts down gracefully.
     let terminate = signal(SignalKind::terminate()).context("cannot install a signal handler")?;
@@ -118,7 +128,7 @@ async fn run(args: RunArgs) -> Result<()> {
             .await
     });
     let signals = tokio::spawn(stop_on_signal(host.clone(), terminate, interrupt));
-    let still_open = wsfn_host::server::serve(host.clone(), listener)
+    let still_open = wsfn_host::server::serve(host.clone(), listener, static_files)
         .await
         .context("the WebSocket listener failed")?;
     signals.abort();
