@@ -144,7 +144,8 @@ export class WsfnReconnectingEvent extends Event {
 export function resolveUrl(target, query, base) {
   const text = String(target);
   let url;
-  if (/^(wss?|https?):\/\//i.test(text)) {
+  // Anything with a scheme is a URL; only ws(s) and http(s) ones are usable.
+  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(text)) {
     url = new URL(text);
   } else {
     const origin = base ?? globalThis.location?.href;

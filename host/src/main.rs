@@ -55,6 +55,15 @@ fn run_command(cli: Cli) -> Result<()> {
 }
 
 async fn run(args: RunArgs) -> Result<()> {
+    // Checked first: a wrong directory should not wait for every function to compile.
+    let static_files = match &args.static_dir {
+        Some(dir) => {
+            let files = StaticFiles::new(dir)?;
+            tracing::info!("serving the files of {}", files.root().display());
+            Some(Arc::new(files))
+        }
+        None => None,
+    };
     std::fs::create_dir_all(&args.data_dir).with_context(|| {
         format!(
             "cannot create the data directory {}",
@@ -91,15 +100,6 @@ async fn run(args: RunArgs) -> Result<()> {
     if host.function_names().is_empty() {
         tracing::warn!("no functions yet: deploy one with `wsfn-host deploy NAME FILE.wasm`");
     }
-
-    let static_files = match &args.static_dir {
-        Some(dir) => {
-            let files = StaticFiles::new(dir)?;
-            tracing::info!("serving the files of {}", files.root().display());
-            Some(Arc::new(files))
-        }
-        None => None,
-    };
 
     // Signal handlers are installed before readiness is announced, so a SIGTERM sent right
     // after the announcement already shuts down gracefully.
