@@ -26,7 +26,9 @@ fn repo_root() -> PathBuf {
 fn require_browser_tools(root: &Path) {
     assert!(
         Path::new("/usr/bin/chromium").is_file()
-            && root.join("tests/browser/node_modules/playwright-core").is_dir(),
+            && root
+                .join("tests/browser/node_modules/playwright-core")
+                .is_dir(),
         "chromium or tests/browser's node modules are missing: run scripts/test-deps.sh"
     );
 }

@@ -154,7 +154,11 @@ async fn nothing_outside_the_directory_or_hidden_is_served() {
         "/app.mjs%00.html",
     ] {
         let answer = http(host.addr(), "GET", target).await;
-        assert_eq!(answer.status, 400, "{target} must be refused: {}", answer.head);
+        assert_eq!(
+            answer.status, 400,
+            "{target} must be refused: {}",
+            answer.head
+        );
         assert!(!answer.text().contains("outside the site"));
     }
     let escape = http(host.addr(), "GET", "/escape.txt").await;

@@ -216,7 +216,10 @@ pub async fn serve_or_pass(
     })
     .await;
     let Ok((lookup, file)) = found else {
-        return plain(StatusCode::INTERNAL_SERVER_ERROR, "the file could not be read");
+        return plain(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the file could not be read",
+        );
     };
     match lookup {
         Lookup::File(path) => match file {
