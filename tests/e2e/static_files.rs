@@ -6,7 +6,7 @@ use std::path::Path;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::support::{Host, TestDir, run_wsfn_host, within};
+use crate::support::{Host, TestDir, raw_upgrade, run_wsfn_host, within};
 
 /// A plain HTTP answer, read until the host closes the connection.
 struct Answer {
@@ -122,6 +122,11 @@ async fn files_are_served_with_their_type_and_functions_keep_their_routes() {
     assert_eq!(
         function.status, 426,
         "a function without a file of its name still asks for an upgrade"
+    );
+    let upgrade = raw_upgrade(host.addr(), "app.mjs", &[]).await;
+    assert_eq!(
+        upgrade.status, 404,
+        "an upgrade is for a function, even where a file has the name"
     );
     let mut client = host.connect("echo").await;
     assert_eq!(client.ask("still a function").await, "still a function");

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::io::Read;
@@ -203,38 +203,36 @@ pub async fn serve_or_pass(
             return response;
         }
     };
-    let request_path = request.uri().path().to_owned();
+    let uri = request.uri().clone();
     // The file system is used synchronously on the blocking pool, where a slow disk cannot
     // stall the WebSocket sessions.
-    let found = tokio::task::spawn_blocking(move || {
-        let lookup = files.lookup(&request_path);
-        let file = match &lookup {
-            Lookup::File(path) => Some(read_file(path, head)),
-            _ => None,
-        };
-        (lookup, file)
-    })
-    .await;
-    let Ok((lookup, file)) = found else {
-        return plain(
+    let answer = tokio::task::spawn_blocking(move || answer(&files, &uri, head)).await;
+    match answer {
+        Ok(Some(response)) => response,
+        Ok(None) => next.run(request).await,
+        Err(_) => plain(
             StatusCode::INTERNAL_SERVER_ERROR,
             "the file could not be read",
-        );
-    };
-    match lookup {
-        Lookup::File(path) => match file {
-            Some(Ok(file)) => file.into_response(&path),
-            Some(Err(error)) => {
+        ),
+    }
+}
+
+/// The answer for a GET (or HEAD) of `uri`, or `None` when no file matches and the request
+/// goes on to the functions. Blocking.
+fn answer(files: &StaticFiles, uri: &Uri, head: bool) -> Option<Response> {
+    let response = match files.lookup(uri.path()) {
+        Lookup::File(path) => match read_file(&path, head) {
+            Ok(file) => file.into_response(&path),
+            Err(error) => {
                 tracing::debug!(path = %path.display(), "cannot serve a static file: {error}");
                 plain(StatusCode::NOT_FOUND, "no such file")
             }
-            None => plain(StatusCode::NOT_FOUND, "no such file"),
         },
         Lookup::AddSlash => {
-            let mut location = format!("{}/", request.uri().path());
-            if let Some(query) = request.uri().query() {
-                location = format!("{location}?{query}");
-            }
+            let location = match uri.query() {
+                Some(query) => format!("{}/?{query}", uri.path()),
+                None => format!("{}/", uri.path()),
+            };
             match HeaderValue::from_str(&location) {
                 Ok(location) => (
                     StatusCode::MOVED_PERMANENTLY,
@@ -244,9 +242,10 @@ pub async fn serve_or_pass(
                 Err(_) => plain(StatusCode::BAD_REQUEST, "the path cannot be redirected"),
             }
         }
-        Lookup::Missing => next.run(request).await,
+        Lookup::Missing => return None,
         Lookup::Invalid(reason) => plain(StatusCode::BAD_REQUEST, reason),
-    }
+    };
+    Some(response)
 }
 
 /// Why a file found could not be sent.
