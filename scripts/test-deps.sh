@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs the programs the end-to-end tests start besides wsfn-host: a real redis-server for
-# the Redis backend and cluster tests. Safe to run again: it installs only what is missing.
+# the Redis backend and cluster tests, and for the browser test Debian's chromium and the
+# pinned playwright-core of tests/browser (which needs node and npm). Safe to run again: it
+# installs only what is missing.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-readonly DEBIAN_PACKAGES=(redis-server)
+readonly DEBIAN_PACKAGES=(redis-server chromium)
 
 say() { echo "test-deps: $*" >&2; }
 die() {
@@ -28,10 +30,20 @@ for package in "${DEBIAN_PACKAGES[@]}"; do
         missing+=("$package")
     fi
 done
+# node may come from elsewhere (nodesource bundles npm); Debian's packages only when it is absent.
+if ! command -v npm >/dev/null 2>&1; then
+    missing+=(nodejs npm)
+fi
 if ((${#missing[@]} > 0)); then
     command -v apt-get >/dev/null 2>&1 || die "install ${missing[*]} with your package manager"
     say "installing ${missing[*]}"
     as_root apt-get update -qq
     as_root env DEBIAN_FRONTEND=noninteractive \
         apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The browser test drives chromium with the exact playwright-core version of its lock file.
+if [[ ! -d tests/browser/node_modules/playwright-core ]]; then
+    say "installing tests/browser's node modules"
+    npm ci --prefix tests/browser --no-audit --no-fund >/dev/null
 fi

@@ -68,6 +68,12 @@ pub struct RunArgs {
     #[arg(long, env = "WSFN_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
+    /// Serve the files of this directory over plain HTTP (GET and HEAD) on the WebSocket
+    /// listener, e.g. `--static clients/js` for the browser client and its demo. A request
+    /// that is a WebSocket upgrade, or names no file, goes to the functions as usual.
+    #[arg(long = "static", env = "WSFN_STATIC", value_name = "DIR")]
+    pub static_dir: Option<PathBuf>,
+
     #[command(flatten)]
     pub limits: LimitArgs,
 

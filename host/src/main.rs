@@ -17,6 +17,7 @@ use tracing_subscriber::EnvFilter;
 use wsfn_host::admin::{self, AdminToken};
 use wsfn_host::cluster::ClusterLink;
 use wsfn_host::config::Limits;
+use wsfn_host::front::StaticFiles;
 use wsfn_host::host::Host;
 
 use admin_client::{AdminClient, format_time, read_token};
@@ -55,6 +56,15 @@ fn run_command(cli: Cli) -> Result<()> {
 }
 
 async fn run(args: RunArgs) -> Result<()> {
+    // Checked first: a wrong directory should not wait for every function to compile.
+    let static_files = match &args.static_dir {
+        Some(dir) => {
+            let files = StaticFiles::new(dir)?;
+            tracing::info!("serving the files of {}", files.root().display());
+            Some(Arc::new(files))
+        }
+        None => None,
+    };
     std::fs::create_dir_all(&args.data_dir).with_context(|| {
         format!(
             "cannot create the data directory {}",
@@ -149,7 +159,7 @@ async fn run(args: RunArgs) -> Result<()> {
             .await
     });
     let signals = tokio::spawn(stop_on_signal(host.clone(), terminate, interrupt));
-    let still_open = wsfn_host::server::serve(host.clone(), listener)
+    let still_open = wsfn_host::server::serve(host.clone(), listener, static_files)
         .await
         .context("the WebSocket listener failed")?;
     signals.abort();

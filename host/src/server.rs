@@ -20,9 +20,14 @@ use crate::host::Host;
 
 /// Serves WebSocket functions on `listener` until `host.shutdown` is cancelled, then waits
 /// (up to the shutdown timeout) for every connection to close and run its on-close.
-/// Returns the number of connections still open when the wait gave up.
-pub async fn serve(host: Arc<Host>, listener: TcpListener) -> std::io::Result<usize> {
-    let router = front::router(host.clone());
+/// Returns the number of connections still open when the wait gave up. `static_files` are
+/// served to plain HTTP requests beside the functions (`--static`).
+pub async fn serve(
+    host: Arc<Host>,
+    listener: TcpListener,
+    static_files: Option<Arc<front::StaticFiles>>,
+) -> std::io::Result<usize> {
+    let router = front::router(host.clone(), static_files);
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(host.limits.handshake_timeout)

@@ -41,6 +41,7 @@ pub(super) const WSFN_ENVIRONMENT: &[&str] = &[
     "WSFN_ADMIN_LISTEN",
     "WSFN_DATA_DIR",
     "WSFN_LISTEN",
+    "WSFN_STATIC",
 ];
 
 /// The repository root (the host crate lives one level below it).
