@@ -66,6 +66,21 @@ pub struct RunArgs {
     #[arg(long, env = "WSFN_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
+    /// Configuration file (TOML, see wsfn.example.toml). Without it, ./wsfn.toml is read when
+    /// it exists. Options given as flags or WSFN_* variables override the file.
+    #[arg(long, env = "WSFN_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// File holding the key signed connection URLs are made with: at least 32 bytes,
+    /// surrounding whitespace ignored (e.g. `openssl rand -hex 32`). WSFN_SIGNING_KEY may
+    /// hold the key itself instead, and wins over the file.
+    #[arg(long, value_name = "FILE")]
+    pub signing_key_file: Option<PathBuf>,
+
+    /// A function that accepts only signed URLs; others get 401 (repeat for several).
+    #[arg(long = "require-signed", value_name = "FUNCTION")]
+    pub require_signed: Vec<String>,
+
     #[command(flatten)]
     pub limits: LimitArgs,
 }
@@ -255,7 +270,7 @@ impl std::str::FromStr for FunctionArg {
 }
 
 /// Parses `1048576`, `64KiB`, `1MiB` (also `k`/`KB`, `m`/`MB` as binary units).
-fn parse_size(text: &str) -> Result<usize, String> {
+pub fn parse_size(text: &str) -> Result<usize, String> {
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit())
