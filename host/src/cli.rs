@@ -27,7 +27,7 @@ pub struct Cli {
 #[derive(Subcommand)]
 pub enum Command {
     /// Serve functions: each at ws://LISTEN/<name>.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Check that components are valid wsfn functions, without serving them.
     Check(CheckArgs),
     /// Deploy a component to a running host as a new function or a new version (hot swap).

@@ -88,7 +88,9 @@ fn size<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<usize>, D::
     }
     match Size::deserialize(deserializer)? {
         Size::Bytes(bytes) => Ok(Some(bytes)),
-        Size::Text(text) => parse_size(&text).map(Some).map_err(serde::de::Error::custom),
+        Size::Text(text) => parse_size(&text)
+            .map(Some)
+            .map_err(serde::de::Error::custom),
     }
 }
 
@@ -233,7 +235,10 @@ mod tests {
         let file = ConfigFile::parse("[limits]\nmax-message-size = \"64KiB\"\nmax-frame-size = 100\nslow-consumer = \"drop-oldest\"\n").unwrap();
         assert_eq!(file.limits.max_message_size, Some(64 << 10));
         assert_eq!(file.limits.max_frame_size, Some(100));
-        assert_eq!(file.limits.slow_consumer, Some(SlowConsumerPolicy::DropOldest));
+        assert_eq!(
+            file.limits.slow_consumer,
+            Some(SlowConsumerPolicy::DropOldest)
+        );
         assert!(error_of("[limits]\nmax-message-size = \"1GiB\"\n").contains("GiB"));
         assert!(error_of("[limits]\nslow-consumer = \"wait\"\n").contains("wait"));
     }

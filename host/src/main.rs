@@ -54,7 +54,7 @@ fn run_command(cli: Cli, matches: &ArgMatches) -> Result<()> {
             if let Some(run_matches) = matches.subcommand_matches("run") {
                 config_file::load_into(&mut args, run_matches)?;
             }
-            runtime.block_on(run(args))
+            runtime.block_on(run(*args))
         }
         Command::Check(args) => runtime.block_on(check(args)),
         Command::Deploy(args) => runtime.block_on(deploy(args)),
@@ -194,13 +194,16 @@ fn signing_key(args: &RunArgs) -> Result<Option<SigningKey>> {
     } else {
         if !args.require_signed.is_empty() {
             bail!(
-                "--require-signed needs a signing key: set WSFN_SIGNING_KEY or pass \
-                 --signing-key-file"
+                "`{}` accepts only signed URLs, which needs a signing key: set \
+                 WSFN_SIGNING_KEY or pass --signing-key-file",
+                args.require_signed.join("`, `")
             );
         }
         return Ok(None);
     };
-    Ok(Some(SigningKey::new(bytes).context("unusable signing key")?))
+    Ok(Some(
+        SigningKey::new(bytes).context("unusable signing key")?,
+    ))
 }
 
 fn generate_token() -> String {

@@ -64,9 +64,7 @@ pub enum KeyError {
 /// Why a signed URL could not be minted.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SignError {
-    #[error(
-        "this host has no signing key: start it with --signing-key-file or WSFN_SIGNING_KEY"
-    )]
+    #[error("this host has no signing key: start it with --signing-key-file or WSFN_SIGNING_KEY")]
     NoKey,
     #[error("the time to live must be more than zero")]
     ZeroTtl,
@@ -153,7 +151,9 @@ impl UrlSigning {
         let expiry = unix_ms(now).saturating_add(ttl.as_millis() as u64);
         let expires_at = expiry.div_ceil(1000);
         let pairs = query.iter().map(|(k, v)| (k.as_str(), v.as_str()));
-        let signature = hex(&mac_of(key, function, pairs, expires_at).finalize().into_bytes());
+        let signature = hex(&mac_of(key, function, pairs, expires_at)
+            .finalize()
+            .into_bytes());
 
         let mut encoded = form_urlencoded::Serializer::new(String::new());
         for (name, value) in query {
@@ -213,8 +213,14 @@ pub fn is_reserved(name: &str) -> bool {
 
 /// The value of the pair `name`, refusing a repeated one (which pair was signed would be
 /// ambiguous).
-fn single<'q>(query: &[(&str, &'q str)], name: &'static str) -> Result<Option<&'q str>, VerifyError> {
-    let mut found = query.iter().filter(|(key, _)| *key == name).map(|(_, v)| *v);
+fn single<'q>(
+    query: &[(&str, &'q str)],
+    name: &'static str,
+) -> Result<Option<&'q str>, VerifyError> {
+    let mut found = query
+        .iter()
+        .filter(|(key, _)| *key == name)
+        .map(|(_, v)| *v);
     let first = found.next();
     if found.next().is_some() {
         return Err(VerifyError::Repeated(name));
@@ -300,8 +306,10 @@ mod tests {
         query: &[(String, String)],
         now: SystemTime,
     ) -> Result<bool, VerifyError> {
-        let borrowed: Vec<(&str, &str)> =
-            query.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let borrowed: Vec<(&str, &str)> = query
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
         signing.verify(function, &borrowed, now)
     }
 
@@ -312,13 +320,24 @@ mod tests {
         let signing = signing(&[]);
         let now = SystemTime::now();
         let url = signing
-            .sign("chat", &pairs(&[("room", "a b&c"), ("user", "ann")]), TTL, now)
+            .sign(
+                "chat",
+                &pairs(&[("room", "a b&c"), ("user", "ann")]),
+                TTL,
+                now,
+            )
             .unwrap();
-        assert!(url.path_and_query.starts_with("/chat?room=a+b%26c&user=ann&wsfn-expires="));
+        assert!(
+            url.path_and_query
+                .starts_with("/chat?room=a+b%26c&user=ann&wsfn-expires=")
+        );
         let query = decoded(&url);
         assert_eq!(check(&signing, "chat", &query, now), Ok(true));
         let later = UNIX_EPOCH + Duration::from_secs(url.expires_at);
-        assert_eq!(check(&signing, "chat", &query, later), Err(VerifyError::Expired));
+        assert_eq!(
+            check(&signing, "chat", &query, later),
+            Err(VerifyError::Expired)
+        );
     }
 
     #[test]
@@ -329,28 +348,46 @@ mod tests {
             .sign("chat", &pairs(&[("room", "ab"), ("user", "c")]), TTL, now)
             .unwrap();
         let query = decoded(&url);
-        assert_eq!(check(&signing, "other", &query, now), Err(VerifyError::Mismatch));
+        assert_eq!(
+            check(&signing, "other", &query, now),
+            Err(VerifyError::Mismatch)
+        );
 
         // Bytes moved between a value and the next name.
         let mut moved = query.clone();
         moved[0].1 = "a".into();
         moved[1].0 = "buser".into();
-        assert_eq!(check(&signing, "chat", &moved, now), Err(VerifyError::Mismatch));
+        assert_eq!(
+            check(&signing, "chat", &moved, now),
+            Err(VerifyError::Mismatch)
+        );
 
         let mut added = query.clone();
         added.insert(0, ("admin".into(), "1".into()));
-        assert_eq!(check(&signing, "chat", &added, now), Err(VerifyError::Mismatch));
+        assert_eq!(
+            check(&signing, "chat", &added, now),
+            Err(VerifyError::Mismatch)
+        );
 
         let mut dropped = query.clone();
         dropped.remove(0);
-        assert_eq!(check(&signing, "chat", &dropped, now), Err(VerifyError::Mismatch));
+        assert_eq!(
+            check(&signing, "chat", &dropped, now),
+            Err(VerifyError::Mismatch)
+        );
 
         let mut extended = query.clone();
         extended[2].1 = (url.expires_at + 3600).to_string();
-        assert_eq!(check(&signing, "chat", &extended, now), Err(VerifyError::Mismatch));
+        assert_eq!(
+            check(&signing, "chat", &extended, now),
+            Err(VerifyError::Mismatch)
+        );
 
         let other_key = UrlSigning::new(Some(SigningKey::new(vec![8; 32]).unwrap()), []);
-        assert_eq!(check(&other_key, "chat", &query, now), Err(VerifyError::Mismatch));
+        assert_eq!(
+            check(&other_key, "chat", &query, now),
+            Err(VerifyError::Mismatch)
+        );
     }
 
     #[test]
@@ -359,25 +396,42 @@ mod tests {
         let now = SystemTime::now();
         let query = |list: &[(&str, &str)]| pairs(list);
         assert_eq!(check(&signing, "chat", &query(&[]), now), Ok(false));
-        assert_eq!(check(&signing, "locked", &query(&[]), now), Err(VerifyError::Required));
+        assert_eq!(
+            check(&signing, "locked", &query(&[]), now),
+            Err(VerifyError::Required)
+        );
         assert_eq!(
             check(&signing, "chat", &query(&[(EXPIRES_PARAM, "1")]), now),
             Err(VerifyError::Incomplete)
         );
         let sig = "0".repeat(64);
         assert_eq!(
-            check(&signing, "chat", &query(&[(EXPIRES_PARAM, "-1"), (SIGNATURE_PARAM, &sig)]), now),
+            check(
+                &signing,
+                "chat",
+                &query(&[(EXPIRES_PARAM, "-1"), (SIGNATURE_PARAM, &sig)]),
+                now
+            ),
             Err(VerifyError::BadExpiry)
         );
         assert_eq!(
-            check(&signing, "chat", &query(&[(EXPIRES_PARAM, "1"), (SIGNATURE_PARAM, "zz")]), now),
+            check(
+                &signing,
+                "chat",
+                &query(&[(EXPIRES_PARAM, "1"), (SIGNATURE_PARAM, "zz")]),
+                now
+            ),
             Err(VerifyError::BadSignature)
         );
         assert_eq!(
             check(
                 &signing,
                 "chat",
-                &query(&[(EXPIRES_PARAM, "1"), (EXPIRES_PARAM, "2"), (SIGNATURE_PARAM, &sig)]),
+                &query(&[
+                    (EXPIRES_PARAM, "1"),
+                    (EXPIRES_PARAM, "2"),
+                    (SIGNATURE_PARAM, &sig)
+                ]),
                 now
             ),
             Err(VerifyError::Repeated(EXPIRES_PARAM))
@@ -390,7 +444,10 @@ mod tests {
         let none = UrlSigning::default();
         assert_eq!(none.sign("chat", &[], TTL, now), Err(SignError::NoKey));
         let signing = signing(&[]);
-        assert_eq!(signing.sign("chat", &[], Duration::ZERO, now), Err(SignError::ZeroTtl));
+        assert_eq!(
+            signing.sign("chat", &[], Duration::ZERO, now),
+            Err(SignError::ZeroTtl)
+        );
         assert_eq!(
             signing.sign("chat", &[], MAX_TTL + Duration::from_secs(1), now),
             Err(SignError::TtlTooLong)
@@ -399,6 +456,9 @@ mod tests {
             signing.sign("chat", &pairs(&[(SIGNATURE_PARAM, "x")]), TTL, now),
             Err(SignError::ReservedName(SIGNATURE_PARAM.into()))
         );
-        assert!(matches!(SigningKey::new(vec![1; 31]), Err(KeyError::TooShort(31))));
+        assert!(matches!(
+            SigningKey::new(vec![1; 31]),
+            Err(KeyError::TooShort(31))
+        ));
     }
 }

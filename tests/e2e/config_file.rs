@@ -24,7 +24,11 @@ fn write_config(extra: &str) -> (Arc<TestDir>, PathBuf) {
     for name in ["echo", "lifecycle"] {
         fs::copy(function_wasm(name), fns.join(format!("{name}.wasm"))).unwrap();
     }
-    fs::write(site.join("signing.key"), "a signing key from the config file, 32+ bytes\n").unwrap();
+    fs::write(
+        site.join("signing.key"),
+        "a signing key from the config file, 32+ bytes\n",
+    )
+    .unwrap();
     let file = site.join("wsfn.toml");
     let text = format!(
         r#"listen = "127.0.0.1:0"
@@ -55,14 +59,21 @@ async fn a_host_started_with_only_a_config_file_serves_its_functions_and_limits(
     let close = client
         .send_expecting_close(vec![Message::binary(vec![7u8; 2048])])
         .await;
-    assert_eq!(close.code, MESSAGE_TOO_BIG, "the file's 1 KiB limit: {close:?}");
+    assert_eq!(
+        close.code, MESSAGE_TOO_BIG,
+        "the file's 1 KiB limit: {close:?}"
+    );
 
     // require-signed-url, with the key from the file's signing-key-file.
     let unsigned = raw_upgrade(host.addr(), "lifecycle", &[]).await;
     assert_eq!(unsigned.status, 401);
     let minted = host
         .admin()
-        .post("/v1/functions/lifecycle/signed-url", JSON, json!({}).to_string())
+        .post(
+            "/v1/functions/lifecycle/signed-url",
+            JSON,
+            json!({}).to_string(),
+        )
         .await
         .expect_json(200);
     host.connect(minted["path"].as_str().unwrap()).await;
@@ -79,7 +90,10 @@ async fn a_flag_overrides_the_file() {
     let mut client = host.connect("echo").await;
     let payload = vec![7u8; 2048];
     client.send_binary(payload.clone()).await;
-    assert!(client.receive_binary().await == payload, "the 2 KiB echo differs");
+    assert!(
+        client.receive_binary().await == payload,
+        "the 2 KiB echo differs"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -78,8 +78,13 @@ async fn a_url_from_the_admin_api_connects_and_on_connect_sees_the_signed_query(
     let path = path_of(&minted);
     assert!(path.starts_with("/lifecycle?"), "{minted}");
     assert_eq!(minted["url"], format!("ws://{}{path}", host.addr()));
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs();
-    let expires_at = minted["expires_at"].as_u64().expect("expires_at in seconds");
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let expires_at = minted["expires_at"]
+        .as_u64()
+        .expect("expires_at in seconds");
     assert!((now + 59..=now + 61).contains(&expires_at), "{minted}");
 
     let mut client = host.connect(&path).await;
@@ -122,7 +127,13 @@ async fn forged_altered_misdirected_and_malformed_urls_get_401_before_on_connect
     let forged: String = signature
         .chars()
         .enumerate()
-        .map(|(i, c)| if i == 0 { if c == '0' { '1' } else { '0' } } else { c })
+        .map(|(i, c)| {
+            if i == 0 {
+                if c == '0' { '1' } else { '0' }
+            } else {
+                c
+            }
+        })
         .collect();
     let for_other = path_of(&mint(&host, "other", json!({"query": [["room", "a"]]})).await);
 
@@ -207,7 +218,10 @@ async fn a_function_mints_urls_for_itself() {
     let host = signing_host().await;
     let mut client = host.connect("other").await;
     let path = client.ask("mint 60000 room=x&user=y").await;
-    assert!(path.starts_with("/other?room=x&user=y&wsfn-expires="), "{path}");
+    assert!(
+        path.starts_with("/other?room=x&user=y&wsfn-expires="),
+        "{path}"
+    );
 
     let mut minted = host.connect(&path).await;
     assert_eq!(
@@ -237,10 +251,18 @@ async fn bad_requests_and_a_host_without_a_key_are_refused_clearly() {
         async move { admin.post(&path, JSON, body).await }
     };
     post("nope", "{}").await.expect_error(404);
-    post("lifecycle", r#"{"ttl_seconds": 0}"#).await.expect_error(400);
-    post("lifecycle", r#"{"ttl_seconds": 86401}"#).await.expect_error(400);
-    post("lifecycle", r#"{"query": [["wsfn-expires", "1"]]}"#).await.expect_error(400);
-    post("lifecycle", r#"{"query": "room=a"}"#).await.expect_error(400);
+    post("lifecycle", r#"{"ttl_seconds": 0}"#)
+        .await
+        .expect_error(400);
+    post("lifecycle", r#"{"ttl_seconds": 86401}"#)
+        .await
+        .expect_error(400);
+    post("lifecycle", r#"{"query": [["wsfn-expires", "1"]]}"#)
+        .await
+        .expect_error(400);
+    post("lifecycle", r#"{"query": "room=a"}"#)
+        .await
+        .expect_error(400);
     post("lifecycle", r#"{"ttl": 5}"#).await.expect_error(400);
     post("lifecycle", "not json").await.expect_error(400);
 
@@ -253,7 +275,10 @@ async fn bad_requests_and_a_host_without_a_key_are_refused_clearly() {
     assert!(message.contains("signing key"), "{message}");
     let mut client = keyless.connect("lifecycle").await;
     let answer = client.ask("mint 60000 room=x").await;
-    assert!(answer.starts_with("error: ") && answer.contains("signing key"), "{answer}");
+    assert!(
+        answer.starts_with("error: ") && answer.contains("signing key"),
+        "{answer}"
+    );
     // A URL signed elsewhere is not taken on trust.
     let path = path_of(&mint(&host, "lifecycle", json!({})).await);
     refused(&keyless, &path).await;

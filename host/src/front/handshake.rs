@@ -1,4 +1,5 @@
-//! The WebSocket handshake: find the function, run on-connect, then answer 101 or refuse.
+//! The WebSocket handshake: find the function, check a signed URL, run on-connect, then answer
+//! 101 or refuse.
 //!
 //! on-connect runs before the 101, so a rejected client never gets a WebSocket and the function
 //! never hears of that connection again.

@@ -228,9 +228,7 @@ impl HostBuilder {
             Some(file) => command.arg("--config").arg(file),
             None => command.args(["--listen", "127.0.0.1:0"]),
         };
-        command
-            .args(&self.options)
-            .args(&self.functions);
+        command.args(&self.options).args(&self.functions);
         for variable in WSFN_ENVIRONMENT {
             command.env_remove(variable);
         }
