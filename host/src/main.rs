@@ -70,8 +70,8 @@ async fn run(args: RunArgs) -> Result<()> {
             args.data_dir.display()
         )
     })?;
-    let token = admin_token(&args)?;
     let signing = UrlSigning::new(signing_key(&args)?, args.require_signed.iter().cloned());
+    let token = admin_token(&args)?;
     let host = Arc::new(Host::new(args.limits.to_limits(), &args.data_dir)?.with_signing(signing));
     host.restore().await.with_context(|| {
         format!(
