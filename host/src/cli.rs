@@ -24,12 +24,10 @@ pub struct Cli {
     pub command: Command,
 }
 
-// Parsed once at start; boxing the run arguments would buy nothing.
-#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 pub enum Command {
     /// Serve functions: each at ws://LISTEN/<name>.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Check that components are valid wsfn functions, without serving them.
     Check(CheckArgs),
     /// Deploy a component to a running host as a new function or a new version (hot swap).
@@ -73,6 +71,20 @@ pub struct RunArgs {
     /// that is a WebSocket upgrade, or names no file, goes to the functions as usual.
     #[arg(long = "static", env = "WSFN_STATIC", value_name = "DIR")]
     pub static_dir: Option<PathBuf>,
+    /// Configuration file (TOML, see wsfn.example.toml). Without it, ./wsfn.toml is read when
+    /// it exists. Options given as flags or WSFN_* variables override the file.
+    #[arg(long, env = "WSFN_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// File holding the key signed connection URLs are made with: at least 32 bytes,
+    /// surrounding whitespace ignored (e.g. `openssl rand -hex 32`). WSFN_SIGNING_KEY may
+    /// hold the key itself instead, and wins over the file.
+    #[arg(long, value_name = "FILE")]
+    pub signing_key_file: Option<PathBuf>,
+
+    /// A function that accepts only signed URLs; others get 401 (repeat for several).
+    #[arg(long = "require-signed", value_name = "FUNCTION")]
+    pub require_signed: Vec<String>,
 
     #[command(flatten)]
     pub limits: LimitArgs,
@@ -295,7 +307,7 @@ impl std::str::FromStr for FunctionArg {
 }
 
 /// Parses `1048576`, `64KiB`, `1MiB` (also `k`/`KB`, `m`/`MB` as binary units).
-fn parse_size(text: &str) -> Result<usize, String> {
+pub fn parse_size(text: &str) -> Result<usize, String> {
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit())

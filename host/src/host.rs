@@ -8,8 +8,9 @@
 
 use std::collections::HashMap;
 use std::io;
+use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use arc_swap::ArcSwap;
@@ -30,6 +31,7 @@ use crate::runtime::{
     build_linker, compile, load_compiled,
 };
 use crate::scope::FunctionScope;
+use crate::signing::UrlSigning;
 use crate::state::{KeyValueStore, MemoryStore};
 
 /// Why a deploy, rollback or removal did not happen.
@@ -106,6 +108,11 @@ pub struct Host {
     pub shutdown: CancellationToken,
     /// Every connection task, so shutdown can wait for their close handshakes and on-close.
     pub tasks: TaskTracker,
+    /// The signing key and which functions accept only signed URLs.
+    pub signing: Arc<UrlSigning>,
+    /// The address the WebSocket listener bound, once it has, for the URLs the admin API
+    /// hands out.
+    pub listen_address: OnceLock<SocketAddr>,
     _epoch: EpochTicker,
 }
 
@@ -163,6 +170,8 @@ impl Host {
             cluster: None,
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
+            signing: Arc::new(UrlSigning::default()),
+            listen_address: OnceLock::new(),
         })
     }
 
@@ -172,6 +181,12 @@ impl Host {
         self.cluster = Some(link);
     }
 
+    /// Sets the signing policy; called before any function is deployed.
+    pub fn with_signing(mut self, signing: UrlSigning) -> Self {
+        self.signing = Arc::new(signing);
+        self
+    }
+
     fn env_for(&self, scope: &Arc<FunctionScope>) -> Arc<FunctionEnv> {
         Arc::new(FunctionEnv {
             scope: scope.clone(),
@@ -179,6 +194,7 @@ impl Host {
             kv: self.kv.clone(),
             limits: self.limits.clone(),
             cluster: self.cluster.clone(),
+            signing: self.signing.clone(),
         })
     }
 

@@ -18,5 +18,6 @@ pub mod imports;
 pub mod runtime;
 pub mod scope;
 pub mod server;
+pub mod signing;
 pub mod state;
 pub mod stats;

@@ -2,6 +2,7 @@
 
 mod admin_client;
 mod cli;
+mod config_file;
 
 use std::io::Write;
 use std::path::Path;
@@ -9,7 +10,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
-use clap::Parser;
+use clap::{ArgMatches, CommandFactory, FromArgMatches};
 use hyper::Method;
 use tokio::net::TcpListener;
 use tokio::signal::unix::{Signal, SignalKind, signal};
@@ -19,13 +20,17 @@ use wsfn_host::cluster::ClusterLink;
 use wsfn_host::config::Limits;
 use wsfn_host::front::StaticFiles;
 use wsfn_host::host::Host;
+use wsfn_host::signing::{SigningKey, UrlSigning};
 
 use admin_client::{AdminClient, format_time, read_token};
 use cli::{CheckArgs, Cli, ClientArgs, Command, DeployArgs, RollbackArgs, RunArgs};
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
-    match run_command(cli) {
+    // The matches are kept to tell options given on the command line from defaults, which a
+    // config file may replace.
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|error| error.exit());
+    match run_command(cli, &matches) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             // The chain of causes is the message; a backtrace is for debugging the host itself.
@@ -35,7 +40,7 @@ fn main() -> std::process::ExitCode {
     }
 }
 
-fn run_command(cli: Cli) -> Result<()> {
+fn run_command(cli: Cli, matches: &ArgMatches) -> Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
@@ -47,7 +52,12 @@ fn run_command(cli: Cli) -> Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     match cli.command {
-        Command::Run(args) => runtime.block_on(run(args)),
+        Command::Run(mut args) => {
+            if let Some(run_matches) = matches.subcommand_matches("run") {
+                config_file::load_into(&mut args, run_matches)?;
+            }
+            runtime.block_on(run(*args))
+        }
         Command::Check(args) => runtime.block_on(check(args)),
         Command::Deploy(args) => runtime.block_on(deploy(args)),
         Command::Functions(args) => runtime.block_on(functions(args)),
@@ -71,8 +81,9 @@ async fn run(args: RunArgs) -> Result<()> {
             args.data_dir.display()
         )
     })?;
+    let signing = UrlSigning::new(signing_key(&args)?, args.require_signed.iter().cloned());
     let token = admin_token(&args)?;
-    let mut host = Host::new(args.limits.to_limits(), &args.data_dir)?;
+    let mut host = Host::new(args.limits.to_limits(), &args.data_dir)?.with_signing(signing);
     let cluster = match &args.redis {
         Some(url) => {
             let link = ClusterLink::connect(url, host.node, args.cluster.to_settings())
@@ -128,6 +139,11 @@ async fn run(args: RunArgs) -> Result<()> {
             tracing::info!(function = %function.name, version = deployed.info.version, "already the current version");
         }
     }
+    for name in &args.require_signed {
+        if host.function(name).is_none() {
+            tracing::warn!("--require-signed names `{name}`, which is not deployed (yet)");
+        }
+    }
     if host.function_names().is_empty() {
         tracing::warn!("no functions yet: deploy one with `wsfn-host deploy NAME FILE.wasm`");
     }
@@ -144,6 +160,7 @@ async fn run(args: RunArgs) -> Result<()> {
         .with_context(|| format!("cannot listen for the admin API on {}", args.admin_listen))?;
     let address = listener.local_addr()?;
     let admin_address = admin_listener.local_addr()?;
+    let _ = host.listen_address.set(address);
     println!("wsfn-host listening on ws://{address}");
     println!("wsfn-host admin API on http://{admin_address}");
     std::io::stdout().flush()?;
@@ -207,6 +224,32 @@ fn admin_token(args: &RunArgs) -> Result<AdminToken> {
         .with_context(|| format!("cannot write the admin token to {}", path.display()))?;
     tracing::info!("generated an admin token in {}", path.display());
     Ok(AdminToken::new(&token))
+}
+
+/// The key of signed URLs: WSFN_SIGNING_KEY, else the key file, else none (signed URLs
+/// cannot be minted, and those presented are refused).
+fn signing_key(args: &RunArgs) -> Result<Option<SigningKey>> {
+    let bytes = if let Ok(key) = std::env::var("WSFN_SIGNING_KEY")
+        && !key.trim().is_empty()
+    {
+        key.trim().as_bytes().to_vec()
+    } else if let Some(path) = &args.signing_key_file {
+        let bytes = std::fs::read(path)
+            .with_context(|| format!("cannot read the signing key from {}", path.display()))?;
+        bytes.trim_ascii().to_vec()
+    } else {
+        if !args.require_signed.is_empty() {
+            bail!(
+                "`{}` accepts only signed URLs, which needs a signing key: set \
+                 WSFN_SIGNING_KEY or pass --signing-key-file",
+                args.require_signed.join("`, `")
+            );
+        }
+        return Ok(None);
+    };
+    Ok(Some(
+        SigningKey::new(bytes).context("unusable signing key")?,
+    ))
 }
 
 fn generate_token() -> String {

@@ -1,4 +1,5 @@
-//! The admin API: deploy and hot-swap functions, roll back, reach connections and groups.
+//! The admin API: deploy and hot-swap functions, roll back, reach connections and groups,
+//! mint signed connection URLs.
 //!
 //! JSON over HTTP on its own listener (loopback by default). Every route but `/healthz`
 //! requires the admin bearer token. The OpenAPI document at `/v1/openapi.json` is generated
@@ -9,6 +10,7 @@ mod body;
 mod connections;
 mod error;
 mod functions;
+mod signing;
 
 use std::sync::Arc;
 
@@ -70,6 +72,7 @@ fn routes() -> (Router<Arc<Host>>, utoipa::openapi::OpenApi) {
         ))
         .routes(routes!(functions::list_versions))
         .routes(routes!(functions::rollback))
+        .routes(routes!(signing::signed_url))
         .routes(routes!(connections::list_connections))
         .routes(routes!(connections::send_to_connection))
         .routes(routes!(connections::close_connection))

@@ -1,4 +1,5 @@
-//! The WebSocket handshake: find the function, run on-connect, then answer 101 or refuse.
+//! The WebSocket handshake: find the function, check a signed URL, run on-connect, then answer
+//! 101 or refuse.
 //!
 //! on-connect runs before the 101, so a rejected client never gets a WebSocket and the function
 //! never hears of that connection again.
@@ -6,6 +7,7 @@
 use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, Request, State};
@@ -19,6 +21,7 @@ use crate::host::Host;
 use crate::imports::connections::{MAX_ATTACHMENT, MAX_GROUP_NAME};
 use crate::runtime::bindings::exports::wsfn::function::websocket_connection::Accept;
 use crate::runtime::{ConnectRequest, Decision};
+use crate::signing::is_reserved;
 
 /// A plain-text refusal; for a rejection by the function the body is exactly its reason.
 fn refuse(status: StatusCode, message: impl Into<String>) -> Response {
@@ -100,7 +103,18 @@ pub async fn upgrade(
         .query()
         .map(|q| form_urlencoded::parse(q.as_bytes()).collect())
         .unwrap_or_default();
-    let query: Vec<(&str, &str)> = query.iter().map(|(k, v)| (&**k, &**v)).collect();
+    let mut query: Vec<(&str, &str)> = query.iter().map(|(k, v)| (&**k, &**v)).collect();
+    // Checked before on-connect, so a forged, altered or expired URL runs no function code.
+    let signed = match host.signing.verify(&name, &query, SystemTime::now()) {
+        Ok(signed) => signed,
+        Err(problem) => {
+            tracing::debug!(function = %name, %remote, "signed URL refused: {problem}");
+            return refuse(StatusCode::UNAUTHORIZED, problem.to_string());
+        }
+    };
+    if signed {
+        query.retain(|(name, _)| !is_reserved(name));
+    }
     let headers: Vec<(&str, &str)> = request
         .headers()
         .iter()
@@ -123,7 +137,7 @@ pub async fn upgrade(
         headers: &headers,
         subprotocols: &offered,
         remote_address: &remote_address,
-        signed: false,
+        signed,
     };
 
     let function = slot.current();

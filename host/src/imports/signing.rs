@@ -1,4 +1,9 @@
 //! Host side of `wsfn:function/signing`: signed connection URLs minted by a function.
+//!
+//! A function can only mint URLs for itself: the name signed is that of the instance's scope,
+//! never one the guest passes.
+
+use std::time::{Duration, SystemTime};
 
 use crate::runtime::InstanceState;
 use crate::runtime::bindings::wsfn::function::signing::Host;
@@ -6,9 +11,19 @@ use crate::runtime::bindings::wsfn::function::signing::Host;
 impl Host for InstanceState {
     fn signed_url(
         &mut self,
-        _query: Vec<(String, String)>,
-        _ttl_ms: u64,
+        query: Vec<(String, String)>,
+        ttl_ms: u64,
     ) -> wasmtime::Result<Result<String, String>> {
-        Ok(Err("this host has no signing key configured".into()))
+        let env = &self.env;
+        Ok(env
+            .signing
+            .sign(
+                &env.scope.name,
+                &query,
+                Duration::from_millis(ttl_ms),
+                SystemTime::now(),
+            )
+            .map(|url| url.path_and_query)
+            .map_err(|error| error.to_string()))
     }
 }

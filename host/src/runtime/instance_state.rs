@@ -11,10 +11,12 @@ use super::limiter::GuestLimiter;
 use crate::config::Limits;
 use crate::connections::{Connection, ConnectionTable};
 use crate::scope::FunctionScope;
+use crate::signing::UrlSigning;
 use crate::state::KeyValueStore;
 
 /// What every instance of one function version shares: the function's scope (name, groups,
-/// counters), its key-value state, the host's connection table and the limits.
+/// counters), its key-value state, the host's connection table, the limits and the signing
+/// key.
 pub struct FunctionEnv {
     pub scope: Arc<FunctionScope>,
     pub connections: Arc<ConnectionTable>,
@@ -23,6 +25,8 @@ pub struct FunctionEnv {
     /// The cluster this host is part of, if any: connections on other nodes are reached
     /// through it.
     pub cluster: Option<Arc<crate::cluster::ClusterLink>>,
+    /// The host's signing key, for `signing.signed-url`.
+    pub signing: Arc<UrlSigning>,
 }
 
 /// The store data of one instance.

@@ -42,6 +42,8 @@ pub(super) const WSFN_ENVIRONMENT: &[&str] = &[
     "WSFN_DATA_DIR",
     "WSFN_LISTEN",
     "WSFN_STATIC",
+    "WSFN_CONFIG",
+    "WSFN_SIGNING_KEY",
 ];
 
 /// The repository root (the host crate lives one level below it).
@@ -136,6 +138,9 @@ pub struct HostBuilder {
     functions: Vec<String>,
     options: Vec<String>,
     admin_token: Option<String>,
+    signing_key: Option<String>,
+    /// A config file that names the listen address itself.
+    config: Option<PathBuf>,
     dir: Option<Arc<TestDir>>,
 }
 
@@ -192,6 +197,20 @@ impl HostBuilder {
         self
     }
 
+    /// Gives the host its signing key through `WSFN_SIGNING_KEY`.
+    pub fn signing_key(mut self, key: &str) -> Self {
+        self.signing_key = Some(key.to_owned());
+        self
+    }
+
+    /// Starts with `--config FILE` instead of `--listen`: the file must set
+    /// `listen = "127.0.0.1:0"`. The data directory and admin address still come from the
+    /// environment, as for every test host.
+    pub fn config(mut self, file: &Path) -> Self {
+        self.config = Some(file.to_owned());
+        self
+    }
+
     /// Starts on the data directory a stopped host left behind, as a restart would.
     pub fn data_dir_of(mut self, stopped: StoppedHost) -> Self {
         self.dir = Some(stopped.dir);
@@ -205,16 +224,20 @@ impl HostBuilder {
         let log = File::create(&log_path)
             .unwrap_or_else(|error| panic!("cannot create {}: {error}", log_path.display()));
         let mut command = Command::new(env!("CARGO_BIN_EXE_wsfn-host"));
-        command
-            .arg("run")
-            .args(["--listen", "127.0.0.1:0"])
-            .args(&self.options)
-            .args(&self.functions);
+        command.arg("run");
+        match &self.config {
+            Some(file) => command.arg("--config").arg(file),
+            None => command.args(["--listen", "127.0.0.1:0"]),
+        };
+        command.args(&self.options).args(&self.functions);
         for variable in WSFN_ENVIRONMENT {
             command.env_remove(variable);
         }
         if let Some(token) = &self.admin_token {
             command.env("WSFN_ADMIN_TOKEN", token);
+        }
+        if let Some(key) = &self.signing_key {
+            command.env("WSFN_SIGNING_KEY", key);
         }
         let mut child = command
             // Hosts of tests running in parallel must not share deployed functions or an

@@ -15,7 +15,7 @@ mod silent_client;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-pub use admin::{Admin, OCTET_STREAM, TEXT};
+pub use admin::{Admin, JSON, OCTET_STREAM, TEXT};
 pub use client::{Client, CloseInfo, binary_fragments, text_fragments};
 pub use command::run_wsfn_host;
 pub use host::{Host, TestDir, function_bytes, function_wasm};
