@@ -78,6 +78,22 @@ enum Mode {
         #[arg(long, default_value_t = 5.0)]
         seconds: f64,
     },
+    /// Messages from one connection to another through a function (for example a chat room
+    /// of two, or a sender and a receiver on different nodes of a cluster): closed loop per
+    /// pair, latency from send until the receiver has it. `{pair}` in the URLs is replaced by
+    /// the pair's number, so every pair can have its own room.
+    Relay {
+        /// Where each pair's receiver connects, e.g. ws://127.0.0.1:8081/chat?room=p{pair}&user=r
+        receiver_url: String,
+        /// Where each pair's sender connects, e.g. ws://127.0.0.1:8080/chat?room=p{pair}&user=s
+        sender_url: String,
+        #[arg(long, default_value_t = 50)]
+        pairs: usize,
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        #[arg(long, default_value_t = 2.0)]
+        warmup: f64,
+    },
     /// One publish to a group of N members: time until the last member has it.
     Broadcast {
         /// Where members connect (they must all join one group).
@@ -295,6 +311,122 @@ async fn run_echo(
     Ok(())
 }
 
+/// Reads frames until a data frame carrying `marker` arrives (others, such as join notices,
+/// are skipped).
+async fn read_until(ws: &mut WebSocket<TcpStream>, marker: &[u8]) -> Result<()> {
+    loop {
+        let frame = ws.read_frame().await?;
+        if matches!(frame.opcode, OpCode::Close) {
+            bail!("the connection was closed");
+        }
+        if matches!(frame.opcode, OpCode::Text | OpCode::Binary)
+            && frame
+                .payload
+                .windows(marker.len())
+                .any(|window| window == marker)
+        {
+            return Ok(());
+        }
+    }
+}
+
+async fn relay_pair(
+    receiver: Target,
+    sender: Target,
+    measuring: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+) -> Result<EchoResult> {
+    let mut inbox = connect(&receiver).await?;
+    let mut outbox = connect(&sender).await?;
+    let mut latencies = histogram();
+    let mut messages = 0;
+    let mut sequence: u64 = 0;
+    while !stop.load(Ordering::Relaxed) {
+        sequence += 1;
+        let marker = format!("m{sequence}x");
+        let started = Instant::now();
+        outbox
+            .write_frame(Frame::text(Payload::Owned(marker.clone().into_bytes())))
+            .await?;
+        read_until(&mut inbox, marker.as_bytes()).await?;
+        if measuring.load(Ordering::Relaxed) {
+            latencies.saturating_record(started.elapsed().as_micros().max(1) as u64);
+            messages += 1;
+        }
+        // A room also sends the sender its own message; keep its socket drained.
+        read_until(&mut outbox, marker.as_bytes()).await?;
+    }
+    Ok(EchoResult {
+        messages,
+        latencies,
+    })
+}
+
+async fn run_relay(
+    receiver_url: &str,
+    sender_url: &str,
+    pairs: usize,
+    seconds: f64,
+    warmup: f64,
+) -> Result<()> {
+    let measuring = Arc::new(AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::with_capacity(pairs);
+    for pair in 0..pairs {
+        let receiver = parse_url(&receiver_url.replace("{pair}", &pair.to_string()))?;
+        let sender = parse_url(&sender_url.replace("{pair}", &pair.to_string()))?;
+        tasks.push(tokio::spawn(relay_pair(
+            receiver,
+            sender,
+            measuring.clone(),
+            stop.clone(),
+        )));
+    }
+    tokio::time::sleep(Duration::from_secs_f64(warmup)).await;
+    measuring.store(true, Ordering::Relaxed);
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
+    measuring.store(false, Ordering::Relaxed);
+    let elapsed = started.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+
+    let mut total = histogram();
+    let mut messages = 0;
+    let mut failures = 0;
+    for task in tasks {
+        match tokio::time::timeout(Duration::from_secs(5), task).await {
+            Ok(Ok(Ok(result))) => {
+                messages += result.messages;
+                total.add(&result.latencies).context("merging histograms")?;
+            }
+            Ok(Ok(Err(error))) => {
+                failures += 1;
+                eprintln!("pair failed: {error:#}");
+            }
+            _ => failures += 1,
+        }
+    }
+    let rate = messages as f64 / elapsed;
+    let q = |p: f64| total.value_at_quantile(p);
+    eprintln!(
+        "relay: {pairs} pairs: {rate:.0} msg/s, p50 {} µs, p99 {} µs, {failures} failed",
+        q(0.5),
+        q(0.99)
+    );
+    println!(
+        "{}",
+        json!({
+            "mode": "relay", "pairs": pairs, "messages": messages, "seconds": elapsed,
+            "per_second": rate, "p50_us": q(0.5), "p90_us": q(0.9), "p99_us": q(0.99),
+            "p999_us": q(0.999), "failed_pairs": failures,
+        })
+    );
+    if failures > 0 {
+        bail!("{failures} pairs failed");
+    }
+    Ok(())
+}
+
 /// Opens `count` connections with at most `concurrency` handshakes at once.
 async fn open_many(
     target: &Target,
@@ -460,6 +592,13 @@ fn main() -> Result<()> {
                 concurrency,
                 seconds,
             } => run_connect(&url, concurrency, seconds).await,
+            Mode::Relay {
+                receiver_url,
+                sender_url,
+                pairs,
+                seconds,
+                warmup,
+            } => run_relay(&receiver_url, &sender_url, pairs, seconds, warmup).await,
             Mode::Broadcast {
                 member_url,
                 publisher_url,
