@@ -24,6 +24,7 @@ use crate::catalog::{Catalog, VersionInfo};
 use crate::config::Limits;
 use crate::connections::ConnectionTable;
 use crate::front::Admission;
+use crate::observe::{LogEvent, Metrics};
 use crate::runtime::{
     EpochTicker, EventError, Function, FunctionEnv, InstanceState, LoadError, build_engine,
     build_linker, compile, load_compiled,
@@ -99,6 +100,8 @@ pub struct Host {
     pub shutdown: CancellationToken,
     /// Every connection task, so shutdown can wait for their close handshakes and on-close.
     pub tasks: TaskTracker,
+    /// Prometheus metrics of every function, served at the admin API's `/metrics`.
+    pub metrics: Arc<Metrics>,
     _epoch: EpochTicker,
 }
 
@@ -154,6 +157,7 @@ impl Host {
             limits,
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),
+            metrics: Arc::new(Metrics::new()),
         })
     }
 
@@ -183,7 +187,11 @@ impl Host {
     fn scope_of(&self, name: &str) -> Arc<FunctionScope> {
         match self.function(name) {
             Some(slot) => slot.scope.clone(),
-            None => Arc::new(FunctionScope::new(name.into())),
+            None => {
+                let name: Arc<str> = name.into();
+                let metrics = self.metrics.function(&name);
+                Arc::new(FunctionScope::with_metrics(name, metrics))
+            }
         }
     }
 
@@ -228,6 +236,9 @@ impl Host {
             .map_err(|e| io::Error::other(format!("{e:#}")))?;
         self.catalog.store_version(name, &info, &bytes, &compiled)?;
         self.catalog.set_current(name, info.version)?;
+        scope.metrics.deploys.inc();
+        let version = info.version;
+        scope.logs.publish(|| LogEvent::Deploy { version });
         self.install(scope, Arc::new(function));
         tracing::info!(function = %name, version = info.version, compile_ms = info.compile_ms, size = info.size, "deployed");
         Ok(Deployed {
@@ -325,6 +336,11 @@ impl Host {
         let info = function.info().clone();
         self.catalog.set_current(name, target)?;
         slot.current.store(Arc::new(function));
+        slot.scope.metrics.rollbacks.inc();
+        slot.scope.logs.publish(|| LogEvent::Rollback {
+            version: target,
+            from: current,
+        });
         tracing::info!(function = %name, from = current, to = target, "rolled back");
         Ok(info)
     }
@@ -345,6 +361,7 @@ impl Host {
             }
         }
         self.catalog.remove(name)?;
+        slot.scope.logs.publish(|| LogEvent::Removed);
         tracing::info!(function = %name, closed, "removed");
         Ok(closed)
     }
