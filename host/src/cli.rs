@@ -36,6 +36,8 @@ pub enum Command {
     Functions(ClientArgs),
     /// Serve the previous (or a given) version of a function on a running host.
     Rollback(RollbackArgs),
+    /// Follow a function's live log on a running host: guest output and lifecycle events.
+    Logs(LogsArgs),
 }
 
 #[derive(Args)]
@@ -65,6 +67,11 @@ pub struct RunArgs {
     /// is printed on stdout as `wsfn-host listening on ws://ADDR`.
     #[arg(long, env = "WSFN_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
+
+    /// Serve the admin API's /metrics without the admin token (every other admin route still
+    /// needs it), for Prometheus scrapers that cannot send one.
+    #[arg(long)]
+    pub public_metrics: bool,
 
     #[command(flatten)]
     pub limits: LimitArgs,
@@ -223,6 +230,14 @@ pub struct RollbackArgs {
     /// The version to serve; by default the one before the current version.
     #[arg(long)]
     pub version: Option<u64>,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Args)]
+pub struct LogsArgs {
+    /// Function name.
+    pub name: String,
     #[command(flatten)]
     pub client: ClientArgs,
 }

@@ -2,6 +2,7 @@
 
 mod admin_client;
 mod cli;
+mod logs_command;
 
 use std::io::Write;
 use std::path::Path;
@@ -50,6 +51,7 @@ fn run_command(cli: Cli) -> Result<()> {
         Command::Deploy(args) => runtime.block_on(deploy(args)),
         Command::Functions(args) => runtime.block_on(functions(args)),
         Command::Rollback(args) => runtime.block_on(rollback(args)),
+        Command::Logs(args) => runtime.block_on(logs_command::follow(args)),
     }
 }
 
@@ -60,7 +62,7 @@ async fn run(args: RunArgs) -> Result<()> {
             args.data_dir.display()
         )
     })?;
-    let token = admin_token(&args)?;
+    let token = admin_token(&args)?.with_public_metrics(args.public_metrics);
     let host = Arc::new(Host::new(args.limits.to_limits(), &args.data_dir)?);
     host.restore().await.with_context(|| {
         format!(

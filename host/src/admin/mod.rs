@@ -9,6 +9,8 @@ mod body;
 mod connections;
 mod error;
 mod functions;
+mod logs;
+mod metrics;
 
 use std::sync::Arc;
 
@@ -35,6 +37,7 @@ use crate::host::Host;
         (name = "functions", description = "Deployed functions and their versions"),
         (name = "connections", description = "Open connections and groups"),
         (name = "health", description = "Liveness"),
+        (name = "observability", description = "Prometheus metrics and live function logs"),
     )
 )]
 struct ApiDoc;
@@ -74,6 +77,8 @@ fn routes() -> (Router<Arc<Host>>, utoipa::openapi::OpenApi) {
         .routes(routes!(connections::send_to_connection))
         .routes(routes!(connections::close_connection))
         .routes(routes!(connections::publish_to_group))
+        .routes(routes!(metrics::metrics))
+        .routes(routes!(logs::follow_logs))
         .split_for_parts()
 }
 
