@@ -114,7 +114,7 @@ async fn run(args: RunArgs) -> Result<()> {
 
     let admin_app = admin::router(host.clone(), token);
     let admin_shutdown = host.shutdown.clone();
-    let admin = tokio::spawn(async move {
+    let mut admin = tokio::spawn(async move {
         axum::serve(admin_listener, admin_app)
             .with_graceful_shutdown(async move { admin_shutdown.cancelled().await })
             .await
@@ -124,7 +124,11 @@ async fn run(args: RunArgs) -> Result<()> {
         .await
         .context("the WebSocket listener failed")?;
     signals.abort();
-    admin.abort();
+    // Open log streams end on their own once the drain is over; give them a moment to send
+    // their last lines before the admin listener is dropped.
+    if tokio::time::timeout(ADMIN_GRACE, &mut admin).await.is_err() {
+        admin.abort();
+    }
     if still_open > 0 {
         tracing::warn!(
             "{still_open} connections did not finish closing before the shutdown timeout"
@@ -133,6 +137,9 @@ async fn run(args: RunArgs) -> Result<()> {
     tracing::info!("stopped");
     Ok(())
 }
+
+/// How long the admin API may take to finish its answers once the WebSocket side has shut down.
+const ADMIN_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The admin token: WSFN_ADMIN_TOKEN, the token file, or (on loopback only) a generated one
 /// kept in the data directory so that clients on this machine find it.

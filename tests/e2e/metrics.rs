@@ -1,0 +1,189 @@
+//! `GET /metrics`: a scripted session against the real host, then the scrape parsed and each
+//! counter checked to have moved by exactly what the session did.
+
+use crate::support::{Admin, Exposition, Host, function_bytes, poll_until};
+
+const CLIENTS: usize = 3;
+const MESSAGES: usize = 4;
+
+/// A distinct size for every message, so a byte counter that is off by a message shows.
+fn size_of(client: usize, message: usize) -> usize {
+    10 + 7 * client + message
+}
+
+async fn scrape(admin: &Admin) -> Exposition {
+    let answer = admin.get("/metrics").await.expect_status(200);
+    let content_type = answer.content_type.clone().unwrap_or_default();
+    assert!(
+        content_type.starts_with("application/openmetrics-text"),
+        "{answer}"
+    );
+    let text = answer.text();
+    assert!(text.ends_with("# EOF\n"), "an OpenMetrics exposition ends with # EOF");
+    Exposition::parse(&text)
+}
+
+/// How much a series moved between two scrapes.
+fn moved(before: &Exposition, after: &Exposition, name: &str, labels: &[(&str, &str)]) -> f64 {
+    after.value(name, labels) - before.value(name, labels)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_scripted_session_moves_every_counter_by_exactly_what_happened() {
+    let host = Host::builder()
+        .function("lifecycle")
+        .function("faulty")
+        .start()
+        .await;
+    let admin = host.admin();
+    let before = scrape(&admin).await;
+    let lifecycle = [("function", "lifecycle")];
+    let faulty = [("function", "faulty")];
+    assert_eq!(before.value("wsfn_deploys_total", &lifecycle), 1.0);
+    assert!(
+        before.value("wsfn_instances_idle", &lifecycle) >= 1.0,
+        "the deploy left a warm instance"
+    );
+
+    let mut clients = Vec::new();
+    for _ in 0..CLIENTS {
+        clients.push(host.connect("lifecycle").await);
+    }
+    let open = scrape(&admin).await;
+    assert_eq!(open.value("wsfn_connections_open", &lifecycle), CLIENTS as f64);
+
+    let mut bytes = 0;
+    for (c, client) in clients.iter_mut().enumerate() {
+        for m in 0..MESSAGES {
+            // Not a command of the fixture, so it is echoed back.
+            let text = "m".repeat(size_of(c, m));
+            assert_eq!(client.ask(&text).await, text);
+            bytes += text.len();
+        }
+    }
+    assert_eq!(
+        host.refused_handshake_status("lifecycle?reject=403").await,
+        403
+    );
+    let mut culprit = host.connect("faulty").await;
+    culprit.send_text("trap").await;
+    assert_eq!(culprit.expect_close().await.code, 1011);
+    for client in clients {
+        client.close(1000, "done").await;
+    }
+
+    // on-close runs after the close handshake: wait until the host has run all of them.
+    let after = poll_until("every on-close has run", async || {
+        let scraped = scrape(&admin).await;
+        let closes = scraped.value(
+            "wsfn_event_duration_seconds_count",
+            &[("function", "lifecycle"), ("event", "close")],
+        );
+        (closes - before.value(
+            "wsfn_event_duration_seconds_count",
+            &[("function", "lifecycle"), ("event", "close")],
+        ) == CLIENTS as f64
+            && scraped.value("wsfn_connections_open", &faulty) == 0.0)
+            .then_some(scraped)
+    })
+    .await;
+
+    let messages = (CLIENTS * MESSAGES) as f64;
+    let expectations: &[(&str, &[(&str, &str)], f64)] = &[
+        ("wsfn_connections_accepted_total", &lifecycle, CLIENTS as f64),
+        (
+            "wsfn_connections_rejected_total",
+            &[("function", "lifecycle"), ("status", "403")],
+            1.0,
+        ),
+        ("wsfn_messages_in_total", &lifecycle, messages),
+        ("wsfn_message_bytes_in_total", &lifecycle, bytes as f64),
+        ("wsfn_messages_out_total", &lifecycle, messages),
+        ("wsfn_message_bytes_out_total", &lifecycle, bytes as f64),
+        (
+            "wsfn_event_duration_seconds_count",
+            &[("function", "lifecycle"), ("event", "connect")],
+            CLIENTS as f64 + 1.0,
+        ),
+        (
+            "wsfn_event_duration_seconds_count",
+            &[("function", "lifecycle"), ("event", "message")],
+            messages,
+        ),
+        (
+            "wsfn_guest_faults_total",
+            &[("function", "lifecycle"), ("kind", "trap")],
+            0.0,
+        ),
+        ("wsfn_connections_accepted_total", &faulty, 1.0),
+        ("wsfn_messages_in_total", &faulty, 1.0),
+        ("wsfn_message_bytes_in_total", &faulty, 4.0),
+        ("wsfn_messages_out_total", &faulty, 0.0),
+        (
+            "wsfn_guest_faults_total",
+            &[("function", "faulty"), ("kind", "trap")],
+            1.0,
+        ),
+        (
+            "wsfn_guest_faults_total",
+            &[("function", "faulty"), ("kind", "deadline")],
+            0.0,
+        ),
+        (
+            "wsfn_event_duration_seconds_count",
+            &[("function", "faulty"), ("event", "message")],
+            1.0,
+        ),
+        ("wsfn_slow_consumer_closes_total", &lifecycle, 0.0),
+        ("wsfn_outbound_dropped_frames_total", &lifecycle, 0.0),
+        ("wsfn_deploys_total", &lifecycle, 0.0),
+    ];
+    for (name, labels, expected) in expectations {
+        assert_eq!(
+            moved(&before, &after, name, labels),
+            *expected,
+            "{name} {labels:?}"
+        );
+    }
+    assert_eq!(after.value("wsfn_connections_open", &lifecycle), 0.0);
+    // Every observation falls in the last bucket.
+    assert_eq!(
+        after.value(
+            "wsfn_event_duration_seconds_bucket",
+            &[("function", "lifecycle"), ("event", "message"), ("le", "+Inf")],
+        ),
+        after.value(
+            "wsfn_event_duration_seconds_count",
+            &[("function", "lifecycle"), ("event", "message")],
+        )
+    );
+
+    admin.deploy("lifecycle", function_bytes("echo")).await;
+    admin.rollback("lifecycle", "").await.expect_status(200);
+    let changed = scrape(&admin).await;
+    assert_eq!(moved(&after, &changed, "wsfn_deploys_total", &lifecycle), 1.0);
+    assert_eq!(moved(&after, &changed, "wsfn_rollbacks_total", &lifecycle), 1.0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_need_the_admin_token_unless_made_public() {
+    let host = Host::builder().function("echo").start().await;
+    let admin = host.admin();
+    let message = admin.without_token().get("/metrics").await.expect_error(401);
+    assert!(message.contains("Bearer"), "{message}");
+    admin.with_token("wrong").get("/metrics").await.expect_error(401);
+
+    let public = Host::builder()
+        .function("echo")
+        .flag("--public-metrics")
+        .start()
+        .await;
+    let anonymous = public.admin().without_token();
+    let scraped = anonymous.get("/metrics").await.expect_status(200).text();
+    assert!(
+        Exposition::parse(&scraped).has("wsfn_connections_open"),
+        "{scraped}"
+    );
+    // Only the metrics are public.
+    anonymous.get("/v1/functions").await.expect_error(401);
+}
