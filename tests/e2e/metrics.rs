@@ -1,7 +1,7 @@
 //! `GET /metrics`: a scripted session against the real host, then the scrape parsed and each
 //! counter checked to have moved by exactly what the session did.
 
-use crate::support::{Admin, Exposition, Host, function_bytes, poll_until};
+use crate::support::{Admin, Exposition, Host, OCTET_STREAM, function_bytes, poll_until};
 
 const CLIENTS: usize = 3;
 const MESSAGES: usize = 4;
@@ -186,4 +186,62 @@ async fn metrics_need_the_admin_token_unless_made_public() {
     );
     // Only the metrics are public.
     anonymous.get("/v1/functions").await.expect_error(401);
+}
+
+/// Pushes 64 KiB messages from the admin API at a client that reads nothing, until a push is
+/// refused or `limit` pushes were taken; returns the pushes taken and the refusal's status.
+async fn push_until_refused(host: &Host, id: &str, limit: usize) -> (usize, Option<u16>) {
+    let admin = host.admin();
+    let message = vec![0xa5_u8; 64 * 1024];
+    for taken in 0..limit {
+        let answer = admin
+            .post(&format!("/v1/connections/{id}/send"), OCTET_STREAM, message.clone())
+            .await;
+        if answer.status != 200 {
+            return (taken, Some(answer.status));
+        }
+    }
+    (limit, None)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn slow_consumers_are_counted_as_the_function_stats_count_them() {
+    let lifecycle = [("function", "lifecycle")];
+    for policy in ["close", "drop-oldest"] {
+        let host = Host::builder()
+            .function("lifecycle")
+            .option("--outbound-queue", "64KiB")
+            .option("--slow-consumer", policy)
+            .start()
+            .await;
+        let mut client = host
+            .silent_connect_with_receive_buffer("lifecycle", 16 * 1024)
+            .await;
+        client.send_text("id").await;
+        let id = client.next_text().await;
+
+        // Far more than the queue and every socket buffer on the way can hold.
+        let (taken, refused) = push_until_refused(&host, &id, 400).await;
+        let scraped = scrape(&host.admin()).await;
+        let stats = host.admin().function("lifecycle").await["stats"].clone();
+        let closes = scraped.value("wsfn_slow_consumer_closes_total", &lifecycle);
+        let dropped = scraped.value("wsfn_outbound_dropped_frames_total", &lifecycle);
+        assert_eq!(closes, stats["slow_consumer_closes"].as_f64().unwrap_or(-1.0));
+        assert_eq!(dropped, stats["dropped_frames"].as_f64().unwrap_or(-1.0));
+        // Every push taken was queued, and so was the answer to `id`.
+        assert_eq!(
+            scraped.value("wsfn_messages_out_total", &lifecycle),
+            taken as f64 + 1.0,
+            "{policy}"
+        );
+        if policy == "close" {
+            assert_eq!(refused, Some(429), "{policy}: pushes taken {taken}");
+            assert_eq!(closes, 1.0, "{policy}");
+            assert_eq!(dropped, 0.0, "{policy}");
+        } else {
+            assert_eq!(refused, None, "{policy}: drop-oldest takes every push");
+            assert!(dropped > 0.0, "{policy}");
+            assert_eq!(closes, 0.0, "{policy}");
+        }
+    }
 }
