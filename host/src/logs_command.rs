@@ -82,13 +82,12 @@ fn describe(name: &str, line: &Value) -> String {
             line["version"], line["from"]
         ),
         "removed" => "the function was removed".to_owned(),
-        "lagged" => format!(
-            "{} lines lost: this client read too slowly",
-            line["missed"]
-        ),
+        "lagged" => format!("{} lines lost: this client read too slowly", line["missed"]),
         _ => line.to_string(),
     };
-    format!("{time} {name} {kind} {detail}").trim_end().to_owned()
+    format!("{time} {name} {kind} {detail}")
+        .trim_end()
+        .to_owned()
 }
 
 #[cfg(test)]

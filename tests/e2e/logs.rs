@@ -99,15 +99,24 @@ async fn an_open_stream_ends_after_shutdown_has_closed_every_connection() {
     host.send_sigterm();
     assert_eq!(client.expect_close().await.code, 1001);
     let status = host.wait_for_exit().await;
-    assert_eq!(status.code(), Some(0), "the open stream did not hold up shutdown");
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "the open stream did not hold up shutdown"
+    );
 
-    let printed = logs.until("the shutdown's on-close line", is("stdout")).await;
+    let printed = logs
+        .until("the shutdown's on-close line", is("stdout"))
+        .await;
     assert_eq!(
         printed["text"],
         format!("on-close {id} 1001 server shutting down")
     );
     while let Some(line) = logs.next().await {
-        assert_ne!(line["kind"], "connect", "nothing new after shutdown: {line}");
+        assert_ne!(
+            line["kind"], "connect",
+            "nothing new after shutdown: {line}"
+        );
     }
 }
 
@@ -129,7 +138,10 @@ async fn wsfn_host_logs_prints_the_guest_line_for_a_person() {
         .await
         .expect("readable stderr")
         .unwrap_or_default();
-    assert!(started.contains("following the log of `lifecycle`"), "{started:?}");
+    assert!(
+        started.contains("following the log of `lifecycle`"),
+        "{started:?}"
+    );
 
     let mut client = host.connect("lifecycle").await;
     let id = client.ask("id").await;
@@ -159,7 +171,9 @@ async fn wsfn_host_logs_prints_the_guest_line_for_a_person() {
     );
     assert_eq!(rest, wanted, "{line:?}");
     assert!(
-        printed.iter().any(|l| l.contains(&format!("lifecycle connect [{id}] from 127.0.0.1:"))),
+        printed
+            .iter()
+            .any(|l| l.contains(&format!("lifecycle connect [{id}] from 127.0.0.1:"))),
         "{printed:?}"
     );
     let _ = follower.kill().await;

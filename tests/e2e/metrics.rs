@@ -11,6 +11,9 @@ fn size_of(client: usize, message: usize) -> usize {
     10 + 7 * client + message
 }
 
+/// A series (name and labels) and how much it must have moved.
+type Expectation<'a> = (&'a str, &'a [(&'a str, &'a str)], f64);
+
 async fn scrape(admin: &Admin) -> Exposition {
     let answer = admin.get("/metrics").await.expect_status(200);
     let content_type = answer.content_type.clone().unwrap_or_default();
@@ -19,7 +22,10 @@ async fn scrape(admin: &Admin) -> Exposition {
         "{answer}"
     );
     let text = answer.text();
-    assert!(text.ends_with("# EOF\n"), "an OpenMetrics exposition ends with # EOF");
+    assert!(
+        text.ends_with("# EOF\n"),
+        "an OpenMetrics exposition ends with # EOF"
+    );
     Exposition::parse(&text)
 }
 
@@ -50,7 +56,10 @@ async fn a_scripted_session_moves_every_counter_by_exactly_what_happened() {
         clients.push(host.connect("lifecycle").await);
     }
     let open = scrape(&admin).await;
-    assert_eq!(open.value("wsfn_connections_open", &lifecycle), CLIENTS as f64);
+    assert_eq!(
+        open.value("wsfn_connections_open", &lifecycle),
+        CLIENTS as f64
+    );
 
     let mut bytes = 0;
     for (c, client) in clients.iter_mut().enumerate() {
@@ -79,18 +88,24 @@ async fn a_scripted_session_moves_every_counter_by_exactly_what_happened() {
             "wsfn_event_duration_seconds_count",
             &[("function", "lifecycle"), ("event", "close")],
         );
-        (closes - before.value(
-            "wsfn_event_duration_seconds_count",
-            &[("function", "lifecycle"), ("event", "close")],
-        ) == CLIENTS as f64
+        (closes
+            - before.value(
+                "wsfn_event_duration_seconds_count",
+                &[("function", "lifecycle"), ("event", "close")],
+            )
+            == CLIENTS as f64
             && scraped.value("wsfn_connections_open", &faulty) == 0.0)
             .then_some(scraped)
     })
     .await;
 
     let messages = (CLIENTS * MESSAGES) as f64;
-    let expectations: &[(&str, &[(&str, &str)], f64)] = &[
-        ("wsfn_connections_accepted_total", &lifecycle, CLIENTS as f64),
+    let expectations: &[Expectation] = &[
+        (
+            "wsfn_connections_accepted_total",
+            &lifecycle,
+            CLIENTS as f64,
+        ),
         (
             "wsfn_connections_rejected_total",
             &[("function", "lifecycle"), ("status", "403")],
@@ -150,7 +165,11 @@ async fn a_scripted_session_moves_every_counter_by_exactly_what_happened() {
     assert_eq!(
         after.value(
             "wsfn_event_duration_seconds_bucket",
-            &[("function", "lifecycle"), ("event", "message"), ("le", "+Inf")],
+            &[
+                ("function", "lifecycle"),
+                ("event", "message"),
+                ("le", "+Inf")
+            ],
         ),
         after.value(
             "wsfn_event_duration_seconds_count",
@@ -161,17 +180,31 @@ async fn a_scripted_session_moves_every_counter_by_exactly_what_happened() {
     admin.deploy("lifecycle", function_bytes("echo")).await;
     admin.rollback("lifecycle", "").await.expect_status(200);
     let changed = scrape(&admin).await;
-    assert_eq!(moved(&after, &changed, "wsfn_deploys_total", &lifecycle), 1.0);
-    assert_eq!(moved(&after, &changed, "wsfn_rollbacks_total", &lifecycle), 1.0);
+    assert_eq!(
+        moved(&after, &changed, "wsfn_deploys_total", &lifecycle),
+        1.0
+    );
+    assert_eq!(
+        moved(&after, &changed, "wsfn_rollbacks_total", &lifecycle),
+        1.0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn metrics_need_the_admin_token_unless_made_public() {
     let host = Host::builder().function("echo").start().await;
     let admin = host.admin();
-    let message = admin.without_token().get("/metrics").await.expect_error(401);
+    let message = admin
+        .without_token()
+        .get("/metrics")
+        .await
+        .expect_error(401);
     assert!(message.contains("Bearer"), "{message}");
-    admin.with_token("wrong").get("/metrics").await.expect_error(401);
+    admin
+        .with_token("wrong")
+        .get("/metrics")
+        .await
+        .expect_error(401);
 
     let public = Host::builder()
         .function("echo")
@@ -195,7 +228,11 @@ async fn push_until_refused(host: &Host, id: &str, limit: usize) -> (usize, Opti
     let message = vec![0xa5_u8; 64 * 1024];
     for taken in 0..limit {
         let answer = admin
-            .post(&format!("/v1/connections/{id}/send"), OCTET_STREAM, message.clone())
+            .post(
+                &format!("/v1/connections/{id}/send"),
+                OCTET_STREAM,
+                message.clone(),
+            )
             .await;
         if answer.status != 200 {
             return (taken, Some(answer.status));
@@ -226,7 +263,10 @@ async fn slow_consumers_are_counted_as_the_function_stats_count_them() {
         let stats = host.admin().function("lifecycle").await["stats"].clone();
         let closes = scraped.value("wsfn_slow_consumer_closes_total", &lifecycle);
         let dropped = scraped.value("wsfn_outbound_dropped_frames_total", &lifecycle);
-        assert_eq!(closes, stats["slow_consumer_closes"].as_f64().unwrap_or(-1.0));
+        assert_eq!(
+            closes,
+            stats["slow_consumer_closes"].as_f64().unwrap_or(-1.0)
+        );
         assert_eq!(dropped, stats["dropped_frames"].as_f64().unwrap_or(-1.0));
         // Every push taken was queued, and so was the answer to `id`.
         assert_eq!(

@@ -246,15 +246,16 @@ async fn stream_status(admin: &Admin, method: &Method, path: &str) -> u16 {
     let request = request
         .body(http_body_util::Empty::<bytes::Bytes>::new())
         .expect("a valid request");
-    let client = hyper_util::client::legacy::Client::builder(
-        hyper_util::rt::TokioExecutor::new(),
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http();
+    within(
+        &format!("the head of the answer to {method} {path}"),
+        client.request(request),
     )
-    .build_http();
-    within(&format!("the head of the answer to {method} {path}"), client.request(request))
-        .await
-        .unwrap_or_else(|error| panic!("{method} {path} failed: {error}"))
-        .status()
-        .as_u16()
+    .await
+    .unwrap_or_else(|error| panic!("{method} {path} failed: {error}"))
+    .status()
+    .as_u16()
 }
 
 /// Destructive operations run last, removing the function very last, so every other

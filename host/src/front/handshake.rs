@@ -17,8 +17,8 @@ use super::session;
 use crate::connections::{Connection, ConnectionId};
 use crate::host::{FunctionSlot, Host};
 use crate::imports::connections::{MAX_ATTACHMENT, MAX_GROUP_NAME};
-use crate::runtime::bindings::exports::wsfn::function::websocket_connection::Accept;
 use crate::observe::LogEvent;
+use crate::runtime::bindings::exports::wsfn::function::websocket_connection::Accept;
 use crate::runtime::{ConnectRequest, Decision};
 
 /// Why a handshake was refused, kept on the response so the refusal can be counted and logged

@@ -19,8 +19,8 @@ use prometheus_client::registry::Registry;
 /// Upper bounds of the latency buckets, in seconds: from 50 µs (a warm echo) to 5 s (beyond
 /// any sensible event deadline).
 const LATENCY_BUCKETS: [f64; 16] = [
-    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
-    1.0, 2.5, 5.0,
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.5, 5.0,
 ];
 
 /// The fault kinds the runtime tells apart (see `EventError::kind`).

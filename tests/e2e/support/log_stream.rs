@@ -29,11 +29,16 @@ impl LogStream {
         if let Some(token) = admin.token() {
             request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
         }
-        let request = request.body(Empty::<Bytes>::new()).expect("a valid request");
+        let request = request
+            .body(Empty::<Bytes>::new())
+            .expect("a valid request");
         let client = Client::builder(TokioExecutor::new()).build_http();
-        let response = within(&format!("the answer to GET {path}"), client.request(request))
-            .await
-            .unwrap_or_else(|error| panic!("GET {path} failed: {error}"));
+        let response = within(
+            &format!("the answer to GET {path}"),
+            client.request(request),
+        )
+        .await
+        .unwrap_or_else(|error| panic!("GET {path} failed: {error}"));
         assert_eq!(response.status(), 200, "GET {path}");
         let content_type = response
             .headers()
@@ -69,7 +74,10 @@ impl LogStream {
                         String::from_utf8_lossy(&line)
                     )
                 });
-                assert!(value["ts"].is_string(), "a log line has a timestamp: {value}");
+                assert!(
+                    value["ts"].is_string(),
+                    "a log line has a timestamp: {value}"
+                );
                 assert!(value["kind"].is_string(), "a log line has a kind: {value}");
                 self.seen.push(value.clone());
                 self.lines.push_back(value);
