@@ -59,7 +59,7 @@ pub enum LogEvent {
     Deploy { version: u64 },
     /// An earlier version is being served again.
     Rollback { version: u64, from: u64 },
-    /// The function was removed; nothing more will be logged for it.
+    /// The function was removed; the close lines of its connections may still follow.
     Removed,
     /// This follower fell behind and lost `missed` lines.
     Lagged { missed: u64 },
