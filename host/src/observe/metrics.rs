@@ -2,8 +2,8 @@
 //!
 //! Every metric is a family labelled at least by function. Each function's scope asks for its
 //! handles once ([`Metrics::function`]); a handle shares its value with the registered
-//! series, so the hot paths increment an atomic (or, for a latency histogram, take its own
-//! uncontended lock) and never hash a label set. The only lookup by label at event time is a
+//! series, so the hot paths only add to atomics (latency histograms included, see
+//! [`Latency`]) and never hash a label set or take a lock. The only lookup by label at event time is a
 //! refused handshake, whose status is only known then.
 
 use std::sync::Arc;
@@ -11,17 +11,11 @@ use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::{Family, MetricConstructor};
+use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
-/// Upper bounds of the latency buckets, in seconds: from 50 µs (a warm echo) to 5 s (beyond
-/// any sensible event deadline).
-const LATENCY_BUCKETS: [f64; 16] = [
-    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
-    2.5, 5.0,
-];
+use super::latency::Latency;
 
 /// The fault kinds the runtime tells apart (see `EventError::kind`).
 const FAULT_KINDS: [&str; 5] = ["trap", "deadline", "memory", "stack", "instantiate"];
@@ -69,15 +63,6 @@ struct FaultLabels {
     kind: &'static str,
 }
 
-#[derive(Clone, Debug)]
-struct LatencyHistogram;
-
-impl MetricConstructor<Histogram> for LatencyHistogram {
-    fn new_metric(&self) -> Histogram {
-        Histogram::new(LATENCY_BUCKETS)
-    }
-}
-
 type PerFunction<M> = Family<FunctionLabels, M>;
 
 /// The registry and its families. Built once per host; immutable afterwards, so scrapes and
@@ -92,7 +77,7 @@ pub struct Metrics {
     bytes_in: PerFunction<Counter>,
     messages_out: PerFunction<Counter>,
     bytes_out: PerFunction<Counter>,
-    event_duration: Family<EventLabels, Histogram, LatencyHistogram>,
+    event_duration: Family<EventLabels, Latency>,
     faults: Family<FaultLabels, Counter>,
     dropped_frames: PerFunction<Counter>,
     slow_consumer_closes: PerFunction<Counter>,
@@ -120,7 +105,7 @@ impl Metrics {
             bytes_in: Family::default(),
             messages_out: Family::default(),
             bytes_out: Family::default(),
-            event_duration: Family::new_with_constructor(LatencyHistogram),
+            event_duration: Family::default(),
             faults: Family::default(),
             dropped_frames: Family::default(),
             slow_consumer_closes: Family::default(),
@@ -274,7 +259,7 @@ pub struct FunctionMetrics {
     pub bytes_in: Counter,
     pub messages_out: Counter,
     pub bytes_out: Counter,
-    event_duration: [Histogram; 3],
+    event_duration: [Latency; 3],
     faults: [Counter; 5],
     pub dropped_frames: Counter,
     pub slow_consumer_closes: Counter,
@@ -309,7 +294,7 @@ impl FunctionMetrics {
             EventKind::Message => 1,
             EventKind::Close => 2,
         };
-        self.event_duration[index].observe(elapsed.as_secs_f64());
+        self.event_duration[index].observe(elapsed);
     }
 
     /// Counts a fault of `kind` (one of `EventError::kind`).
@@ -345,6 +330,7 @@ mod tests {
         function.rejected(403);
         function.fault("trap");
         function.event_took(EventKind::Message, Duration::from_micros(70));
+        function.event_took(EventKind::Message, Duration::from_secs(9));
         // A second resolution (a redeploy after removal) shares the same series.
         metrics.function(&name).message_in(2);
         let text = metrics.encode();
@@ -354,8 +340,12 @@ mod tests {
             "wsfn_connections_rejected_total{function=\"echo\",status=\"403\"} 1",
             "wsfn_guest_faults_total{function=\"echo\",kind=\"trap\"} 1",
             "wsfn_guest_faults_total{function=\"echo\",kind=\"stack\"} 0",
-            "wsfn_event_duration_seconds_count{function=\"echo\",event=\"message\"} 1",
+            "wsfn_event_duration_seconds_count{function=\"echo\",event=\"message\"} 2",
+            "wsfn_event_duration_seconds_sum{function=\"echo\",event=\"message\"} 9.00007",
+            "wsfn_event_duration_seconds_bucket{le=\"0.00005\",function=\"echo\",event=\"message\"} 0",
             "wsfn_event_duration_seconds_bucket{le=\"0.0001\",function=\"echo\",event=\"message\"} 1",
+            "wsfn_event_duration_seconds_bucket{le=\"5.0\",function=\"echo\",event=\"message\"} 1",
+            "wsfn_event_duration_seconds_bucket{le=\"+Inf\",function=\"echo\",event=\"message\"} 2",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
         }

@@ -4,6 +4,7 @@
 //! every message touch only pre-made handles: an atomic add for a counter, nothing at all for
 //! a log line nobody is following.
 
+mod latency;
 mod log_bus;
 mod metrics;
 
