@@ -1,7 +1,8 @@
 //! The admin API: deploy and hot-swap functions, roll back, reach connections and groups.
 //!
 //! JSON over HTTP on its own listener (loopback by default). Every route but `/healthz`
-//! requires the admin bearer token. The OpenAPI document at `/v1/openapi.json` is generated
+//! requires the admin bearer token (`/metrics` too, unless the host runs with
+//! `--public-metrics`). The OpenAPI document at `/v1/openapi.json` is generated
 //! from the same annotations that register the routes, so it cannot drift from them.
 
 mod auth;
