@@ -1,4 +1,4 @@
-//! The client side of the admin API, for `wsfn-host deploy`, `functions` and `rollback`.
+//! The client side of the admin API, for `wsfn-host deploy`, `functions`, `rollback` and `logs`.
 
 use std::path::Path;
 
@@ -91,6 +91,33 @@ impl AdminClient {
             return Err(anyhow!("{status}: {message}"));
         }
         Ok((status, value))
+    }
+}
+
+impl AdminClient {
+    /// Starts a GET whose answer is a stream, and returns the body to read as it arrives.
+    pub async fn open_stream(&self, path: &str) -> Result<hyper::body::Incoming> {
+        let request = Request::builder()
+            .method(Method::GET)
+            .uri(format!("{}{path}", self.base))
+            .header(header::AUTHORIZATION, format!("Bearer {}", self.token))
+            .body(Full::new(Bytes::new()))?;
+        let response = self
+            .client
+            .request(request)
+            .await
+            .with_context(|| format!("cannot reach the admin API at {}", self.base))?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(response.into_body());
+        }
+        let body = response.into_body().collect().await?.to_bytes();
+        let value: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+        let message = value["error"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
+        Err(anyhow!("{status}: {message}"))
     }
 }
 

@@ -36,6 +36,8 @@ pub enum Command {
     Functions(ClientArgs),
     /// Serve the previous (or a given) version of a function on a running host.
     Rollback(RollbackArgs),
+    /// Follow a function's live log on a running host: guest output and lifecycle events.
+    Logs(LogsArgs),
 }
 
 #[derive(Args)]
@@ -85,6 +87,10 @@ pub struct RunArgs {
     /// A function that accepts only signed URLs; others get 401 (repeat for several).
     #[arg(long = "require-signed", value_name = "FUNCTION")]
     pub require_signed: Vec<String>,
+    /// Serve the admin API's /metrics without the admin token (every other admin route still
+    /// needs it), for Prometheus scrapers that cannot send one.
+    #[arg(long)]
+    pub public_metrics: bool,
 
     #[command(flatten)]
     pub limits: LimitArgs,
@@ -275,6 +281,14 @@ pub struct RollbackArgs {
     /// The version to serve; by default the one before the current version.
     #[arg(long)]
     pub version: Option<u64>,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
+
+#[derive(Args)]
+pub struct LogsArgs {
+    /// Function name.
+    pub name: String,
     #[command(flatten)]
     pub client: ClientArgs,
 }

@@ -26,6 +26,7 @@ use crate::cluster::{ClusterError, ClusterLink, GroupPublish, NodeCommand, Orpha
 use crate::config::Limits;
 use crate::connections::{Connection, ConnectionId, ConnectionTable, NodeId};
 use crate::front::Admission;
+use crate::observe::{LogEvent, Metrics};
 use crate::runtime::{
     EpochTicker, EventError, Function, FunctionEnv, InstanceState, LoadError, build_engine,
     build_linker, compile, load_compiled,
@@ -113,6 +114,8 @@ pub struct Host {
     /// The address the WebSocket listener bound, once it has, for the URLs the admin API
     /// hands out.
     pub listen_address: OnceLock<SocketAddr>,
+    /// Prometheus metrics of every function, served at the admin API's `/metrics`.
+    pub metrics: Arc<Metrics>,
     _epoch: EpochTicker,
 }
 
@@ -172,6 +175,7 @@ impl Host {
             tasks: TaskTracker::new(),
             signing: Arc::new(UrlSigning::default()),
             listen_address: OnceLock::new(),
+            metrics: Arc::new(Metrics::new()),
         })
     }
 
@@ -218,7 +222,11 @@ impl Host {
     fn scope_of(&self, name: &str) -> Arc<FunctionScope> {
         match self.function(name) {
             Some(slot) => slot.scope.clone(),
-            None => Arc::new(FunctionScope::new(name.into())),
+            None => {
+                let name: Arc<str> = name.into();
+                let metrics = self.metrics.function(&name);
+                Arc::new(FunctionScope::with_metrics(name, metrics))
+            }
         }
     }
 
@@ -282,6 +290,9 @@ impl Host {
             cluster.publish_version(name, &info, &bytes).await?;
         }
         self.catalog.set_current(name, info.version)?;
+        scope.metrics.deploys.inc();
+        let version = info.version;
+        scope.logs.publish(|| LogEvent::Deploy { version });
         self.install(Arc::new(function));
         tracing::info!(function = %name, version = info.version, compile_ms = info.compile_ms, size = info.size, "deployed");
         Ok(Deployed {
@@ -385,6 +396,11 @@ impl Host {
         }
         self.catalog.set_current(name, target)?;
         slot.current.store(Arc::new(function));
+        slot.scope.metrics.rollbacks.inc();
+        slot.scope.logs.publish(|| LogEvent::Rollback {
+            version: target,
+            from: current,
+        });
         tracing::info!(function = %name, from = current, to = target, "rolled back");
         Ok(info)
     }
@@ -416,6 +432,7 @@ impl Host {
             }
         }
         self.catalog.remove(name)?;
+        slot.scope.logs.publish(|| LogEvent::Removed);
         tracing::info!(function = %name, closed, "removed");
         Ok(closed)
     }

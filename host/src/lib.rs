@@ -15,6 +15,7 @@ pub mod connections;
 pub mod front;
 pub mod host;
 pub mod imports;
+pub mod observe;
 pub mod runtime;
 pub mod scope;
 pub mod server;

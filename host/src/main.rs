@@ -3,6 +3,7 @@
 mod admin_client;
 mod cli;
 mod config_file;
+mod logs_command;
 
 use std::io::Write;
 use std::path::Path;
@@ -62,6 +63,7 @@ fn run_command(cli: Cli, matches: &ArgMatches) -> Result<()> {
         Command::Deploy(args) => runtime.block_on(deploy(args)),
         Command::Functions(args) => runtime.block_on(functions(args)),
         Command::Rollback(args) => runtime.block_on(rollback(args)),
+        Command::Logs(args) => runtime.block_on(logs_command::follow(args)),
     }
 }
 
@@ -82,7 +84,7 @@ async fn run(args: RunArgs) -> Result<()> {
         )
     })?;
     let signing = UrlSigning::new(signing_key(&args)?, args.require_signed.iter().cloned());
-    let token = admin_token(&args)?;
+    let token = admin_token(&args)?.with_public_metrics(args.public_metrics);
     let mut host = Host::new(args.limits.to_limits(), &args.data_dir)?.with_signing(signing);
     let cluster = match &args.redis {
         Some(url) => {
@@ -170,7 +172,7 @@ async fn run(args: RunArgs) -> Result<()> {
 
     let admin_app = admin::router(host.clone(), token);
     let admin_shutdown = host.shutdown.clone();
-    let admin = tokio::spawn(async move {
+    let mut admin = tokio::spawn(async move {
         axum::serve(admin_listener, admin_app)
             .with_graceful_shutdown(async move { admin_shutdown.cancelled().await })
             .await
@@ -180,7 +182,11 @@ async fn run(args: RunArgs) -> Result<()> {
         .await
         .context("the WebSocket listener failed")?;
     signals.abort();
-    admin.abort();
+    // Open log streams end on their own once the drain is over; give them a moment to send
+    // their last lines before the admin listener is dropped.
+    if tokio::time::timeout(ADMIN_GRACE, &mut admin).await.is_err() {
+        admin.abort();
+    }
     if let Some(link) = &cluster
         && let Err(error) = link.leave().await
     {
@@ -194,6 +200,9 @@ async fn run(args: RunArgs) -> Result<()> {
     tracing::info!("stopped");
     Ok(())
 }
+
+/// How long the admin API may take to finish its answers once the WebSocket side has shut down.
+const ADMIN_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The admin token: WSFN_ADMIN_TOKEN, the token file, or (on loopback only) a generated one
 /// kept in the data directory so that clients on this machine find it.

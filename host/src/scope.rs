@@ -6,6 +6,7 @@
 use std::sync::Arc;
 
 use crate::connections::Groups;
+use crate::observe::{FunctionMetrics, LogBus};
 use crate::stats::FunctionStats;
 
 #[derive(Debug)]
@@ -13,14 +14,27 @@ pub struct FunctionScope {
     pub name: Arc<str>,
     pub groups: Groups,
     pub stats: FunctionStats,
+    /// The function's Prometheus series.
+    pub metrics: FunctionMetrics,
+    /// The function's live log.
+    pub logs: LogBus,
 }
 
 impl FunctionScope {
+    /// A scope whose metrics belong to no registry (for checks and tests).
     pub fn new(name: Arc<str>) -> Self {
+        let metrics = FunctionMetrics::detached(&name);
+        Self::with_metrics(name, metrics)
+    }
+
+    /// A scope reporting to the host's metrics.
+    pub fn with_metrics(name: Arc<str>, metrics: FunctionMetrics) -> Self {
         Self {
             name,
             groups: Groups::default(),
             stats: FunctionStats::default(),
+            metrics,
+            logs: LogBus::default(),
         }
     }
 }

@@ -18,6 +18,8 @@ mod hot_swap;
 mod lifecycle;
 mod lifecycle_paths;
 mod limits;
+mod logs;
+mod metrics;
 mod notify;
 mod openapi;
 mod restart;

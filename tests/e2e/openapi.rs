@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use hyper::Method;
 use serde_json::{Map, Value};
 
-use crate::support::{Admin, Host, function_bytes};
+use crate::support::{Admin, Host, function_bytes, within};
 
 /// Every operation of the admin API. A route added without documentation, or documentation
 /// left behind by a removed route, makes the documented set differ from this one.
@@ -24,7 +24,12 @@ const KNOWN_OPERATIONS: &[(&str, &str)] = &[
     ("POST", "/v1/functions/{name}/groups/{group}/send"),
     ("POST", "/v1/connections/{id}/send"),
     ("DELETE", "/v1/connections/{id}"),
+    ("GET", "/metrics"),
+    ("GET", "/v1/functions/{name}/logs"),
 ];
+
+/// The content type of responses that stream (the live logs).
+const NDJSON: &str = "application/x-ndjson";
 
 /// The HTTP methods an OpenAPI path item may describe.
 const OPERATION_METHODS: &[&str] = &[
@@ -41,6 +46,8 @@ struct Operation {
     request_content_type: Option<String>,
     /// The operation's own security requirements, or the document's if it has none.
     security: Value,
+    /// Whether a success is a stream that stays open (newline-delimited JSON).
+    streams: bool,
 }
 
 impl Operation {
@@ -152,6 +159,11 @@ fn operations_of(document: &Value) -> Vec<Operation> {
                     );
                 }
             }
+            let streams = responses.values().any(|response| {
+                response["content"]
+                    .as_object()
+                    .is_some_and(|content| content.contains_key(NDJSON))
+            });
             let request_content_type = operation["requestBody"]["content"]
                 .as_object()
                 .and_then(|content| content.keys().next().cloned());
@@ -161,6 +173,7 @@ fn operations_of(document: &Value) -> Vec<Operation> {
                 statuses,
                 request_content_type,
                 security,
+                streams,
             });
         }
     }
@@ -189,6 +202,16 @@ async fn fetch_document(admin: &Admin) -> Value {
 /// content type, and returns the status after checking that it is a documented one.
 async fn call(admin: &Admin, operation: &Operation, values: &Placeholders) -> u16 {
     let path = values.fill(&operation.path);
+    if operation.streams {
+        let status = stream_status(admin, &operation.method, &path).await;
+        assert!(
+            operation.statuses.contains(&status),
+            "{} (documented {:?}) answered {status}",
+            operation.describe(),
+            operation.statuses
+        );
+        return status;
+    }
     let body: Vec<u8> = match operation.request_content_type.as_deref() {
         None => Vec::new(),
         Some("application/wasm") => function_bytes("notify"),
@@ -210,6 +233,30 @@ async fn call(admin: &Admin, operation: &Operation, values: &Placeholders) -> u1
         operation.statuses
     );
     answer.status
+}
+
+/// The status of an operation whose answer is a stream that stays open: only the head is
+/// read, and the stream is dropped.
+async fn stream_status(admin: &Admin, method: &Method, path: &str) -> u16 {
+    let mut request = hyper::Request::builder()
+        .method(method.clone())
+        .uri(format!("{}{path}", admin.base()));
+    if let Some(token) = admin.token() {
+        request = request.header(hyper::header::AUTHORIZATION, format!("Bearer {token}"));
+    }
+    let request = request
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .expect("a valid request");
+    let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
+        .build_http();
+    within(
+        &format!("the head of the answer to {method} {path}"),
+        client.request(request),
+    )
+    .await
+    .unwrap_or_else(|error| panic!("{method} {path} failed: {error}"))
+    .status()
+    .as_u16()
 }
 
 /// Destructive operations run last, removing the function very last, so every other

@@ -12,16 +12,31 @@ use super::error::ApiError;
 
 /// The token every admin request but `/healthz` must present.
 #[derive(Clone)]
-pub struct AdminToken(Arc<[u8]>);
+pub struct AdminToken {
+    token: Arc<[u8]>,
+    /// Whether `/metrics` answers without the token too.
+    public_metrics: bool,
+}
 
 impl AdminToken {
     pub fn new(token: &str) -> Self {
-        Self(token.trim().as_bytes().into())
+        Self {
+            token: token.trim().as_bytes().into(),
+            public_metrics: false,
+        }
+    }
+
+    /// Lets `/metrics` answer without the token, for scrapers that cannot send one.
+    pub fn with_public_metrics(self, public_metrics: bool) -> Self {
+        Self {
+            public_metrics,
+            ..self
+        }
     }
 
     /// Compares in constant time, so response timing tells nothing about the token.
     fn matches(&self, presented: &[u8]) -> bool {
-        bool::from(self.0.ct_eq(presented))
+        bool::from(self.token.ct_eq(presented))
     }
 }
 
@@ -33,7 +48,8 @@ pub async fn require_token(
     request: Request,
     next: Next,
 ) -> Response {
-    if PUBLIC_PATHS.contains(&request.uri().path()) {
+    let path = request.uri().path();
+    if PUBLIC_PATHS.contains(&path) || (token.public_metrics && path == "/metrics") {
         return next.run(request).await;
     }
     let presented = request

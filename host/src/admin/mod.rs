@@ -2,7 +2,8 @@
 //! mint signed connection URLs.
 //!
 //! JSON over HTTP on its own listener (loopback by default). Every route but `/healthz`
-//! requires the admin bearer token. The OpenAPI document at `/v1/openapi.json` is generated
+//! requires the admin bearer token (`/metrics` too, unless the host runs with
+//! `--public-metrics`). The OpenAPI document at `/v1/openapi.json` is generated
 //! from the same annotations that register the routes, so it cannot drift from them.
 
 mod auth;
@@ -10,6 +11,8 @@ mod body;
 mod connections;
 mod error;
 mod functions;
+mod logs;
+mod metrics;
 mod signing;
 
 use std::sync::Arc;
@@ -37,6 +40,7 @@ use crate::host::Host;
         (name = "functions", description = "Deployed functions and their versions"),
         (name = "connections", description = "Open connections and groups"),
         (name = "health", description = "Liveness"),
+        (name = "observability", description = "Prometheus metrics and live function logs"),
     )
 )]
 struct ApiDoc;
@@ -77,6 +81,8 @@ fn routes() -> (Router<Arc<Host>>, utoipa::openapi::OpenApi) {
         .routes(routes!(connections::send_to_connection))
         .routes(routes!(connections::close_connection))
         .routes(routes!(connections::publish_to_group))
+        .routes(routes!(metrics::metrics))
+        .routes(routes!(logs::follow_logs))
         .split_for_parts()
 }
 

@@ -72,19 +72,36 @@ impl Connection {
     /// drop-oldest the oldest queued frames make room.
     pub fn send(&self, frame: Outbound) -> Result<(), QueueError> {
         let stats = &self.scope.stats;
+        let metrics = &self.scope.metrics;
+        let data_bytes = match &frame {
+            Outbound::Text(b) | Outbound::Binary(b) => Some(b.len()),
+            _ => None,
+        };
+        let queued = || {
+            if let Some(bytes) = data_bytes {
+                metrics.message_out(bytes);
+            }
+        };
         if self.slow_consumer == SlowConsumerPolicy::DropOldest {
             let dropped = self.outbound.push_dropping_oldest(frame)?;
+            queued();
             if dropped > 0 {
                 stats
                     .dropped_frames
                     .fetch_add(dropped as u64, Ordering::Relaxed);
+                metrics.dropped_frames.inc_by(dropped as u64);
             }
             return Ok(());
         }
         match self.outbound.push(frame) {
+            Ok(()) => {
+                queued();
+                Ok(())
+            }
             Err(QueueError::Full) => {
                 if self.start_close_now(1008, "outbound queue full") {
                     bump(&stats.slow_consumer_closes);
+                    metrics.slow_consumer_closes.inc();
                     tracing::warn!(connection = %self.id, function = %self.scope.name, "outbound queue full: closing a slow consumer with 1008");
                 }
                 Err(QueueError::Full)

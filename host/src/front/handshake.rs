@@ -17,16 +17,24 @@ use axum::response::{IntoResponse, Response};
 use super::Refusal;
 use super::session;
 use crate::connections::{Connection, ConnectionId};
-use crate::host::Host;
+use crate::host::{FunctionSlot, Host};
 use crate::imports::connections::{MAX_ATTACHMENT, MAX_GROUP_NAME};
+use crate::observe::LogEvent;
 use crate::runtime::bindings::exports::wsfn::function::websocket_connection::Accept;
 use crate::runtime::{ConnectRequest, Decision};
 use crate::signing::is_reserved;
 
+/// Why a handshake was refused, kept on the response so the refusal can be counted and logged
+/// in one place.
+#[derive(Clone)]
+struct RefusalReason(String);
+
 /// A plain-text refusal; for a rejection by the function the body is exactly its reason.
 fn refuse(status: StatusCode, message: impl Into<String>) -> Response {
+    let message = message.into();
     let headers = [(header::CONTENT_TYPE, "text/plain; charset=utf-8")];
-    (status, headers, message.into()).into_response()
+    let reason = RefusalReason(message.clone());
+    (status, headers, axum::Extension(reason), message).into_response()
 }
 
 /// `GET /{function}` with an upgrade request.
@@ -34,11 +42,36 @@ pub async fn upgrade(
     State(host): State<Arc<Host>>,
     Path(name): Path<String>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
-    mut request: Request,
+    request: Request,
 ) -> Response {
     let Some(slot) = host.function(&name) else {
         return refuse(StatusCode::NOT_FOUND, format!("no function named `{name}`"));
     };
+    let response = handshake(host, slot.clone(), name, remote, request).await;
+    let status = response.status();
+    if status != StatusCode::SWITCHING_PROTOCOLS {
+        slot.scope.metrics.rejected(status.as_u16());
+        slot.scope.logs.publish(|| LogEvent::Reject {
+            status: status.as_u16(),
+            remote: remote.to_string(),
+            reason: response
+                .extensions()
+                .get::<RefusalReason>()
+                .map(|r| r.0.clone())
+                .unwrap_or_default(),
+        });
+    }
+    response
+}
+
+/// Everything after the function is found; any answer but 101 is a refusal.
+async fn handshake(
+    host: Arc<Host>,
+    slot: Arc<FunctionSlot>,
+    name: String,
+    remote: SocketAddr,
+    mut request: Request,
+) -> Response {
     if host.shutdown.is_cancelled() {
         return refuse(StatusCode::SERVICE_UNAVAILABLE, "the host is shutting down");
     }
@@ -205,6 +238,13 @@ pub async fn upgrade(
             .insert(header::SEC_WEBSOCKET_PROTOCOL, protocol);
     }
     tracing::debug!(function = %name, connection = %id, %remote, "connection accepted");
+    let metrics = &slot.scope.metrics;
+    metrics.accepted.inc();
+    metrics.open_connections.inc();
+    slot.scope.logs.publish(|| LogEvent::Connect {
+        connection: hex.as_str().to_owned(),
+        remote: remote_address,
+    });
     host.tasks.spawn(session::run(
         host.clone(),
         slot,

@@ -22,6 +22,7 @@ use super::reader::{Frame, FrameReader, Opcode, ReadError};
 use super::writer::{Flushed, Outgoing};
 use crate::connections::{Connection, Outbound};
 use crate::host::{FunctionSlot, Host};
+use crate::observe::LogEvent;
 use crate::runtime::bindings::wsfn::function::types::MessageParam;
 
 /// How a connection ended, as reported to on-close.
@@ -77,7 +78,13 @@ pub async fn run(
     if let Some(cluster) = &host.cluster {
         cluster.connection_closed(&slot.scope.name, connection.id, &groups);
     }
+    slot.scope.metrics.open_connections.dec();
     let ending = reported(ending, connection.initiated_close());
+    slot.scope.logs.publish(|| LogEvent::Close {
+        connection: connection.id_str().to_owned(),
+        code: ending.code,
+        reason: ending.reason.clone(),
+    });
     tracing::debug!(connection = %connection.id, function = %slot.scope.name, code = ending.code, reason = %ending.reason, "connection closed");
     // A fault in on-close is logged and counted by the runtime; nothing is left to undo.
     let function = slot.current();
@@ -236,6 +243,11 @@ async fn deliver(slot: &FunctionSlot, connection: &Arc<Connection>, message: Mes
         Message::Text(text) => MessageParam::Text(text),
         Message::Binary(bytes) => MessageParam::Binary(bytes),
     };
+    let size = match &message {
+        MessageParam::Text(text) => text.len(),
+        MessageParam::Binary(bytes) => bytes.len(),
+    };
+    slot.scope.metrics.message_in(size);
     // The fault itself is logged and counted where it happened, in the runtime.
     if slot
         .current()

@@ -6,6 +6,7 @@
 //! its memory may be in any state.
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use parking_lot::Mutex;
 use wasmtime::component::{Component, InstancePre, Linker};
@@ -18,6 +19,7 @@ use super::instance_state::{FunctionEnv, InstanceState};
 use crate::catalog::VersionInfo;
 use crate::config::EPOCH_TICK;
 use crate::connections::Connection;
+use crate::observe::{EventKind, LogEvent};
 use crate::stats::{FunctionStats, bump};
 
 pub use websocket_connection::{ConnectRequest, Decision};
@@ -202,6 +204,7 @@ impl Function {
         if self.exports.connect.is_none() {
             return Ok(None);
         }
+        let started = Instant::now();
         let mut instance = self.check_out(None, false, "on-connect").await?;
         let result = match &instance.connect {
             Some(guest) => guest
@@ -210,7 +213,9 @@ impl Function {
                 .map(Some),
             None => Ok(None),
         };
-        self.finish(instance, result, "on-connect")
+        let result = self.finish(instance, result, "on-connect");
+        self.took(EventKind::Connect, started);
+        result
     }
 
     /// Runs on-message; does nothing if the component does not handle messages.
@@ -222,6 +227,7 @@ impl Function {
         if self.exports.message.is_none() {
             return Ok(());
         }
+        let started = Instant::now();
         let mut instance = self
             .check_out(Some(connection.clone()), false, "on-message")
             .await?;
@@ -233,7 +239,9 @@ impl Function {
             }
             None => Ok(()),
         };
-        self.finish(instance, result, "on-message")
+        let result = self.finish(instance, result, "on-message");
+        self.took(EventKind::Message, started);
+        result
     }
 
     /// Runs on-close; does nothing if the component does not export it.
@@ -246,6 +254,7 @@ impl Function {
         if self.exports.close.is_none() {
             return Ok(());
         }
+        let started = Instant::now();
         let mut instance = self
             .check_out(Some(connection.clone()), true, "on-close")
             .await?;
@@ -257,7 +266,13 @@ impl Function {
             }
             None => Ok(()),
         };
-        self.finish(instance, result, "on-close")
+        let result = self.finish(instance, result, "on-close");
+        self.took(EventKind::Close, started);
+        result
+    }
+
+    fn took(&self, kind: EventKind, started: Instant) {
+        self.env.scope.metrics.event_took(kind, started.elapsed());
     }
 
     fn deadline_ticks(&self) -> u64 {
@@ -272,12 +287,19 @@ impl Function {
         event: &'static str,
     ) -> Result<WarmInstance, EventError> {
         let pooled = self.idle.lock().pop();
+        let metrics = &self.env.scope.metrics;
         let mut instance = match pooled {
-            Some(instance) => instance,
+            Some(instance) => {
+                metrics.idle_instances.dec();
+                instance
+            }
             // Boxed: instantiating is rare, and its large state would otherwise be part of every
             // connection's task, idle or not.
             None => match Box::pin(self.instantiate()).await {
-                Ok(instance) => instance,
+                Ok(instance) => {
+                    metrics.pool_misses.inc();
+                    instance
+                }
                 Err(error) => {
                     self.report(&error, connection.as_deref(), event);
                     return Err(error);
@@ -320,7 +342,15 @@ impl Function {
 
     /// Logs and counts a fault, naming function, version and connection.
     fn report(&self, error: &EventError, connection: Option<&Connection>, event: &'static str) {
-        bump(error.counter(&self.env.scope.stats));
+        let scope = &self.env.scope;
+        bump(error.counter(&scope.stats));
+        scope.metrics.fault(error.kind());
+        scope.logs.publish(|| LogEvent::Fault {
+            fault: error.kind(),
+            event,
+            connection: connection.map(|c| c.id_str().to_owned()),
+            message: error.to_string(),
+        });
         let connection = connection.map(|c| c.id.to_string()).unwrap_or_default();
         tracing::warn!(
             function = %self.env.scope.name,
@@ -340,6 +370,7 @@ impl Function {
         let mut idle = self.idle.lock();
         if idle.len() < limits.warm_instances {
             idle.push(instance);
+            self.env.scope.metrics.idle_instances.inc();
         }
     }
 
@@ -391,6 +422,14 @@ impl Function {
             close,
             events: 0,
         })
+    }
+}
+
+impl Drop for Function {
+    /// A replaced or removed version takes its warm instances with it.
+    fn drop(&mut self) {
+        let idle = self.idle.get_mut().len();
+        self.env.scope.metrics.idle_instances.dec_by(idle as i64);
     }
 }
 

@@ -1,7 +1,8 @@
 //! Guest stdout and stderr, turned into host log lines tagged with function and connection.
 //!
 //! Guests print with ordinary `println!`; each complete line becomes one `tracing` event, so an
-//! operator sees which function and which connection said what. Partial lines are held until
+//! operator sees which function and which connection said what, and goes to the function's
+//! live log for those following it. Partial lines are held until
 //! their newline, up to a bound, so a guest cannot make the host buffer without limit.
 
 use std::io;
@@ -16,6 +17,8 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
 use crate::connections::ConnectionId;
+use crate::observe::LogEvent;
+use crate::scope::FunctionScope;
 
 /// Longest line kept before it is logged anyway.
 const MAX_LINE: usize = 16 * 1024;
@@ -23,7 +26,7 @@ const MAX_LINE: usize = 16 * 1024;
 /// Who is printing: the function, and the connection whose event is running.
 #[derive(Debug)]
 pub struct LogSource {
-    pub function: Arc<str>,
+    pub scope: Arc<FunctionScope>,
     pub connection: Mutex<Option<ConnectionId>>,
 }
 
@@ -93,13 +96,22 @@ impl LineWriter {
         let line = line.trim_end_matches('\r');
         let source = &self.log.source;
         let connection = *source.connection.lock();
+        let function = &source.scope.name;
+        source.scope.logs.publish(|| {
+            let connection = connection.map(|c| c.to_string());
+            let text = line.to_owned();
+            match self.log.stream {
+                StreamName::Stdout => LogEvent::Stdout { connection, text },
+                StreamName::Stderr => LogEvent::Stderr { connection, text },
+            }
+        });
         let connection = connection.map(|c| c.to_string()).unwrap_or_default();
         match self.log.stream {
             StreamName::Stdout => {
-                tracing::info!(target: "guest", function = %source.function, %connection, stream = "stdout", "{line}")
+                tracing::info!(target: "guest", %function, %connection, stream = "stdout", "{line}")
             }
             StreamName::Stderr => {
-                tracing::warn!(target: "guest", function = %source.function, %connection, stream = "stderr", "{line}")
+                tracing::warn!(target: "guest", %function, %connection, stream = "stderr", "{line}")
             }
         }
         self.pending.clear();

@@ -49,7 +49,7 @@ pub struct InstanceState {
 impl InstanceState {
     pub fn new(env: Arc<FunctionEnv>) -> Self {
         let log = Arc::new(LogSource {
-            function: env.scope.name.clone(),
+            scope: env.scope.clone(),
             connection: Default::default(),
         });
         // Clocks and random only: no files, sockets, environment or arguments.
@@ -98,6 +98,7 @@ impl InstanceState {
             }
             None => {
                 crate::stats::bump(&self.env.scope.stats.sends_refused);
+                self.env.scope.metrics.sends_refused.inc();
                 false
             }
         }

@@ -128,6 +128,16 @@ impl Admin {
         }
     }
 
+    /// The base URL, such as `http://127.0.0.1:40123`.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// The bearer token this client presents, if any.
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
     /// The same client presenting no token at all.
     pub fn without_token(&self) -> Self {
         Self {

@@ -82,3 +82,24 @@ pub async fn run_wsfn_host(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> C
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
     }
 }
+
+/// Starts `wsfn-host ARGS...` in `dir` with piped stdout and stderr, for commands that run
+/// until stopped (`wsfn-host logs`). The process is killed when the child is dropped.
+pub fn spawn_wsfn_host(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> tokio::process::Child {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_wsfn-host"));
+    command
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    for variable in WSFN_ENVIRONMENT {
+        command.env_remove(variable);
+    }
+    command.envs(env.iter().copied());
+    command
+        .spawn()
+        .unwrap_or_else(|error| panic!("cannot start `wsfn-host {}`: {error}", args.join(" ")))
+}

@@ -190,6 +190,12 @@ impl HostBuilder {
         self
     }
 
+    /// Passes a command-line flag that takes no value (for example `--public-metrics`).
+    pub fn flag(mut self, flag: &str) -> Self {
+        self.options.push(flag.into());
+        self
+    }
+
     /// Gives the host its admin token through `WSFN_ADMIN_TOKEN`. Without it the host
     /// generates one into its data directory, which is where [`Host::admin`] then reads it.
     pub fn admin_token(mut self, token: &str) -> Self {

@@ -6,6 +6,8 @@ mod client;
 mod command;
 mod host;
 mod lifecycle;
+mod log_stream;
+mod metrics;
 mod probe;
 mod raw_http;
 mod raw_ws;
@@ -17,8 +19,10 @@ use std::time::{Duration, Instant};
 
 pub use admin::{Admin, JSON, OCTET_STREAM, TEXT};
 pub use client::{Client, CloseInfo, binary_fragments, text_fragments};
-pub use command::run_wsfn_host;
+pub use command::{run_wsfn_host, spawn_wsfn_host};
 pub use host::{Host, TestDir, function_bytes, function_wasm};
+pub use log_stream::LogStream;
+pub use metrics::Exposition;
 pub use probe::OnCloseRun;
 pub use raw_http::{raw_request, raw_upgrade};
 pub use raw_ws::{
