@@ -10,6 +10,7 @@ mod chat;
 mod conformance;
 mod counter;
 mod echo;
+mod error_event;
 mod faults;
 mod hot_swap;
 mod lifecycle;

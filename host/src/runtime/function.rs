@@ -486,3 +486,17 @@ fn classify(error: wasmtime::Error, hit_limit: bool) -> EventError {
         _ => EventError::Trap(FaultDetail::of(&error)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::truncate;
+
+    #[test]
+    fn a_cause_is_cut_on_a_character_boundary() {
+        assert_eq!(truncate("short", 200), "short");
+        assert_eq!(truncate("abcdef", 3), "abc");
+        // "é" is two bytes: cutting inside it keeps the text before it.
+        assert_eq!(truncate("aé", 2), "a");
+        assert_eq!(truncate("", 0), "");
+    }
+}

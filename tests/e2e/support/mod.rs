@@ -6,6 +6,7 @@ mod client;
 mod command;
 mod host;
 mod lifecycle;
+mod on_error;
 mod probe;
 mod raw_http;
 mod raw_ws;
