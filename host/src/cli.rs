@@ -36,6 +36,24 @@ pub enum Command {
     Functions(ClientArgs),
     /// Serve the previous (or a given) version of a function on a running host.
     Rollback(RollbackArgs),
+    /// Create a new function crate, ready to build and run.
+    New(NewArgs),
+}
+
+#[derive(Args)]
+pub struct NewArgs {
+    /// The function's name, also its crate's: 1 to 64 letters, digits, `-` or `_`, starting
+    /// with a letter. The crate is written to DIR/<name>.
+    pub name: String,
+
+    /// The directory to create the crate in.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub path: PathBuf,
+
+    /// The wsfn guest SDK (`guest-sdk` of a wsfn checkout) to depend on by path. Default: the
+    /// checkout this binary was built from, if it is still there, else the registry.
+    #[arg(long, value_name = "DIR")]
+    pub sdk_path: Option<PathBuf>,
 }
 
 #[derive(Args)]

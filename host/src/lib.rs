@@ -13,6 +13,7 @@ pub mod front;
 pub mod host;
 pub mod imports;
 pub mod runtime;
+pub mod scaffold;
 pub mod scope;
 pub mod server;
 pub mod state;

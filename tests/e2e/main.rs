@@ -20,6 +20,7 @@ mod notify;
 mod openapi;
 mod restart;
 mod routing;
+mod scaffold;
 mod shutdown;
 mod slow_consumer;
 mod soak;
