@@ -62,7 +62,11 @@ fn new_function(args: &NewArgs) -> Result<()> {
     let name = &args.name;
     match &created.sdk {
         scaffold::SdkSource::Path(dir) => {
-            println!("created {} (wsfn-guest from {})", created.dir.display(), dir.display());
+            println!(
+                "created {} (wsfn-guest from {})",
+                created.dir.display(),
+                dir.display()
+            );
         }
         scaffold::SdkSource::Registry => {
             println!("created {}", created.dir.display());

@@ -60,13 +60,66 @@ const SDK_PACKAGE: &str = "wsfn-guest";
 /// Names that cargo refuses for a package or that would clash with what the crate uses.
 const RESERVED: &[&str] = &[
     // Rust keywords, strict and reserved.
-    "abstract", "as", "async", "await", "become", "box", "break", "const", "continue", "crate",
-    "do", "dyn", "else", "enum", "extern", "false", "final", "fn", "for", "gen", "if", "impl",
-    "in", "let", "loop", "macro", "match", "mod", "move", "mut", "override", "priv", "pub", "ref",
-    "return", "self", "static", "struct", "super", "trait", "true", "try", "type", "typeof",
-    "unsafe", "unsized", "use", "virtual", "where", "while", "yield",
+    "abstract",
+    "as",
+    "async",
+    "await",
+    "become",
+    "box",
+    "break",
+    "const",
+    "continue",
+    "crate",
+    "do",
+    "dyn",
+    "else",
+    "enum",
+    "extern",
+    "false",
+    "final",
+    "fn",
+    "for",
+    "gen",
+    "if",
+    "impl",
+    "in",
+    "let",
+    "loop",
+    "macro",
+    "match",
+    "mod",
+    "move",
+    "mut",
+    "override",
+    "priv",
+    "pub",
+    "ref",
+    "return",
+    "self",
+    "static",
+    "struct",
+    "super",
+    "trait",
+    "true",
+    "try",
+    "type",
+    "typeof",
+    "unsafe",
+    "unsized",
+    "use",
+    "virtual",
+    "where",
+    "while",
+    "yield",
     // Crates every Rust build has, and the SDK itself.
-    "alloc", "core", "proc_macro", "proc-macro", "std", "test", "wsfn-guest", "wsfn_guest",
+    "alloc",
+    "core",
+    "proc_macro",
+    "proc-macro",
+    "std",
+    "test",
+    "wsfn-guest",
+    "wsfn_guest",
 ];
 
 /// Why a function crate was not written.
@@ -159,8 +212,12 @@ pub fn create(name: &str, parent: &Path, sdk: SdkSource) -> Result<Scaffolded, S
     let dependency = dependency_line(&sdk);
     let written = TEMPLATES.iter().try_for_each(|template| {
         let path = dir.join(template.path);
-        write_file(&path, &fill(template.text, name, &dependency), template.executable)
-            .map_err(|e| write_error(&path, e))
+        write_file(
+            &path,
+            &fill(template.text, name, &dependency),
+            template.executable,
+        )
+        .map_err(|e| write_error(&path, e))
     });
     if let Err(error) = written {
         // Only what this call created is removed: the directory did not exist before.
@@ -217,7 +274,16 @@ mod tests {
         for good in ["hello", "Chat-Room_2", "a"] {
             assert!(check_name(good).is_ok(), "{good}");
         }
-        for bad in ["", "2fast", "-x", "_x", "has space", "dot.ted", "ünï", &"a".repeat(65)] {
+        for bad in [
+            "",
+            "2fast",
+            "-x",
+            "_x",
+            "has space",
+            "dot.ted",
+            "ünï",
+            &"a".repeat(65),
+        ] {
             assert!(
                 matches!(check_name(bad), Err(ScaffoldError::InvalidName(_))),
                 "{bad}"
@@ -236,7 +302,11 @@ mod tests {
         let dependency = dependency_line(&SdkSource::Path(PathBuf::from("/sdk \"quoted\"")));
         for template in TEMPLATES {
             let text = fill(template.text, "my-fn", &dependency);
-            assert!(!text.contains("{{"), "{} keeps a placeholder", template.path);
+            assert!(
+                !text.contains("{{"),
+                "{} keeps a placeholder",
+                template.path
+            );
         }
         let manifest: toml::Table = fill(TEMPLATES[0].text, "my-fn", &dependency)
             .parse()
@@ -266,8 +336,14 @@ mod tests {
 
         let result = create("taken", &parent, SdkSource::Registry);
 
-        assert!(matches!(result, Err(ScaffoldError::Exists(_))), "{result:?}");
-        assert_eq!(fs::read_to_string(dir.join("keep.txt")).ok().as_deref(), Some("mine"));
+        assert!(
+            matches!(result, Err(ScaffoldError::Exists(_))),
+            "{result:?}"
+        );
+        assert_eq!(
+            fs::read_to_string(dir.join("keep.txt")).ok().as_deref(),
+            Some("mine")
+        );
         assert!(!dir.join("Cargo.toml").exists());
         let _ = fs::remove_dir_all(&parent);
     }

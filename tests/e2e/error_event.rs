@@ -38,7 +38,10 @@ async fn assert_each_ran_once(host: &Host, id: &str) {
 async fn fault_with(client: &mut Client, command: &str) {
     client.send_text(command).await;
     let close = client.expect_close().await;
-    assert_eq!(close.code, INTERNAL_ERROR, "`{command}` closed with {close:?}");
+    assert_eq!(
+        close.code, INTERNAL_ERROR,
+        "`{command}` closed with {close:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -118,7 +121,9 @@ async fn a_trap_in_on_close_runs_on_error_once_after_it() {
 async fn a_trap_in_on_connect_runs_on_error_once_and_refuses_with_500() {
     let host = Host::builder().function("lifecycle").start().await;
 
-    let status = host.refused_handshake_status("lifecycle?trap-connect").await;
+    let status = host
+        .refused_handshake_status("lifecycle?trap-connect")
+        .await;
 
     assert_eq!(status.as_u16(), 500);
     let from_connect = async || {
@@ -139,7 +144,11 @@ async fn a_trap_in_on_connect_runs_on_error_once_and_refuses_with_500() {
     assert_eq!(id.len(), 32, "the id the connection would have had: {id}");
     assert_ne!(id, &later_id, "ids are never reused");
     assert_eq!(later.errors_of(id).await, 1);
-    assert_eq!(later.closes_of(id).await, 0, "a refused connection never runs on-close");
+    assert_eq!(
+        later.closes_of(id).await,
+        0,
+        "a refused connection never runs on-close"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -51,13 +51,23 @@ async fn a_new_function_builds_with_its_documented_command_and_answers() {
     let created = run_wsfn_host(dir.path(), &["new", "hello"], &[]).await;
 
     let stdout = created.expect_success();
-    assert!(stdout.contains("guest-sdk"), "uses this checkout's SDK: {stdout}");
+    assert!(
+        stdout.contains("guest-sdk"),
+        "uses this checkout's SDK: {stdout}"
+    );
     let crate_dir = dir.path().join("hello");
     let readme = std::fs::read_to_string(crate_dir.join("README.md")).expect("a README");
-    assert!(readme.contains("./build.sh"), "the README documents the build: {readme}");
+    assert!(
+        readme.contains("./build.sh"),
+        "the README documents the build: {readme}"
+    );
     build(&crate_dir).await;
     let component = crate_dir.join("hello.wasm");
-    assert!(component.is_file(), "./build.sh writes {}", component.display());
+    assert!(
+        component.is_file(),
+        "./build.sh writes {}",
+        component.display()
+    );
 
     let host = Host::builder().function_file(&component).start().await;
     let mut client = host.connect("hello?name=ann").await;
@@ -73,7 +83,10 @@ async fn new_refuses_an_existing_directory_and_bad_names() {
     std::fs::write(dir.path().join("taken").join("mine.txt"), "keep").expect("a file");
 
     let taken = run_wsfn_host(dir.path(), &["new", "taken"], &[]).await;
-    assert!(taken.expect_failure().contains("already exists"), "{taken:?}");
+    assert!(
+        taken.expect_failure().contains("already exists"),
+        "{taken:?}"
+    );
     let kept = std::fs::read_dir(dir.path().join("taken"))
         .expect("still there")
         .count();
@@ -84,7 +97,10 @@ async fn new_refuses_an_existing_directory_and_bad_names() {
         refused.expect_failure();
     }
     let not_sdk = run_wsfn_host(dir.path(), &["new", "fine", "--sdk-path", "."], &[]).await;
-    assert!(not_sdk.expect_failure().contains("guest SDK"), "{not_sdk:?}");
+    assert!(
+        not_sdk.expect_failure().contains("guest SDK"),
+        "{not_sdk:?}"
+    );
     assert!(!dir.path().join("fine").exists());
 
     let elsewhere = run_wsfn_host(dir.path(), &["new", "fine", "--path", "nested/dir"], &[]).await;

@@ -95,8 +95,8 @@ pub async fn run(
 /// Runs on-error for a handler of `connection` that failed (see the `error` interface).
 async fn report_failure(function: Arc<Function>, connection: &Arc<Connection>, message: &str) {
     // A fault in on-error is logged and counted by the runtime, and never reported again.
-    let _ = Box::pin(function.on_error(connection.id_str(), Some(connection.clone()), message))
-        .await;
+    let _ =
+        Box::pin(function.on_error(connection.id_str(), Some(connection.clone()), message)).await;
 }
 
 /// Lets what is still queued reach the peer, but never waits on a peer that does not read:
