@@ -3,7 +3,8 @@
 //! Compiling happens once when the function is loaded. Each event borrows a warm instance from
 //! the pool (or instantiates one, ~20 µs with the pooling allocator), runs one export under a
 //! deadline, and gives the instance back. An instance that faulted is dropped, never reused:
-//! its memory may be in any state.
+//! its memory may be in any state. The caller may then tell the function with `on-error`,
+//! which runs on another instance like any event.
 
 use std::sync::Arc;
 
