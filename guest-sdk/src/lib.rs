@@ -131,12 +131,15 @@ pub trait Function {
         let _ = (conn, code, reason);
     }
 
-    /// Runs on a fresh instance after another handler of `conn` failed (trapped, ran past
-    /// its deadline or out of memory); `message` names the handler and the fault.
+    /// Runs once after another handler of `conn` failed (trapped, ran past its deadline, ran
+    /// out of memory or overflowed its stack), on another instance than the one that failed;
+    /// `message` names the handler and the fault, for example
+    /// "on-message trapped: wasm `unreachable` instruction executed".
     ///
     /// The connection is already being closed with 1011 (or was refused during on-connect),
     /// so it cannot be replied to, but its attachment can be read and others can be told.
-    /// The default does nothing.
+    /// After a failed `on_message` it runs before `on_close`; after a failed `on_close`, last.
+    /// If it fails itself, the host only logs that. The default does nothing.
     fn on_error(conn: Connection, message: String) {
         let _ = (conn, message);
     }

@@ -38,6 +38,24 @@ pub enum Command {
     Rollback(RollbackArgs),
     /// Follow a function's live log on a running host: guest output and lifecycle events.
     Logs(LogsArgs),
+    /// Create a new function crate, ready to build and run.
+    New(NewArgs),
+}
+
+#[derive(Args)]
+pub struct NewArgs {
+    /// The function's name, also its crate's: 1 to 64 letters, digits, `-` or `_`, starting
+    /// with a letter. The crate is written to DIR/<name>.
+    pub name: String,
+
+    /// The directory to create the crate in.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub path: PathBuf,
+
+    /// The wsfn guest SDK (`guest-sdk` of a wsfn checkout) to depend on by path. Default: the
+    /// checkout this binary was built from, if it is still there, else the registry.
+    #[arg(long, value_name = "DIR")]
+    pub sdk_path: Option<PathBuf>,
 }
 
 #[derive(Args)]

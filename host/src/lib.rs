@@ -17,6 +17,7 @@ pub mod host;
 pub mod imports;
 pub mod observe;
 pub mod runtime;
+pub mod scaffold;
 pub mod scope;
 pub mod server;
 pub mod signing;

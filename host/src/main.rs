@@ -21,10 +21,11 @@ use wsfn_host::cluster::ClusterLink;
 use wsfn_host::config::Limits;
 use wsfn_host::front::StaticFiles;
 use wsfn_host::host::Host;
+use wsfn_host::scaffold;
 use wsfn_host::signing::{SigningKey, UrlSigning};
 
 use admin_client::{AdminClient, format_time, read_token};
-use cli::{CheckArgs, Cli, ClientArgs, Command, DeployArgs, RollbackArgs, RunArgs};
+use cli::{CheckArgs, Cli, ClientArgs, Command, DeployArgs, NewArgs, RollbackArgs, RunArgs};
 
 fn main() -> std::process::ExitCode {
     // The matches are kept to tell options given on the command line from defaults, which a
@@ -64,7 +65,34 @@ fn run_command(cli: Cli, matches: &ArgMatches) -> Result<()> {
         Command::Functions(args) => runtime.block_on(functions(args)),
         Command::Rollback(args) => runtime.block_on(rollback(args)),
         Command::Logs(args) => runtime.block_on(logs_command::follow(args)),
+        Command::New(args) => new_function(&args),
     }
+}
+
+/// `wsfn-host new`: writes a function crate and says how to build and run it.
+fn new_function(args: &NewArgs) -> Result<()> {
+    let sdk = scaffold::find_sdk(args.sdk_path.as_deref())?;
+    let created = scaffold::create(&args.name, &args.path, sdk)?;
+    let name = &args.name;
+    match &created.sdk {
+        scaffold::SdkSource::Path(dir) => {
+            println!(
+                "created {} (wsfn-guest from {})",
+                created.dir.display(),
+                dir.display()
+            );
+        }
+        scaffold::SdkSource::Registry => {
+            println!("created {}", created.dir.display());
+            eprintln!(
+                "warning: the wsfn guest SDK was not found, so Cargo.toml asks the registry for                  wsfn-guest; pass --sdk-path or edit Cargo.toml to use a checkout's guest-sdk"
+            );
+        }
+    }
+    println!("next:");
+    println!("  cd {} && ./build.sh", created.dir.display());
+    println!("  wsfn-host run {name}.wasm");
+    Ok(())
 }
 
 async fn run(args: RunArgs) -> Result<()> {

@@ -54,7 +54,7 @@ impl ClusterLink {
     /// Sends the first heartbeat, so the node is known before it serves anyone.
     pub async fn register(&self) -> Result<(), ClusterError> {
         let beat = self.heartbeat().await?;
-        self.set_live_nodes(beat.live);
+        self.set_live_nodes(beat.live, &beat.dead);
         Ok(())
     }
 
@@ -96,7 +96,7 @@ pub async fn run(host: Arc<Host>, link: Arc<ClusterLink>) {
                 connection.start_close(1001, "the node lost contact with the cluster");
             }
         }
-        link.set_live_nodes(beat.live);
+        link.set_live_nodes(beat.live, &beat.dead);
         for dead in beat.dead {
             if dead != link.node {
                 tokio::spawn(reap(host.clone(), link.clone(), dead));

@@ -36,6 +36,9 @@ pub use publish::publish;
 use crate::connections::NodeId;
 use outbox::Outbox;
 
+/// Most departed nodes remembered.
+const MAX_GONE_NODES: usize = 10_000;
+
 /// Why a cluster operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClusterError {
@@ -76,8 +79,11 @@ pub struct ClusterLink {
     client: redis::Client,
     redis: ConnectionManager,
     outbox: Outbox,
-    /// Nodes whose heartbeat was seen at the last check; routing to others fails fast.
+    /// Nodes whose heartbeat was seen at the last check.
     live_nodes: RwLock<HashSet<NodeId>>,
+    /// Nodes seen alive once and gone since: routing to them fails fast. A node not seen at
+    /// all may have joined since the last check, so it is routed to.
+    gone_nodes: RwLock<HashSet<NodeId>>,
     pub settings: ClusterSettings,
 }
 
@@ -104,6 +110,7 @@ impl ClusterLink {
             redis,
             outbox,
             live_nodes: RwLock::new(live_nodes),
+            gone_nodes: RwLock::new(HashSet::new()),
             settings,
         })
     }
@@ -124,13 +131,23 @@ impl ClusterLink {
             .map_err(ClusterError::from)
     }
 
-    /// Whether `node` was alive at the last heartbeat check.
+    /// Whether commands for `node` may reach it: it was alive at the last heartbeat check, or
+    /// it is not known to have gone (it may have joined since).
     pub fn is_live(&self, node: NodeId) -> bool {
-        self.live_nodes.read().contains(&node)
+        self.live_nodes.read().contains(&node) || !self.gone_nodes.read().contains(&node)
     }
 
-    fn set_live_nodes(&self, nodes: HashSet<NodeId>) {
+    fn set_live_nodes(&self, nodes: HashSet<NodeId>, dead: &[NodeId]) {
         let mut live = self.live_nodes.write();
+        let mut gone = self.gone_nodes.write();
+        gone.extend(live.difference(&nodes).copied());
+        gone.extend(dead.iter().copied());
+        gone.retain(|n| !nodes.contains(n));
+        // Node ids are random per process, so a gone node never comes back; the bound only
+        // keeps a long-lived node's memory flat.
+        if gone.len() > MAX_GONE_NODES {
+            gone.clear();
+        }
         *live = nodes;
         live.insert(self.node);
     }

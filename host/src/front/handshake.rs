@@ -191,6 +191,15 @@ async fn handshake(
         }
         Err(error) => {
             tracing::warn!(function = %name, %remote, "on-connect failed: {error}");
+            if let Some(message) = function.error_message("on-connect", &error) {
+                // Not awaited, so the refusal is not held up by on-error; the permit goes with
+                // it, so failing handshakes cannot pile up on-error runs beyond the caps.
+                let function = function.clone();
+                host.tasks.spawn(async move {
+                    let _permit = permit;
+                    let _ = function.on_error(hex.as_str(), None, &message).await;
+                });
+            }
             return refuse(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "the function failed to accept the connection",

@@ -4,7 +4,8 @@
 //! keeps a connection's messages in order. A second task writes (see `writer`). Whatever ends
 //! the connection — peer close, a protocol error, a fault, a close started by the function or
 //! by shutdown — the session ends the same way: the connection leaves the table and its groups,
-//! then on-close runs exactly once.
+//! then on-close runs exactly once. A handler that failed is reported to on-error once: a
+//! failed on-message before on-close, a failed on-close after it.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +24,7 @@ use super::writer::{Flushed, Outgoing};
 use crate::connections::{Connection, Outbound};
 use crate::host::{FunctionSlot, Host};
 use crate::observe::LogEvent;
+use crate::runtime::Function;
 use crate::runtime::bindings::wsfn::function::types::MessageParam;
 
 /// How a connection ended, as reported to on-close.
@@ -88,10 +90,23 @@ pub async fn run(
     tracing::debug!(connection = %connection.id, function = %slot.scope.name, code = ending.code, reason = %ending.reason, "connection closed");
     // A fault in on-close is logged and counted by the runtime; nothing is left to undo.
     let function = slot.current();
-    let _ = Box::pin(function.on_close(&connection, ending.code, &ending.reason)).await;
+    let closed = Box::pin(function.on_close(&connection, ending.code, &ending.reason)).await;
     if let Some(writer) = outgoing {
         finish_writing(writer, &connection, host.limits.close_timeout).await;
     }
+    // Told last, once the socket is released: nothing is waiting for it any more.
+    if let Err(error) = closed
+        && let Some(message) = function.error_message("on-close", &error)
+    {
+        report_failure(slot.current(), &connection, &message).await;
+    }
+}
+
+/// Runs on-error for a handler of `connection` that failed (see the `error` interface).
+async fn report_failure(function: Arc<Function>, connection: &Arc<Connection>, message: &str) {
+    // A fault in on-error is logged and counted by the runtime, and never reported again.
+    let _ =
+        Box::pin(function.on_error(connection.id_str(), Some(connection.clone()), message)).await;
 }
 
 /// Lets what is still queued reach the peer, but never waits on a peer that does not read:
@@ -227,9 +242,14 @@ async fn read_until_closed(
                 if !connection.is_closing() {
                     // Boxed: the guest call's state is only needed while a message is being
                     // handled, and unboxed it would sit in every idle connection's task.
-                    Box::pin(deliver(slot, connection, message)).await;
+                    let failure = Box::pin(deliver(slot, connection, message)).await;
                     // What the event sent goes out now, without a hand-off to another task.
                     writer.flush(queue);
+                    // After the 1011 went out, so on-error runs while the peer answers the
+                    // close, and before on-close, which waits for that answer.
+                    if let Some(message) = failure {
+                        report_failure(slot.current(), connection, &message).await;
+                    }
                 }
                 assembler.reset();
             }
@@ -238,7 +258,12 @@ async fn read_until_closed(
 }
 
 /// Runs on-message; a fault closes the connection with 1011 and leaves the others alone.
-async fn deliver(slot: &FunctionSlot, connection: &Arc<Connection>, message: Message<'_>) {
+/// Returns what on-error is to be told after a fault of the guest.
+async fn deliver(
+    slot: &FunctionSlot,
+    connection: &Arc<Connection>,
+    message: Message<'_>,
+) -> Option<String> {
     let message = match message {
         Message::Text(text) => MessageParam::Text(text),
         Message::Binary(bytes) => MessageParam::Binary(bytes),
@@ -248,14 +273,14 @@ async fn deliver(slot: &FunctionSlot, connection: &Arc<Connection>, message: Mes
         MessageParam::Binary(bytes) => bytes.len(),
     };
     slot.scope.metrics.message_in(size);
+    let function = slot.current();
     // The fault itself is logged and counted where it happened, in the runtime.
-    if slot
-        .current()
-        .on_message(connection, message)
-        .await
-        .is_err()
-    {
-        connection.start_close(1011, "function error");
+    match function.on_message(connection, message).await {
+        Ok(()) => None,
+        Err(error) => {
+            connection.start_close(1011, "function error");
+            function.error_message("on-message", &error)
+        }
     }
 }
 

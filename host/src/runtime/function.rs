@@ -3,7 +3,8 @@
 //! Compiling happens once when the function is loaded. Each event borrows a warm instance from
 //! the pool (or instantiates one, ~20 µs with the pooling allocator), runs one export under a
 //! deadline, and gives the instance back. An instance that faulted is dropped, never reused:
-//! its memory may be in any state.
+//! its memory may be in any state. The caller may then tell the function with `on-error`,
+//! which runs on another instance like any event.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -29,14 +30,50 @@ pub use websocket_connection::{ConnectRequest, Decision};
 pub enum EventError {
     #[error("the event ran past its deadline")]
     Deadline,
-    #[error("the guest ran out of memory (limit reached): {0}")]
-    OutOfMemory(String),
+    #[error("the guest ran out of memory (limit reached): {}", .0.full)]
+    OutOfMemory(FaultDetail),
     #[error("the guest overflowed its stack")]
     StackOverflow,
-    #[error("the guest trapped: {0}")]
-    Trap(String),
+    #[error("the guest trapped: {}", .0.full)]
+    Trap(FaultDetail),
     #[error("the guest could not be instantiated: {0}")]
     Instantiate(String),
+}
+
+/// What went wrong inside the guest, twice: in full for the operator's log, and as the bare
+/// cause (no backtrace, bounded) for the function's own `on-error`.
+#[derive(Debug)]
+pub struct FaultDetail {
+    /// The error with its wasm backtrace.
+    pub full: String,
+    /// The trap or host error alone, for example "wasm `unreachable` instruction executed".
+    pub cause: String,
+}
+
+/// `on-error` is told the cause, not a backtrace: enough to tell faults apart, short enough
+/// to store or forward.
+const MAX_CAUSE: usize = 200;
+
+impl FaultDetail {
+    fn of(error: &wasmtime::Error) -> Self {
+        let cause = match error.downcast_ref::<Trap>() {
+            Some(trap) => trap.to_string(),
+            None => error.root_cause().to_string(),
+        };
+        Self {
+            full: format!("{error:#}"),
+            cause: truncate(cause.trim(), MAX_CAUSE).to_owned(),
+        }
+    }
+}
+
+/// The longest prefix of `text` of at most `max` bytes that ends on a character boundary.
+fn truncate(text: &str, max: usize) -> &str {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 impl EventError {
@@ -91,6 +128,7 @@ struct WarmInstance {
     connect: Option<websocket_connection::Guest>,
     message: Option<message::Guest>,
     close: Option<close::Guest>,
+    error: Option<error::Guest>,
     events: u64,
 }
 
@@ -275,6 +313,51 @@ impl Function {
         self.env.scope.metrics.event_took(kind, started.elapsed());
     }
 
+    /// Runs on-error after `handler` of connection `id` failed; does nothing if the component
+    /// does not export it.
+    ///
+    /// It runs on a healthy instance: the one that failed was dropped. A failure of on-error
+    /// itself is logged and counted like any fault and goes no further, so it can never
+    /// trigger another on-error. `connection` is `None` when on-connect failed, since the
+    /// connection was never accepted.
+    pub async fn on_error(
+        &self,
+        id: &str,
+        connection: Option<Arc<Connection>>,
+        message: &str,
+    ) -> Result<(), EventError> {
+        if self.exports.error.is_none() {
+            return Ok(());
+        }
+        // Like on-close: the connection is ending and can no longer be sent to.
+        let mut instance = self.check_out(connection, true, "on-error").await?;
+        let result = match &instance.error {
+            Some(guest) => guest.call_on_error(&mut instance.store, id, message).await,
+            None => Ok(()),
+        };
+        self.finish(instance, result, "on-error")
+    }
+
+    /// What on-error is told when `handler` (`on-connect`, `on-message`, `on-close`) failed
+    /// with `error`: the handler, the kind of fault and its cause, without a backtrace.
+    ///
+    /// `None` for an instance that could not be created: that is not a fault of the handler,
+    /// and on-error would need an instance just the same.
+    pub fn error_message(&self, handler: &str, error: &EventError) -> Option<String> {
+        Some(match error {
+            EventError::Trap(detail) => format!("{handler} trapped: {}", detail.cause),
+            EventError::Deadline => format!(
+                "{handler} ran past its deadline of {} ms",
+                self.env.limits.event_timeout.as_millis()
+            ),
+            EventError::OutOfMemory(detail) => {
+                format!("{handler} ran out of memory: {}", detail.cause)
+            }
+            EventError::StackOverflow => format!("{handler} overflowed its stack"),
+            EventError::Instantiate(_) => return None,
+        })
+    }
+
     fn deadline_ticks(&self) -> u64 {
         let ticks = self.env.limits.event_timeout.as_millis() / EPOCH_TICK.as_millis().max(1);
         u64::try_from(ticks).unwrap_or(u64::MAX).max(1)
@@ -411,15 +494,21 @@ impl Function {
                     .as_ref()
                     .map(|i| i.load(&mut store, &instance))
                     .transpose()?,
+                self.exports
+                    .error
+                    .as_ref()
+                    .map(|i| i.load(&mut store, &instance))
+                    .transpose()?,
             ))
         })();
-        let (connect, message, close) =
+        let (connect, message, close, error) =
             loaded.map_err(|e| EventError::Instantiate(format!("{e:#}")))?;
         Ok(WarmInstance {
             store,
             connect,
             message,
             close,
+            error,
             events: 0,
         })
     }
@@ -438,7 +527,21 @@ fn classify(error: wasmtime::Error, hit_limit: bool) -> EventError {
         Some(Trap::Interrupt) => EventError::Deadline,
         Some(Trap::StackOverflow) => EventError::StackOverflow,
         // A guest whose allocation was refused usually aborts right after.
-        _ if hit_limit => EventError::OutOfMemory(format!("{error:#}")),
-        _ => EventError::Trap(format!("{error:#}")),
+        _ if hit_limit => EventError::OutOfMemory(FaultDetail::of(&error)),
+        _ => EventError::Trap(FaultDetail::of(&error)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::truncate;
+
+    #[test]
+    fn a_cause_is_cut_on_a_character_boundary() {
+        assert_eq!(truncate("short", 200), "short");
+        assert_eq!(truncate("abcdef", 3), "abc");
+        // "é" is two bytes: cutting inside it keeps the text before it.
+        assert_eq!(truncate("aé", 2), "a");
+        assert_eq!(truncate("", 0), "");
     }
 }

@@ -152,6 +152,12 @@ impl HostBuilder {
         self
     }
 
+    /// Serves a component file at `/<its file stem>`, for one built by the test itself.
+    pub fn function_file(mut self, path: &Path) -> Self {
+        self.functions.push(path.display().to_string());
+        self
+    }
+
     /// Serves `target/functions/<file_stem>.wasm` at `/<served_as>`.
     pub fn function_served_as(mut self, served_as: &str, file_stem: &str) -> Self {
         self.functions.push(format!(

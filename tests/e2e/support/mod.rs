@@ -8,6 +8,7 @@ mod host;
 mod lifecycle;
 mod log_stream;
 mod metrics;
+mod on_error;
 mod probe;
 mod raw_http;
 mod raw_ws;

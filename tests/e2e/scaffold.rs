@@ -1,0 +1,109 @@
+//! `wsfn-host new`: the crate it writes builds with the command its README documents, and the
+//! component runs in the host and answers over a real WebSocket.
+//!
+//! The guest build shares `target/guest/scaffold` across runs, so only the first run pays for
+//! compiling the standard library and the SDK's dependencies.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use crate::support::{Host, TestDir, run_wsfn_host};
+
+/// Only there so a hung build fails the test instead of hanging it: a first build on a busy
+/// machine compiles the standard library and takes minutes.
+const BUILD_WAIT: Duration = Duration::from_secs(30 * 60);
+
+/// Where the generated crates build, shared by every run of this test.
+fn shared_guest_target_dir() -> PathBuf {
+    Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .expect("the test temp dir lies inside the target directory")
+        .join("guest")
+        .join("scaffold")
+}
+
+/// Runs the documented build command, `./build.sh`, in the crate `dir`.
+async fn build(dir: &Path) {
+    let mut command = tokio::process::Command::new("./build.sh");
+    command
+        .current_dir(dir)
+        .env("CARGO_TARGET_DIR", shared_guest_target_dir())
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    let output = tokio::time::timeout(BUILD_WAIT, command.output())
+        .await
+        .unwrap_or_else(|_| panic!("./build.sh in {} hung", dir.display()))
+        .unwrap_or_else(|error| panic!("cannot run ./build.sh in {}: {error}", dir.display()));
+    assert!(
+        output.status.success(),
+        "./build.sh in {} failed ({}):\n{}",
+        dir.display(),
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_function_builds_with_its_documented_command_and_answers() {
+    let dir = TestDir::new();
+
+    let created = run_wsfn_host(dir.path(), &["new", "hello"], &[]).await;
+
+    let stdout = created.expect_success();
+    assert!(
+        stdout.contains("guest-sdk"),
+        "uses this checkout's SDK: {stdout}"
+    );
+    let crate_dir = dir.path().join("hello");
+    let readme = std::fs::read_to_string(crate_dir.join("README.md")).expect("a README");
+    assert!(
+        readme.contains("./build.sh"),
+        "the README documents the build: {readme}"
+    );
+    build(&crate_dir).await;
+    let component = crate_dir.join("hello.wasm");
+    assert!(
+        component.is_file(),
+        "./build.sh writes {}",
+        component.display()
+    );
+
+    let host = Host::builder().function_file(&component).start().await;
+    let mut client = host.connect("hello?name=ann").await;
+    assert_eq!(client.ask("hi there").await, "hi there");
+    assert_eq!(client.ask("whoami").await, "ann");
+    assert_eq!(client.ask("count").await, "3", "hi there, whoami, count");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn new_refuses_an_existing_directory_and_bad_names() {
+    let dir = TestDir::new();
+    std::fs::create_dir(dir.path().join("taken")).expect("a directory in the way");
+    std::fs::write(dir.path().join("taken").join("mine.txt"), "keep").expect("a file");
+
+    let taken = run_wsfn_host(dir.path(), &["new", "taken"], &[]).await;
+    assert!(
+        taken.expect_failure().contains("already exists"),
+        "{taken:?}"
+    );
+    let kept = std::fs::read_dir(dir.path().join("taken"))
+        .expect("still there")
+        .count();
+    assert_eq!(kept, 1, "nothing was written into the existing directory");
+
+    for bad in ["9lives", "has/slash", "fn", ""] {
+        let refused = run_wsfn_host(dir.path(), &["new", bad], &[]).await;
+        refused.expect_failure();
+    }
+    let not_sdk = run_wsfn_host(dir.path(), &["new", "fine", "--sdk-path", "."], &[]).await;
+    assert!(
+        not_sdk.expect_failure().contains("guest SDK"),
+        "{not_sdk:?}"
+    );
+    assert!(!dir.path().join("fine").exists());
+
+    let elsewhere = run_wsfn_host(dir.path(), &["new", "fine", "--path", "nested/dir"], &[]).await;
+    elsewhere.expect_success();
+    assert!(dir.path().join("nested/dir/fine/src/lib.rs").is_file());
+}
