@@ -17,6 +17,7 @@ use tracing_subscriber::EnvFilter;
 use wsfn_host::admin::{self, AdminToken};
 use wsfn_host::config::Limits;
 use wsfn_host::host::Host;
+use wsfn_host::state::{MemoryStore, open_store};
 
 use admin_client::{AdminClient, format_time, read_token};
 use cli::{CheckArgs, Cli, ClientArgs, Command, DeployArgs, RollbackArgs, RunArgs};
@@ -61,7 +62,15 @@ async fn run(args: RunArgs) -> Result<()> {
         )
     })?;
     let token = admin_token(&args)?;
-    let host = Arc::new(Host::new(args.limits.to_limits(), &args.data_dir)?);
+    let limits = args.limits.to_limits();
+    let kv = open_store(
+        args.store,
+        args.redis.as_deref(),
+        &args.data_dir,
+        limits.kv_keys_per_function,
+    )
+    .await?;
+    let host = Arc::new(Host::new(limits, &args.data_dir, kv)?);
     host.restore().await.with_context(|| {
         format!(
             "cannot restore the functions stored in {}",
@@ -192,7 +201,9 @@ async fn stop_on_signal(host: Arc<Host>, mut terminate: Signal, mut interrupt: S
 
 async fn check(args: CheckArgs) -> Result<()> {
     let scratch = std::env::temp_dir().join(format!("wsfn-check-{}", std::process::id()));
-    let host = Host::new(Limits::default(), &scratch)?;
+    let limits = Limits::default();
+    let kv = Arc::new(MemoryStore::new(limits.kv_keys_per_function));
+    let host = Host::new(limits, &scratch, kv)?;
     let mut failed = 0;
     for path in &args.files {
         let result = match std::fs::read(path) {
