@@ -22,3 +22,4 @@ mod routing;
 mod shutdown;
 mod slow_consumer;
 mod soak;
+mod store_conformance;

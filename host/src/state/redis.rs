@@ -115,9 +115,11 @@ return 0
 "#;
 
 /// ARGV[4]: the delta in decimal, ARGV[5]: quota, ARGV[6]: expired keys to purge. Counters are added as decimal strings, since
-/// Lua's numbers cannot hold every 64-bit integer. Returns {0, new value}, {1} when the value is
-/// not a number, {2} on overflow, {3} when the quota is used up.
+/// Lua's numbers cannot hold every 64-bit integer. Returns {0, new value}, {1, ""} when the value is
+/// not a number, {2, ""} on overflow, {3, ""} when the quota is used up.
 const INCREMENT: &str = r#"
+local MAX = "18446744073709551615"
+
 local function add(a, b)
   local digits, carry = {}, 0
   local i, j = #a, #b
@@ -137,20 +139,23 @@ local digits = "0"
 if current then
   digits = string.match(current, "^%+?([0-9]+)$")
   if not digits then
-    return {1}
+    return {1, ""}
   end
   digits = (string.gsub(digits, "^0+", ""))
   if digits == "" then digits = "0" end
+  if #digits > 20 or (#digits == 20 and digits > MAX) then
+    return {1, ""}
+  end
 end
 local sum = add(digits, ARGV[4])
-if #sum > 20 or (#sum == 20 and sum > "18446744073709551615") then
-  return {2}
+if #sum > 20 or (#sum == 20 and sum > MAX) then
+  return {2, ""}
 end
 if current then
   redis.call("SET", value_key, sum, "KEEPTTL")
 else
   if not reserve(tonumber(ARGV[5])) then
-    return {3}
+    return {3, ""}
   end
   redis.call("SET", value_key, sum)
   redis.call("ZREM", exp_key, member)
@@ -380,7 +385,7 @@ impl KeyValueStore for RedisStore {
 
     async fn increment(&self, bucket: &BucketId, key: &str, delta: u64) -> Result<u64, StoreError> {
         let names = Names::of(bucket);
-        let (outcome, value): (i64, Option<String>) = names
+        let (outcome, value): (i64, String) = names
             .invocation(&self.scripts.increment, key)
             .arg(delta.to_string())
             .arg(self.quota())
@@ -389,7 +394,7 @@ impl KeyValueStore for RedisStore {
             .await
             .map_err(backend)?;
         match (outcome, value) {
-            (0, Some(value)) => value.parse().map_err(|_| {
+            (0, value) => value.parse().map_err(|_| {
                 StoreError::Backend(format!("Redis: the counter `{key}` became `{value}`"))
             }),
             (1, _) => Err(StoreError::NotANumber(key.to_owned())),
