@@ -9,6 +9,7 @@ mod admission;
 mod chat;
 mod conformance;
 mod counter;
+mod durable_state;
 mod echo;
 mod faults;
 mod hot_swap;
