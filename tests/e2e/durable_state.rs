@@ -219,3 +219,46 @@ async fn the_host_does_not_start_without_its_redis() {
         "the error names Redis and its address: {message}"
     );
 }
+
+/// Sends `signal` to a process.
+fn signal(pid: u32, signal: libc::c_int) {
+    let pid = libc::pid_t::try_from(pid).expect("a process id fits pid_t");
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    let result = unsafe { libc::kill(pid, signal) };
+    assert_eq!(result, 0, "kill({pid}, {signal}) failed");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stalled_redis_fails_the_call_after_the_key_value_timeout() {
+    let dir = TestDir::new();
+    let redis = RedisServer::start(&dir);
+    let host = Host::builder()
+        .function("counter")
+        .option("--redis", &redis.url())
+        .option("--kv-timeout", "300ms")
+        .start()
+        .await;
+    let mut client = host.connect("counter").await;
+    assert_eq!(increment(&mut client).await, 1);
+
+    // A paused server accepts nothing and answers nothing, like one stuck or cut off.
+    signal(redis.pid(), libc::SIGSTOP);
+    let reply = client.ask("increment").await;
+    signal(redis.pid(), libc::SIGCONT);
+    let reply: serde_json::Value = serde_json::from_str(&reply).unwrap_or_else(|error| {
+        panic!("the counter reports an error as JSON, got {reply:?}: {error}")
+    });
+    let error = reply["error"].as_str().unwrap_or_default();
+    assert!(
+        error.contains("timed out after 300ms"),
+        "the guest hears that the store timed out: {reply}"
+    );
+
+    // The connection and the host carry on once Redis answers again.
+    let value = poll_until("Redis answers again", async || {
+        let reply = client.ask("increment").await;
+        reply.parse::<u64>().ok()
+    })
+    .await;
+    assert!(value >= 2, "counting goes on from where it was: {value}");
+}
