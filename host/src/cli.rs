@@ -26,6 +26,8 @@ pub struct Cli {
 }
 
 #[derive(Subcommand)]
+// Parsed once at start; the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Serve functions: each at ws://LISTEN/<name>.
     Run(RunArgs),
@@ -47,7 +49,8 @@ pub struct RunArgs {
     #[arg(value_name = "FUNCTION")]
     pub functions: Vec<FunctionArg>,
 
-    /// Where deployed versions, their compiled code and the generated admin token are kept.
+    /// Where deployed versions, their compiled code, the generated admin token and the durable
+    /// key-value store (state.redb) are kept.
     #[arg(long, env = "WSFN_DATA_DIR", default_value = ".wsfn")]
     pub data_dir: PathBuf,
 
