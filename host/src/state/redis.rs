@@ -312,6 +312,9 @@ impl RedisStore {
         let address = client.get_connection_info().addr().to_string();
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
+            // Callers bound each call themselves (the key-value timeout); a hidden shorter
+            // bound here would override theirs.
+            .set_response_timeout(None)
             .set_number_of_retries(2);
         let connection = ConnectionManager::new_with_config(client, config)
             .await
