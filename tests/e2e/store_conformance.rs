@@ -446,6 +446,19 @@ async fn a_function_keeps_at_most_its_quota_of_keys(kind: Kind) {
     .await;
     set(store, &b, "5", b"").await;
     assert_eq!(store.key_count("f").await.unwrap(), 3);
+
+    // So does a key that was given a time to live after a write was refused.
+    assert_eq!(store.set(&b, "6", Vec::new(), None).await, full);
+    store
+        .set(&b, "5", Vec::new(), Some(SHORT_TTL))
+        .await
+        .unwrap();
+    poll_until("the key given a time to live expires", async || {
+        (!store.exists(&b, "5").await.unwrap()).then_some(())
+    })
+    .await;
+    set(store, &b, "6", b"").await;
+    assert_eq!(store.key_count("f").await.unwrap(), 3);
 }
 
 async fn counts_live_keys_per_function(kind: Kind) {

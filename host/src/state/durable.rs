@@ -171,24 +171,30 @@ fn expiry_of(ttl: Option<Duration>, now_ms: u64) -> u64 {
     }
 }
 
+/// What the writer thread keeps between transactions.
+struct Writer {
+    max_keys_per_function: usize,
+    /// Per function, a time before which none of its stored keys expires, learnt by sweeping
+    /// it and lowered by every write with a time to live. A function at its quota is swept
+    /// only once this has passed, so refusing its writes does not cost a scan each time.
+    first_expiry: HashMap<String, u64>,
+}
+
 /// The tables of one write transaction, as the writer's jobs see them.
 struct Tables<'t> {
     entries: redb::Table<'t, &'static [u8], &'static [u8]>,
     counts: redb::Table<'t, &'static str, u64>,
     now_ms: u64,
-    max_keys_per_function: usize,
+    writer: &'t mut Writer,
 }
 
 impl<'t> Tables<'t> {
-    fn open(
-        txn: &'t redb::WriteTransaction,
-        max_keys_per_function: usize,
-    ) -> Result<Self, redb::Error> {
+    fn open(txn: &'t redb::WriteTransaction, writer: &'t mut Writer) -> Result<Self, redb::Error> {
         Ok(Self {
             entries: txn.open_table(ENTRIES)?,
             counts: txn.open_table(KEY_COUNTS)?,
             now_ms: now_ms(),
-            max_keys_per_function,
+            writer,
         })
     }
 
@@ -223,15 +229,27 @@ impl<'t> Tables<'t> {
     ) -> Result<Result<(), StoreError>, redb::Error> {
         let is_new = self.entries.get(key)?.is_none();
         if is_new {
-            let limit = self.max_keys_per_function;
+            let limit = self.writer.max_keys_per_function;
             let mut count = self.count(function)?;
             if count >= limit as u64 {
-                count -= self.sweep(Some(function))?;
+                let may_have_expired = self
+                    .writer
+                    .first_expiry
+                    .get(function)
+                    .is_none_or(|&first| first <= self.now_ms);
+                if may_have_expired {
+                    count -= self.sweep(Some(function))?;
+                }
                 if count >= limit as u64 {
                     return Ok(Err(StoreError::QuotaExceeded(limit)));
                 }
             }
             self.set_count(function, count + 1)?;
+        }
+        if expires_at_ms != 0
+            && let Some(first) = self.writer.first_expiry.get_mut(function)
+        {
+            *first = (*first).min(expires_at_ms);
         }
         self.entries
             .insert(key, encode_value(expires_at_ms, value).as_slice())?;
@@ -250,14 +268,21 @@ impl<'t> Tables<'t> {
     fn sweep(&mut self, function: Option<&str>) -> Result<u64, redb::Error> {
         let now = self.now_ms;
         let mut removed: HashMap<String, u64> = HashMap::new();
+        // The first expiry among the keys that stay, per function.
+        let mut first_expiry: HashMap<String, u64> = HashMap::new();
         let mut tally = |key: &[u8], value: &[u8]| {
             let (expires_at, _) = decode_value(value);
+            let Some(function) = function_of(key) else {
+                return is_live(expires_at, now);
+            };
             if is_live(expires_at, now) {
+                let first = first_expiry.entry(function.to_owned()).or_insert(u64::MAX);
+                if expires_at != 0 {
+                    *first = (*first).min(expires_at);
+                }
                 return true;
             }
-            if let Some(function) = function_of(key) {
-                *removed.entry(function.to_owned()).or_default() += 1;
-            }
+            *removed.entry(function.to_owned()).or_default() += 1;
             false
         };
         match function {
@@ -275,6 +300,13 @@ impl<'t> Tables<'t> {
             }
             None => self.entries.retain(|k, v| tally(k, v))?,
         }
+        match function {
+            Some(function) => {
+                let first = first_expiry.remove(function).unwrap_or(u64::MAX);
+                self.writer.first_expiry.insert(function.to_owned(), first);
+            }
+            None => self.writer.first_expiry = first_expiry,
+        }
         let mut total = 0;
         for (function, gone) in removed {
             let count = self.count(&function)?;
@@ -287,6 +319,10 @@ impl<'t> Tables<'t> {
 
 /// Runs the batches of writes until every sender is gone.
 fn run_writer(db: Arc<Database>, jobs: mpsc::Receiver<Job>, max_keys_per_function: usize) {
+    let mut writer = Writer {
+        max_keys_per_function,
+        first_expiry: HashMap::new(),
+    };
     let mut next_sweep = Instant::now() + SWEEP_EVERY;
     loop {
         let first = match jobs.recv_timeout(next_sweep.saturating_duration_since(Instant::now())) {
@@ -295,7 +331,7 @@ fn run_writer(db: Arc<Database>, jobs: mpsc::Receiver<Job>, max_keys_per_functio
             Err(RecvTimeoutError::Disconnected) => return,
         };
         if Instant::now() >= next_sweep {
-            if let Err(error) = sweep_all(&db, max_keys_per_function) {
+            if let Err(error) = sweep_all(&db, &mut writer) {
                 tracing::warn!("removing expired keys failed: {error}");
             }
             next_sweep = Instant::now() + SWEEP_EVERY;
@@ -308,19 +344,19 @@ fn run_writer(db: Arc<Database>, jobs: mpsc::Receiver<Job>, max_keys_per_functio
                 Err(_) => break,
             }
         }
-        commit_batch(&db, batch, max_keys_per_function);
+        commit_batch(&db, batch, &mut writer);
     }
 }
 
 /// Applies a batch of writes in one transaction and tells each caller how it went. Should the
 /// transaction fail, no write of the batch happened and every caller hears so.
-fn commit_batch(db: &Database, batch: Vec<Job>, max_keys_per_function: usize) {
+fn commit_batch(db: &Database, batch: Vec<Job>, writer: &mut Writer) {
     let mut replies = Vec::with_capacity(batch.len());
     let committed = (|| -> Result<(), redb::Error> {
         let mut txn = db.begin_write()?;
         txn.set_durability(Durability::Immediate)?;
         {
-            let mut tables = Tables::open(&txn, max_keys_per_function)?;
+            let mut tables = Tables::open(&txn, writer)?;
             // A job that fails drops the jobs after it, whose callers then hear that
             // their write was not committed.
             for job in batch {
@@ -331,17 +367,27 @@ fn commit_batch(db: &Database, batch: Vec<Job>, max_keys_per_function: usize) {
         Ok(())
     })()
     .map_err(backend);
+    if committed.is_err() {
+        // What the failed transaction's sweeps learnt about expiries did not happen.
+        writer.first_expiry.clear();
+    }
     for reply in replies {
         reply(committed.clone());
     }
 }
 
-fn sweep_all(db: &Database, max_keys_per_function: usize) -> Result<(), redb::Error> {
-    let mut txn = db.begin_write()?;
-    txn.set_durability(Durability::Immediate)?;
-    Tables::open(&txn, max_keys_per_function)?.sweep(None)?;
-    txn.commit()?;
-    Ok(())
+fn sweep_all(db: &Database, writer: &mut Writer) -> Result<(), redb::Error> {
+    let result = (|| {
+        let mut txn = db.begin_write()?;
+        txn.set_durability(Durability::Immediate)?;
+        Tables::open(&txn, writer)?.sweep(None)?;
+        txn.commit()?;
+        Ok(())
+    })();
+    if result.is_err() {
+        writer.first_expiry.clear();
+    }
+    result
 }
 
 impl DurableStore {
