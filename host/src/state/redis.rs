@@ -31,8 +31,10 @@ const PURGE_PER_WRITE: u32 = 100;
 /// Why the Redis store could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenRedisError {
-    #[error("`{url}` is not a Redis URL: {source}")]
-    BadUrl { url: String, source: RedisError },
+    /// Neither the URL (it may hold a password) nor the parser's message (it says no more than
+    /// this) is repeated.
+    #[error("the Redis URL is not valid: use redis://[:PASSWORD@]HOST:PORT/[DB]")]
+    BadUrl,
     #[error("cannot connect to Redis at {address}: {source}")]
     Unreachable { address: String, source: RedisError },
 }
@@ -304,11 +306,7 @@ impl RedisStore {
     /// Connects to Redis at `url`, failing if it cannot be reached now. Later outages make
     /// calls fail with [`StoreError::Backend`] while the connection is re-established.
     pub async fn connect(url: &str, max_keys_per_function: usize) -> Result<Self, OpenRedisError> {
-        let client = Client::open(url).map_err(|source| OpenRedisError::BadUrl {
-            // The URL may hold a password; only its address is repeated in messages.
-            url: "the --redis URL".into(),
-            source,
-        })?;
+        let client = Client::open(url).map_err(|_| OpenRedisError::BadUrl)?;
         let address = client.get_connection_info().addr().to_string();
         let config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
