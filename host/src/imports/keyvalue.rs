@@ -112,11 +112,17 @@ impl store::HostBucket for InstanceState {
 
     async fn delete(&mut self, bucket: Resource<Bucket>, key: String) -> KvResult<()> {
         let id = self.bucket(&bucket)?;
+        if let Err(e) = check_key(&key) {
+            return Ok(Err(e));
+        }
         Ok(bounded(self.env.limits.kv_timeout, self.env.kv.delete(&id, &key)).await)
     }
 
     async fn exists(&mut self, bucket: Resource<Bucket>, key: String) -> KvResult<bool> {
         let id = self.bucket(&bucket)?;
+        if let Err(e) = check_key(&key) {
+            return Ok(Err(e));
+        }
         Ok(bounded(self.env.limits.kv_timeout, self.env.kv.exists(&id, &key)).await)
     }
 
@@ -174,6 +180,9 @@ impl batch::Host for InstanceState {
         keys: Vec<String>,
     ) -> KvResult<Vec<Option<(String, Vec<u8>)>>> {
         let id = self.bucket(&bucket)?;
+        if let Err(e) = keys.iter().try_for_each(|k| check_key(k)) {
+            return Ok(Err(e));
+        }
         let mut values = Vec::with_capacity(keys.len());
         for key in keys {
             match bounded(self.env.limits.kv_timeout, self.env.kv.get(&id, &key)).await {
@@ -211,6 +220,9 @@ impl batch::Host for InstanceState {
 
     async fn delete_many(&mut self, bucket: Resource<Bucket>, keys: Vec<String>) -> KvResult<()> {
         let id = self.bucket(&bucket)?;
+        if let Err(e) = keys.iter().try_for_each(|k| check_key(k)) {
+            return Ok(Err(e));
+        }
         for key in keys {
             if let Err(e) = bounded(self.env.limits.kv_timeout, self.env.kv.delete(&id, &key)).await
             {
