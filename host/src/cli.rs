@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use wsfn_host::config::{Limits, SlowConsumerPolicy};
+use wsfn_host::state::StoreKind;
 
 #[derive(Parser)]
 #[command(
@@ -25,6 +26,8 @@ pub struct Cli {
 }
 
 #[derive(Subcommand)]
+// Parsed once at start; the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Serve functions: each at ws://LISTEN/<name>.
     Run(Box<RunArgs>),
@@ -66,7 +69,8 @@ pub struct RunArgs {
     #[arg(value_name = "FUNCTION")]
     pub functions: Vec<FunctionArg>,
 
-    /// Where deployed versions, their compiled code and the generated admin token are kept.
+    /// Where deployed versions, their compiled code, the generated admin token and the durable
+    /// key-value store (state.redb) are kept.
     #[arg(long, env = "WSFN_DATA_DIR", default_value = ".wsfn")]
     pub data_dir: PathBuf,
 
@@ -109,6 +113,12 @@ pub struct RunArgs {
     /// needs it), for Prometheus scrapers that cannot send one.
     #[arg(long)]
     pub public_metrics: bool,
+
+    /// Where key-value state is kept on this host: `durable` in <data-dir>/state.redb (every
+    /// acknowledged write survives a crash) or `memory` (lost when the host stops). Ignored
+    /// with --redis.
+    #[arg(long, env = "WSFN_STORE", value_enum, default_value_t = StoreKind::Durable)]
+    pub store: StoreKind,
 
     #[command(flatten)]
     pub limits: LimitArgs,
@@ -185,6 +195,12 @@ pub struct LimitArgs {
     #[arg(long, value_name = "N", default_value_t = 1_000_000)]
     pub kv_keys_per_function: usize,
 
+    /// How long one key-value call of a function may wait for the store before it fails with
+    /// `other` (time spent waiting does not count against --event-timeout-ms). Accepts `ms`
+    /// and `s` suffixes; a bare number is milliseconds.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
+    pub kv_timeout: Duration,
+
     /// How long a client may take to send its handshake request after connecting.
     #[arg(long, value_name = "MS", default_value_t = 10_000)]
     pub handshake_timeout_ms: u64,
@@ -240,6 +256,7 @@ impl LimitArgs {
             slow_consumer: self.slow_consumer,
             sends_per_event: self.sends_per_event,
             kv_keys_per_function: self.kv_keys_per_function,
+            kv_timeout: self.kv_timeout.max(Duration::from_millis(1)),
             handshake_timeout: Duration::from_millis(self.handshake_timeout_ms.max(1)),
             ping_interval: Duration::from_millis(self.ping_interval_ms),
             pong_timeout: Duration::from_millis(self.pong_timeout_ms.max(1)),
@@ -359,6 +376,23 @@ pub fn parse_size(text: &str) -> Result<usize, String> {
         .ok_or_else(|| format!("`{text}` is too large"))
 }
 
+/// Parses `250ms`, `5s` or `250` (milliseconds).
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let number: u64 = digits
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration: use e.g. 250ms or 5s"))?;
+    match unit.trim() {
+        "" | "ms" => Ok(Duration::from_millis(number)),
+        "s" => Ok(Duration::from_secs(number)),
+        other => Err(format!("unknown duration unit `{other}`: use ms or s")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -370,6 +404,15 @@ mod tests {
         assert_eq!(parse_size("100"), Ok(100));
         assert!(parse_size("1GiB").is_err());
         assert!(parse_size("lots").is_err());
+    }
+
+    #[test]
+    fn durations_accept_ms_and_s() {
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("40"), Ok(Duration::from_millis(40)));
+        assert!(parse_duration("1h").is_err());
+        assert!(parse_duration("soon").is_err());
     }
 
     #[test]

@@ -37,6 +37,9 @@ pub struct Limits {
     pub sends_per_event: u32,
     /// Keys one function may keep in the key-value store.
     pub kv_keys_per_function: usize,
+    /// How long one key-value call of a guest may wait for the store (guest time does not
+    /// run while it waits, so this bounds an event held up by a slow backend).
+    pub kv_timeout: Duration,
     /// How long to wait for the peer's close frame after the host started a close.
     pub close_timeout: Duration,
     /// How long a client may take to send its upgrade request after connecting.
@@ -81,6 +84,7 @@ impl Default for Limits {
             slow_consumer: SlowConsumerPolicy::Close,
             sends_per_event: 10_000,
             kv_keys_per_function: 1_000_000,
+            kv_timeout: Duration::from_secs(5),
             close_timeout: Duration::from_secs(5),
             handshake_timeout: Duration::from_secs(10),
             ping_interval: Duration::from_secs(30),

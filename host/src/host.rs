@@ -33,7 +33,7 @@ use crate::runtime::{
 };
 use crate::scope::FunctionScope;
 use crate::signing::UrlSigning;
-use crate::state::{KeyValueStore, MemoryStore};
+use crate::state::KeyValueStore;
 
 /// Why a deploy, rollback or removal did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -150,8 +150,12 @@ fn check_header(bytes: &[u8], limit: usize) -> Result<(), DeployError> {
 }
 
 impl Host {
-    /// A host keeping its deployed functions under `data_dir`.
-    pub fn new(limits: Limits, data_dir: &Path) -> anyhow::Result<Self> {
+    /// A host keeping its deployed functions under `data_dir` and key-value state in `kv`.
+    pub fn new(
+        limits: Limits,
+        data_dir: &Path,
+        kv: Arc<dyn KeyValueStore>,
+    ) -> anyhow::Result<Self> {
         let engine = build_engine(&limits)?;
         let linker = build_linker(&engine)?;
         let catalog = Catalog::open(data_dir)?;
@@ -165,7 +169,7 @@ impl Host {
                 limits.max_connections,
                 limits.max_connections_per_ip,
             )),
-            kv: Arc::new(MemoryStore::new(limits.kv_keys_per_function)),
+            kv,
             functions: RwLock::new(HashMap::new()),
             changes: tokio::sync::Mutex::new(()),
             limits,

@@ -23,6 +23,7 @@ use wsfn_host::front::StaticFiles;
 use wsfn_host::host::Host;
 use wsfn_host::scaffold;
 use wsfn_host::signing::{SigningKey, UrlSigning};
+use wsfn_host::state::{MemoryStore, open_store};
 
 use admin_client::{AdminClient, format_time, read_token};
 use cli::{CheckArgs, Cli, ClientArgs, Command, DeployArgs, NewArgs, RollbackArgs, RunArgs};
@@ -113,7 +114,15 @@ async fn run(args: RunArgs) -> Result<()> {
     })?;
     let signing = UrlSigning::new(signing_key(&args)?, args.require_signed.iter().cloned());
     let token = admin_token(&args)?.with_public_metrics(args.public_metrics);
-    let mut host = Host::new(args.limits.to_limits(), &args.data_dir)?.with_signing(signing);
+    let limits = args.limits.to_limits();
+    let kv = open_store(
+        args.store,
+        args.redis.as_deref(),
+        &args.data_dir,
+        limits.kv_keys_per_function,
+    )
+    .await?;
+    let mut host = Host::new(limits, &args.data_dir, kv)?.with_signing(signing);
     let cluster = match &args.redis {
         Some(url) => {
             let link = ClusterLink::connect(url, host.node, args.cluster.to_settings())
@@ -318,7 +327,9 @@ async fn stop_on_signal(host: Arc<Host>, mut terminate: Signal, mut interrupt: S
 
 async fn check(args: CheckArgs) -> Result<()> {
     let scratch = std::env::temp_dir().join(format!("wsfn-check-{}", std::process::id()));
-    let host = Host::new(Limits::default(), &scratch)?;
+    let limits = Limits::default();
+    let kv = Arc::new(MemoryStore::new(limits.kv_keys_per_function));
+    let host = Host::new(limits, &scratch, kv)?;
     let mut failed = 0;
     for path in &args.files {
         let result = match std::fs::read(path) {

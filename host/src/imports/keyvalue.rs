@@ -3,7 +3,12 @@
 //! Every bucket a guest opens is scoped to its function, so two functions that open the same
 //! identifier still see different data. Limits on key and value sizes are checked here, before
 //! the backend is called; backend failures become the interfaces' `other` error.
+//!
+//! The event deadline counts guest execution only, not time spent awaiting an import, so every
+//! store call is also bounded by the wall-clock `kv_timeout`: a stalled backend (a slow Redis)
+//! fails the call instead of holding the event forever.
 
+use std::future::Future;
 use std::time::Duration;
 
 use wasmtime::component::Resource;
@@ -56,6 +61,19 @@ impl InstanceState {
     }
 }
 
+/// Awaits one store call for at most `limit`.
+async fn bounded<T>(
+    limit: Duration,
+    call: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, Error> {
+    match tokio::time::timeout(limit, call).await {
+        Ok(result) => result.map_err(other),
+        Err(_) => Err(Error::Other(format!(
+            "the key-value store timed out after {limit:?}"
+        ))),
+    }
+}
+
 impl store::Host for InstanceState {
     async fn open(&mut self, identifier: String) -> KvResult<Resource<Bucket>> {
         if identifier.len() > MAX_BUCKET_NAME {
@@ -77,7 +95,7 @@ impl store::HostBucket for InstanceState {
         if let Err(e) = check_key(&key) {
             return Ok(Err(e));
         }
-        Ok(self.env.kv.get(&id, &key).await.map_err(other))
+        Ok(bounded(self.env.limits.kv_timeout, self.env.kv.get(&id, &key)).await)
     }
 
     async fn set(&mut self, bucket: Resource<Bucket>, key: String, value: Vec<u8>) -> KvResult<()> {
@@ -85,17 +103,27 @@ impl store::HostBucket for InstanceState {
         if let Err(e) = check_key(&key).and_then(|()| check_value(&value)) {
             return Ok(Err(e));
         }
-        Ok(self.env.kv.set(&id, &key, value, None).await.map_err(other))
+        Ok(bounded(
+            self.env.limits.kv_timeout,
+            self.env.kv.set(&id, &key, value, None),
+        )
+        .await)
     }
 
     async fn delete(&mut self, bucket: Resource<Bucket>, key: String) -> KvResult<()> {
         let id = self.bucket(&bucket)?;
-        Ok(self.env.kv.delete(&id, &key).await.map_err(other))
+        if let Err(e) = check_key(&key) {
+            return Ok(Err(e));
+        }
+        Ok(bounded(self.env.limits.kv_timeout, self.env.kv.delete(&id, &key)).await)
     }
 
     async fn exists(&mut self, bucket: Resource<Bucket>, key: String) -> KvResult<bool> {
         let id = self.bucket(&bucket)?;
-        Ok(self.env.kv.exists(&id, &key).await.map_err(other))
+        if let Err(e) = check_key(&key) {
+            return Ok(Err(e));
+        }
+        Ok(bounded(self.env.limits.kv_timeout, self.env.kv.exists(&id, &key)).await)
     }
 
     async fn list_keys(
@@ -106,14 +134,13 @@ impl store::HostBucket for InstanceState {
         let id = self.bucket(&bucket)?;
         // The cursor is an offset into the keys in byte order.
         let skip = usize::try_from(cursor.unwrap_or(0)).unwrap_or(usize::MAX);
-        let page = match self
+        let listing = self
             .env
             .kv
-            .list(&id, "", None, skip.saturating_add(LIST_PAGE))
-            .await
-        {
+            .list(&id, "", None, skip.saturating_add(LIST_PAGE));
+        let page = match bounded(self.env.limits.kv_timeout, listing).await {
             Ok(page) => page,
-            Err(e) => return Ok(Err(other(e))),
+            Err(e) => return Ok(Err(e)),
         };
         let more = page.next_after.is_some();
         let keys: Vec<String> = page.keys.into_iter().skip(skip).collect();
@@ -138,7 +165,11 @@ impl atomics::Host for InstanceState {
         if let Err(e) = check_key(&key) {
             return Ok(Err(e));
         }
-        Ok(self.env.kv.increment(&id, &key, delta).await.map_err(other))
+        Ok(bounded(
+            self.env.limits.kv_timeout,
+            self.env.kv.increment(&id, &key, delta),
+        )
+        .await)
     }
 }
 
@@ -149,11 +180,14 @@ impl batch::Host for InstanceState {
         keys: Vec<String>,
     ) -> KvResult<Vec<Option<(String, Vec<u8>)>>> {
         let id = self.bucket(&bucket)?;
+        if let Err(e) = keys.iter().try_for_each(|k| check_key(k)) {
+            return Ok(Err(e));
+        }
         let mut values = Vec::with_capacity(keys.len());
         for key in keys {
-            match self.env.kv.get(&id, &key).await {
+            match bounded(self.env.limits.kv_timeout, self.env.kv.get(&id, &key)).await {
                 Ok(value) => values.push(value.map(|v| (key, v))),
-                Err(e) => return Ok(Err(other(e))),
+                Err(e) => return Ok(Err(e)),
             }
         }
         Ok(Ok(values))
@@ -172,8 +206,13 @@ impl batch::Host for InstanceState {
             return Ok(Err(e));
         }
         for (key, value) in key_values {
-            if let Err(e) = self.env.kv.set(&id, &key, value, None).await {
-                return Ok(Err(other(e)));
+            if let Err(e) = bounded(
+                self.env.limits.kv_timeout,
+                self.env.kv.set(&id, &key, value, None),
+            )
+            .await
+            {
+                return Ok(Err(e));
             }
         }
         Ok(Ok(()))
@@ -181,9 +220,13 @@ impl batch::Host for InstanceState {
 
     async fn delete_many(&mut self, bucket: Resource<Bucket>, keys: Vec<String>) -> KvResult<()> {
         let id = self.bucket(&bucket)?;
+        if let Err(e) = keys.iter().try_for_each(|k| check_key(k)) {
+            return Ok(Err(e));
+        }
         for key in keys {
-            if let Err(e) = self.env.kv.delete(&id, &key).await {
-                return Ok(Err(other(e)));
+            if let Err(e) = bounded(self.env.limits.kv_timeout, self.env.kv.delete(&id, &key)).await
+            {
+                return Ok(Err(e));
             }
         }
         Ok(Ok(()))
@@ -203,7 +246,11 @@ impl keyvalue_ext::Host for InstanceState {
             return Ok(Err(e));
         }
         let ttl = Some(Duration::from_millis(ttl_ms));
-        Ok(self.env.kv.set(&id, &key, value, ttl).await.map_err(other))
+        Ok(bounded(
+            self.env.limits.kv_timeout,
+            self.env.kv.set(&id, &key, value, ttl),
+        )
+        .await)
     }
 
     async fn compare_and_swap(
@@ -217,12 +264,11 @@ impl keyvalue_ext::Host for InstanceState {
         if let Err(e) = check_key(&key).and_then(|()| check_value(&new)) {
             return Ok(Err(e));
         }
-        Ok(self
+        let swap = self
             .env
             .kv
-            .compare_and_swap(&id, &key, expected.as_deref(), new)
-            .await
-            .map_err(other))
+            .compare_and_swap(&id, &key, expected.as_deref(), new);
+        Ok(bounded(self.env.limits.kv_timeout, swap).await)
     }
 
     async fn list_prefix(
@@ -234,15 +280,12 @@ impl keyvalue_ext::Host for InstanceState {
     ) -> KvResult<KeyPage> {
         let id = self.bucket(&bucket)?;
         let limit = (limit as usize).clamp(1, LIST_PAGE);
-        Ok(self
-            .env
-            .kv
-            .list(&id, &prefix, cursor.as_deref(), limit)
+        let listing = self.env.kv.list(&id, &prefix, cursor.as_deref(), limit);
+        Ok(bounded(self.env.limits.kv_timeout, listing)
             .await
             .map(|page| KeyPage {
                 keys: page.keys,
                 cursor: page.next_after,
-            })
-            .map_err(other))
+            }))
     }
 }

@@ -1,15 +1,70 @@
 //! Key-value state shared by every connection and instance of a function.
 //!
 //! The guest-facing imports (`wasi:keyvalue` and `keyvalue-ext`) are thin: they check limits
-//! and map errors, then call a [`KeyValueStore`]. Backends (the embedded in-memory store now;
-//! durable and Redis stores later) implement this one trait.
+//! and map errors, then call a [`KeyValueStore`]. Backends implement this one trait: the
+//! embedded durable store (the default), the in-memory store, and Redis (shared by hosts).
+//! [`open_store`] picks one from the host's settings.
 
+mod durable;
 mod memory;
+mod redis;
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use self::redis::{OpenRedisError, RedisStore};
+pub use durable::{DurableStore, OpenDurableError};
 pub use memory::MemoryStore;
+
+/// The file of the durable store inside the data directory.
+pub const DURABLE_FILE: &str = "state.redb";
+
+/// Which store keeps key-value state on a single host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum StoreKind {
+    /// In memory: fast, and gone when the host stops.
+    Memory,
+    /// In `<data-dir>/state.redb`: every acknowledged write survives a crash.
+    #[default]
+    Durable,
+}
+
+/// Why no store could be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenStoreError {
+    #[error(transparent)]
+    Durable(#[from] OpenDurableError),
+    #[error(transparent)]
+    Redis(#[from] OpenRedisError),
+}
+
+/// Opens the key-value store: Redis at `redis_url` when one is given (`kind` is then
+/// ignored), else the store `kind` names, keeping its file in `data_dir`.
+pub async fn open_store(
+    kind: StoreKind,
+    redis_url: Option<&str>,
+    data_dir: &Path,
+    max_keys_per_function: usize,
+) -> Result<Arc<dyn KeyValueStore>, OpenStoreError> {
+    if let Some(url) = redis_url {
+        return Ok(Arc::new(
+            RedisStore::connect(url, max_keys_per_function).await?,
+        ));
+    }
+    match kind {
+        StoreKind::Memory => Ok(Arc::new(MemoryStore::new(max_keys_per_function))),
+        StoreKind::Durable => {
+            let path = data_dir.join(DURABLE_FILE);
+            let store = tokio::task::spawn_blocking(move || {
+                DurableStore::open(&path, max_keys_per_function)
+            })
+            .await
+            .map_err(|e| OpenDurableError::interrupted(data_dir.join(DURABLE_FILE), e))??;
+            Ok(Arc::new(store))
+        }
+    }
+}
 
 /// Names one bucket of one function. Functions never see each other's buckets.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -27,7 +82,7 @@ pub struct KeyPage {
 }
 
 /// Why a store operation failed.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum StoreError {
     /// The stored value is not a decimal unsigned integer, so it cannot be incremented.
     #[error("the value of `{0}` is not a decimal integer")]

@@ -3,6 +3,7 @@
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
+use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -44,6 +45,8 @@ pub(super) const WSFN_ENVIRONMENT: &[&str] = &[
     "WSFN_STATIC",
     "WSFN_CONFIG",
     "WSFN_SIGNING_KEY",
+    "WSFN_STORE",
+    "WSFN_REDIS_URL",
 ];
 
 /// The repository root (the host crate lives one level below it).
@@ -483,6 +486,17 @@ impl Host {
         self.send_sigterm();
         let status = self.wait_for_exit().await;
         assert_eq!(status.code(), Some(0), "wsfn-host exited with {status}");
+        StoppedHost {
+            dir: Arc::clone(&self.dir),
+        }
+    }
+
+    /// Kills the host with SIGKILL, as a crash or the OOM killer would: nothing of a shutdown
+    /// runs. Keeps its data directory for another host.
+    pub fn kill_hard(mut self) -> StoppedHost {
+        self.child.kill().expect("wsfn-host can be killed");
+        let status = self.child.wait().expect("the killed child can be reaped");
+        assert_eq!(status.signal(), Some(9), "wsfn-host died of SIGKILL");
         StoppedHost {
             dir: Arc::clone(&self.dir),
         }

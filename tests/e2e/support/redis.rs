@@ -77,6 +77,11 @@ impl RedisServer {
         }
     }
 
+    /// The process id, to pause and resume the server (SIGSTOP, SIGCONT) as an outage would.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/", self.port)
     }
