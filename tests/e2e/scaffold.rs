@@ -1,8 +1,9 @@
 //! `wsfn-host new`: the crate it writes builds with the command its README documents, and the
 //! component runs in the host and answers over a real WebSocket.
 //!
-//! The guest build shares `target/guest/scaffold` across runs, so only the first run pays for
-//! compiling the standard library and the SDK's dependencies.
+//! The guest build shares the target directory `scripts/build-functions.sh` uses for the
+//! samples (`target/guest/<route>`), so the standard library and the SDK's dependencies, built
+//! with the same flags there, are not compiled again.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -14,13 +15,19 @@ use crate::support::{Host, TestDir, run_wsfn_host};
 /// machine compiles the standard library and takes minutes.
 const BUILD_WAIT: Duration = Duration::from_secs(30 * 60);
 
-/// Where the generated crates build, shared by every run of this test.
+/// Where the generated crates build: the samples' guest target directory of whichever route
+/// (rustup's wasm32-wasip2 target or Debian's toolchain) built them.
 fn shared_guest_target_dir() -> PathBuf {
-    Path::new(env!("CARGO_TARGET_TMPDIR"))
+    let guest = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .parent()
         .expect("the test temp dir lies inside the target directory")
-        .join("guest")
-        .join("scaffold")
+        .join("guest");
+    let rustup = guest.join("rustup");
+    if rustup.is_dir() {
+        rustup
+    } else {
+        guest.join("debian")
+    }
 }
 
 /// Runs the documented build command, `./build.sh`, in the crate `dir`.
