@@ -19,6 +19,7 @@ mod keys;
 mod liveness;
 mod outbox;
 mod publish;
+mod routing;
 
 use std::collections::HashSet;
 use std::time::Duration;
