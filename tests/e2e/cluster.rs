@@ -16,7 +16,7 @@ use crate::support::{Client, Host, RedisServer, TestDir, function_bytes, poll_un
 const NODE_TIMEOUT_MS: &str = "1500";
 
 struct Cluster {
-    _redis: RedisServer,
+    redis: RedisServer,
     nodes: Vec<Host>,
 }
 
@@ -33,10 +33,7 @@ async fn cluster(size: usize, serve: &[(&str, &str)]) -> Cluster {
         }
         nodes.push(builder.start().await);
     }
-    Cluster {
-        _redis: redis,
-        nodes,
-    }
+    Cluster { redis, nodes }
 }
 
 /// Waits until the cluster-wide connection list of `function` (read on `node`) has `count`
@@ -242,4 +239,86 @@ async fn a_killed_node_s_connections_get_on_close_on_a_survivor_and_leave_their_
         log.contains("node declared dead"),
         "the survivor says what it did:\n{log}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_that_stalled_past_the_timeout_closes_the_connections_the_cluster_closed_for_it() {
+    let cluster = cluster(2, &[("chat", "chat")]).await;
+    let (a, b) = (&cluster.nodes[0], &cluster.nodes[1]);
+    let mut ann = a.connect("chat?room=r&user=ann").await;
+    let mut bob = b.connect("chat?room=r&user=bob").await;
+    assert_eq!(
+        ann.receive_json().await,
+        json!({"type": "join", "user": "bob"})
+    );
+    await_connections(a, "chat", 2).await;
+
+    // SIGSTOP: the node misses its heartbeats, but its sockets stay open.
+    // SAFETY: kill(2) on the pid of a child process this test started.
+    assert_eq!(unsafe { libc::kill(b.pid() as i32, libc::SIGSTOP) }, 0);
+    assert_eq!(
+        ann.receive_json().await,
+        json!({"type": "leave", "user": "bob"}),
+        "the cluster declared the stalled node dead and ran bob's on-close"
+    );
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(b.pid() as i32, libc::SIGCONT) }, 0);
+    // The room's leave message for bob may reach bob's node before it learns it was declared
+    // dead; anything else would be a bug.
+    let (before, close) = bob.expect_close_after_data().await;
+    for message in &before {
+        assert_eq!(
+            message.to_text().ok(),
+            Some(r#"{"type":"leave","user":"bob"}"#),
+            "only the leave can race the close"
+        );
+    }
+    assert_eq!(
+        close.code, 1001,
+        "the node learns it was declared dead and closes what the cluster already closed"
+    );
+    await_connections(a, "chat", 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn when_redis_loses_its_data_the_nodes_write_their_connections_again() {
+    let cluster = cluster(2, &[("chat", "chat")]).await;
+    let (a, b) = (&cluster.nodes[0], &cluster.nodes[1]);
+    let mut ann = a.connect("chat?room=r&user=ann").await;
+    let mut bob = b.connect("chat?room=r&user=bob").await;
+    assert_eq!(
+        ann.receive_json().await,
+        json!({"type": "join", "user": "bob"})
+    );
+    await_connections(a, "chat", 2).await;
+
+    assert_eq!(cluster.redis.cli(&["FLUSHALL"]), "OK");
+    let listed = await_connections(a, "chat", 2).await;
+    assert!(
+        listed.iter().all(|c| c["groups"] == json!(["r"])),
+        "the connections and their groups are back: {listed:?}"
+    );
+    // The functions are known to the cluster again: a new node gets chat from Redis.
+    let c = Host::builder()
+        .option("--redis", &cluster.redis.url())
+        .option("--node-timeout-ms", NODE_TIMEOUT_MS)
+        .start()
+        .await;
+    let admin = c.admin();
+    poll_until("a new node serves chat", async || {
+        (admin.get("/v1/functions/chat").await.status == 200).then_some(())
+    })
+    .await;
+    let mut cy = c.connect("chat?room=r&user=cy").await;
+    for member in [&mut ann, &mut bob] {
+        assert_eq!(
+            member.receive_json().await,
+            json!({"type": "join", "user": "cy"})
+        );
+    }
+    // Nobody was closed, and the room still spans both nodes.
+    bob.send_text("still here").await;
+    let message = json!({"type": "message", "user": "bob", "text": "still here"});
+    assert_eq!(bob.receive_json().await, message);
+    assert_eq!(ann.receive_json().await, message);
 }

@@ -12,6 +12,9 @@ pub const NODES: &str = "wsfn:nodes";
 pub const CONNECTIONS: &str = "wsfn:conns";
 /// Set: names of the functions deployed to the cluster.
 pub const FUNCTIONS: &str = "wsfn:functions";
+/// String per node claimed as dead (prefix + node id), read once by that node if it was only
+/// stalled, so it knows its connections were closed for it.
+pub const TOMBSTONE_PREFIX: &str = "wsfn:dead:";
 /// Channel: group publishes, heard by every node.
 pub const PUBLISH_CHANNEL: &str = "wsfn:publish";
 /// Channel: deploys, rollbacks and removals, heard by every node.

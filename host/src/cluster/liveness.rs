@@ -13,20 +13,27 @@ use super::{ClusterError, ClusterLink, keys};
 use crate::connections::NodeId;
 use crate::host::Host;
 
+/// KEYS: the node set. ARGV: this node, the timeout in ms, the tombstone key prefix.
+/// A node claimed as dead gets a tombstone, so it can tell "declared dead" (its connections'
+/// on-close already ran elsewhere) from "Redis lost its data" (nothing ran; mirror again).
 const HEARTBEAT: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local was_listed = redis.call('ZSCORE', KEYS[1], ARGV[1])
+local tombstone = ARGV[3] .. ARGV[1]
+local declared_dead = redis.call('DEL', tombstone)
 redis.call('ZADD', KEYS[1], now, ARGV[1])
 local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
 for _, node in ipairs(dead) do
   redis.call('ZREM', KEYS[1], node)
+  redis.call('SET', ARGV[3] .. node, '1', 'EX', 86400)
 end
-return {was_listed and 1 or 0, dead, redis.call('ZRANGE', KEYS[1], 0, -1)}
+return {was_listed and 1 or 0, declared_dead, dead, redis.call('ZRANGE', KEYS[1], 0, -1)}
 ";
 
 struct Beat {
     was_listed: bool,
+    declared_dead: bool,
     dead: Vec<NodeId>,
     live: HashSet<NodeId>,
 }
@@ -35,17 +42,19 @@ impl ClusterLink {
     async fn heartbeat(&self) -> Result<Beat, ClusterError> {
         let mut redis = self.redis();
         let timeout_ms = self.settings.node_timeout.as_millis() as u64;
-        let (was_listed, dead, live): (u8, Vec<String>, Vec<String>) = self
+        let (was_listed, declared_dead, dead, live): (u8, u8, Vec<String>, Vec<String>) = self
             .bounded(
                 redis::Script::new(HEARTBEAT)
                     .key(keys::NODES)
                     .arg(self.node.to_string())
                     .arg(timeout_ms)
+                    .arg(keys::TOMBSTONE_PREFIX)
                     .invoke_async(&mut redis),
             )
             .await?;
         Ok(Beat {
             was_listed: was_listed == 1,
+            declared_dead: declared_dead == 1,
             dead: dead.iter().filter_map(|n| n.parse().ok()).collect(),
             live: live.iter().filter_map(|n| n.parse().ok()).collect(),
         })
@@ -87,7 +96,7 @@ pub async fn run(host: Arc<Host>, link: Arc<ClusterLink>) {
                 continue;
             }
         };
-        if !beat.was_listed {
+        if beat.declared_dead {
             // Another node took this one for dead (Redis or this process stalled past the node
             // timeout) and has run on-close for its connections: keeping them open would leave
             // connections the rest of the cluster no longer knows.
@@ -95,6 +104,21 @@ pub async fn run(host: Arc<Host>, link: Arc<ClusterLink>) {
             for connection in host.connections.all() {
                 connection.start_close(1001, "the node lost contact with the cluster");
             }
+        } else if !beat.was_listed {
+            // Redis lost its data (a restart without persistence): nobody ran on-close for
+            // this node's connections, so they stay, and the directory learns them again.
+            tracing::warn!(node = %link.node, "the cluster's data in Redis was lost; writing this node's connections again");
+            for connection in host.connections.all() {
+                let _ = link.connection_opened(&connection, &connection.memberships());
+            }
+            let host = host.clone();
+            tokio::spawn(async move {
+                if let Err(error) = host.offer_to_cluster().await {
+                    tracing::warn!(
+                        "could not offer this node's functions to the cluster again: {error}"
+                    );
+                }
+            });
         }
         link.set_live_nodes(beat.live, &beat.dead);
         for dead in beat.dead {

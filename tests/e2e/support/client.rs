@@ -276,6 +276,26 @@ impl Client {
         }
     }
 
+    /// Like [`expect_close`](Self::expect_close), but data messages that arrive before the
+    /// close frame are returned instead of failing the test (for closes that race messages).
+    pub async fn expect_close_after_data(&mut self) -> (Vec<Message>, CloseInfo) {
+        let mut before = Vec::new();
+        loop {
+            match self.receive().await {
+                Received::Data(message) => before.push(message),
+                Received::Close(Some(frame)) => {
+                    self.finish_close_handshake().await;
+                    let info = CloseInfo::new(u16::from(frame.code), frame.reason.as_str());
+                    return (before, info);
+                }
+                Received::Close(None) => panic!("{} was closed without a close code", self.label),
+                Received::End(error) => {
+                    panic!("{} ended without a close frame ({error:?})", self.label)
+                }
+            }
+        }
+    }
+
     /// Closes from the client side with a code and reason and waits for the host's answer.
     pub async fn close(mut self, code: u16, reason: &str) {
         let frame = CloseFrame {
