@@ -309,7 +309,7 @@ async fn when_redis_loses_its_data_the_nodes_write_their_connections_again() {
         (admin.get("/v1/functions/chat").await.status == 200).then_some(())
     })
     .await;
-    let mut cy = c.connect("chat?room=r&user=cy").await;
+    let _cy = c.connect("chat?room=r&user=cy").await;
     for member in [&mut ann, &mut bob] {
         assert_eq!(
             member.receive_json().await,
