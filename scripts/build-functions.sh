@@ -100,7 +100,7 @@ readonly world=wsfn:function/function
 up_to_date() {
     local output=$1
     shift
-    [[ -f "$output" ]] && [[ -z "$(find "$@" -newer "$output" -print -quit)" ]]
+    [[ -f "$output" ]] && [[ -z "$(find "$@" -name __pycache__ -prune -o -newer "$output" -print -quit)" ]]
 }
 
 # build_python NAME: sample-functions/python/NAME/app.py -> target/functions/NAME-py.wasm
