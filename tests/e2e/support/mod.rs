@@ -5,7 +5,9 @@ mod admin;
 mod client;
 mod command;
 mod host;
+mod languages;
 mod lifecycle;
+mod precompiled;
 mod probe;
 mod raw_http;
 mod raw_ws;
@@ -19,6 +21,7 @@ pub use admin::{Admin, OCTET_STREAM, TEXT};
 pub use client::{Client, CloseInfo, binary_fragments, text_fragments};
 pub use command::run_wsfn_host;
 pub use host::{Host, TestDir, function_bytes, function_wasm};
+pub(crate) use languages::in_every_language;
 pub use probe::OnCloseRun;
 pub use raw_http::{raw_request, raw_upgrade};
 pub use raw_ws::{
