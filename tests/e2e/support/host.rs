@@ -60,8 +60,9 @@ pub fn function_wasm(name: &str) -> PathBuf {
         .join(format!("{name}.wasm"));
     assert!(
         path.is_file(),
-        "{} is missing: run scripts/build-functions.sh to build the sample functions and test \
-         fixtures before running the end-to-end tests",
+        "{} is missing: run scripts/build-functions.sh (with --other-languages for the Python \
+         and JavaScript builds) to build the sample functions and test fixtures before running \
+         the end-to-end tests",
         path.display()
     );
     path
