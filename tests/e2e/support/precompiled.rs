@@ -66,10 +66,8 @@ async fn make_template(served_as: &str, file_stem: &str) -> PathBuf {
         return template;
     }
 
-    let building = TestDir::kept_at(templates.join(format!(
-        "building-{name}-{}",
-        std::process::id()
-    )));
+    let building =
+        TestDir::kept_at(templates.join(format!("building-{name}-{}", std::process::id())));
     // Boxed: this runs inside `HostBuilder::start`, which it calls again (for a host
     // without precompiled functions).
     let host = Box::pin(
