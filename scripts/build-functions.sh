@@ -68,6 +68,9 @@ readonly target_dir="$root/target/guest/$route"
 # --- build ----------------------------------------------------------------------------
 mkdir -p "$out"
 built=()
+# Components to validate: every Rust one (cheap to check) and the other languages' ones built
+# by this run (checking compiles them, which takes seconds each).
+to_check=()
 
 # build_workspace DIR NAME...: builds the cargo workspace in DIR and copies the component of
 # each crate NAME to target/functions/NAME.wasm.
@@ -85,6 +88,7 @@ build_workspace() {
         [[ -f "$artifact" ]] || die "$workspace built, but $artifact is missing"
         cp "$artifact" "$out/$name.wasm"
         built+=("$out/$name.wasm")
+        to_check+=("$out/$name.wasm")
     done
 }
 
@@ -100,7 +104,7 @@ readonly world=wsfn:function/function
 up_to_date() {
     local output=$1
     shift
-    [[ -f "$output" ]] && [[ -z "$(find "$@" -name __pycache__ -prune -o -newer "$output" -print -quit)" ]]
+    [[ -f "$output" ]] && [[ -z "$(find "$@" -name __pycache__ -prune -o -type f -newer "$output" -print -quit)" ]]
 }
 
 # build_python NAME: sample-functions/python/NAME/app.py -> target/functions/NAME-py.wasm
@@ -108,10 +112,13 @@ build_python() {
     local name=$1 source="$root/sample-functions/python/$1" output="$out/$1-py.wasm"
     if ! up_to_date "$output" "$source" "$root/wit" "$python_tools/installed-requirements.txt"; then
         say "building $name-py (componentize-py)"
+        local started=$SECONDS
         "$python_tools/bin/componentize-py" --wit-path "$root/wit" --world "$world" \
             componentize --python-path "$source" app --output "$output.tmp" >/dev/null ||
             die "componentize-py failed for $name"
         mv "$output.tmp" "$output"
+        say "built $name-py in $((SECONDS - started)) s"
+        to_check+=("$output")
     fi
     built+=("$output")
 }
@@ -121,12 +128,15 @@ build_javascript() {
     local name=$1 source="$root/sample-functions/js/$1" output="$out/$1-js.wasm"
     if ! up_to_date "$output" "$source" "$root/wit" "$js_tools/installed-package-lock.json"; then
         say "building $name-js (ComponentizeJS)"
+        local started=$SECONDS
         # The engine would otherwise import wasi:http for a `fetch` event handler and for
         # `fetch()`; the host provides neither, and the samples use neither.
         "$js_tools/node_modules/.bin/componentize-js" "$source/app.js" --wit "$root/wit" \
             --world-name "$world" --disable http fetch-event --out "$output.tmp" >/dev/null ||
             die "componentize-js failed for $name"
         mv "$output.tmp" "$output"
+        say "built $name-js in $((SECONDS - started)) s"
+        to_check+=("$output")
     fi
     built+=("$output")
 }
@@ -141,7 +151,7 @@ if [[ "$other_languages" == true ]]; then
 fi
 
 # --- validate -------------------------------------------------------------------------
-for file in "${built[@]}"; do
+for file in "${to_check[@]}"; do
     magic=$(head -c 8 "$file" | od -An -tx1 | tr -d ' \n')
     [[ "$magic" == "$component_magic" ]] ||
         die "$file is not a WebAssembly component (header $magic)"
@@ -153,7 +163,13 @@ else
     host_check=(cargo run --quiet --manifest-path "$root/Cargo.toml" -p wsfn-host -- check)
 fi
 say "validating with wsfn-host check (the first run builds the host)"
-"${host_check[@]}" "${built[@]}" || die "wsfn-host check rejected a function (see above)"
+if ! "${host_check[@]}" "${to_check[@]}"; then
+    # A rejected component must not count as up to date on the next run.
+    for file in "${to_check[@]}"; do
+        if [[ "$file" == *-py.wasm || "$file" == *-js.wasm ]]; then rm -f "$file"; fi
+    done
+    die "wsfn-host check rejected a function (see above)"
+fi
 
 for file in "${built[@]}"; do
     printf '%-10s %9d bytes  %s\n' "$(basename "$file" .wasm)" "$(wc -c <"$file" | tr -d ' ')" "${file#"$root"/}"
