@@ -8,8 +8,8 @@
 #
 # With --other-languages (or WSFN_OTHER_LANGUAGES=1) it also builds the Python and JavaScript
 # ports of echo and chat to target/functions/<name>-py.wasm and <name>-js.wasm, with the tools
-# `scripts/setup.sh --other-languages` installs. They are rebuilt only when their source, the
-# WIT or the tools changed, since each takes seconds to tens of seconds.
+# `scripts/setup.sh --other-languages` installs. They are rebuilt, and checked, only when their
+# source, the WIT or the tools changed, since building and checking each takes seconds.
 #
 # Environment:
 #   WSFN_HOST             a built wsfn-host binary to validate with, instead of `cargo run -p wsfn-host`
