@@ -55,7 +55,9 @@ async fn template(served_as: &str, file_stem: &str) -> PathBuf {
 
 async fn make_template(served_as: &str, file_stem: &str) -> PathBuf {
     let templates = Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e-templates");
-    let prefix = format!("{served_as}.{file_stem}-");
+    // `@` appears in neither a function name nor a file stem, so one prefix cannot match
+    // another's templates (`echo@echo@` is not a prefix of `echo@echo-py@`).
+    let prefix = format!("{served_as}@{file_stem}@");
     let host_binary = Path::new(env!("CARGO_BIN_EXE_wsfn-host"));
     let name = format!(
         "{prefix}{:016x}",
