@@ -6,8 +6,14 @@
 # up by scripts/setup.sh. Guests build in target/guest/<route>, apart from the host's own
 # target/debug and target/release.
 #
+# With --other-languages (or WSFN_OTHER_LANGUAGES=1) it also builds the Python and JavaScript
+# ports of echo and chat to target/functions/<name>-py.wasm and <name>-js.wasm, with the tools
+# `scripts/setup.sh --other-languages` installs. They are rebuilt, and checked, only when their
+# source, the WIT or the tools changed, since building and checking each takes seconds.
+#
 # Environment:
-#   WSFN_HOST  a built wsfn-host binary to validate with, instead of `cargo run -p wsfn-host`
+#   WSFN_HOST             a built wsfn-host binary to validate with, instead of `cargo run -p wsfn-host`
+#   WSFN_OTHER_LANGUAGES  1: the same as --other-languages
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -21,6 +27,15 @@ die() {
     say "error: $*"
     exit 1
 }
+
+other_languages=false
+[[ "${WSFN_OTHER_LANGUAGES:-}" == 1 ]] && other_languages=true
+for argument in "$@"; do
+    case "$argument" in
+        --other-languages) other_languages=true ;;
+        *) die "unknown argument $argument (expected --other-languages)" ;;
+    esac
+done
 
 # --- choose the toolchain -------------------------------------------------------------
 # The Debian route's settings go in environment variables for the guest builds only, so
@@ -53,6 +68,9 @@ readonly target_dir="$root/target/guest/$route"
 # --- build ----------------------------------------------------------------------------
 mkdir -p "$out"
 built=()
+# Components to validate: every Rust one (cheap to check) and the other languages' ones built
+# by this run (checking compiles them, which takes seconds each).
+to_check=()
 
 # build_workspace DIR NAME...: builds the cargo workspace in DIR and copies the component of
 # each crate NAME to target/functions/NAME.wasm.
@@ -70,14 +88,70 @@ build_workspace() {
         [[ -f "$artifact" ]] || die "$workspace built, but $artifact is missing"
         cp "$artifact" "$out/$name.wasm"
         built+=("$out/$name.wasm")
+        to_check+=("$out/$name.wasm")
     done
 }
 
 build_workspace sample-functions echo chat counter notify
 build_workspace tests/fixtures faulty lifecycle swap-a swap-b
 
+# --- other languages ------------------------------------------------------------------
+readonly python_tools="$root/target/tools/python"
+readonly js_tools="$root/target/tools/js"
+readonly world=wsfn:function/function
+
+# up_to_date OUTPUT SOURCE...: whether OUTPUT exists and nothing under the SOURCEs is newer.
+up_to_date() {
+    local output=$1
+    shift
+    [[ -f "$output" ]] && [[ -z "$(find "$@" -name __pycache__ -prune -o -type f -newer "$output" -print -quit)" ]]
+}
+
+# build_python NAME: sample-functions/python/NAME/app.py -> target/functions/NAME-py.wasm
+build_python() {
+    local name=$1 source="$root/sample-functions/python/$1" output="$out/$1-py.wasm"
+    if ! up_to_date "$output" "$source" "$root/wit" "$python_tools/installed-requirements.txt"; then
+        say "building $name-py (componentize-py)"
+        local started=$SECONDS
+        "$python_tools/bin/componentize-py" --wit-path "$root/wit" --world "$world" \
+            componentize --python-path "$source" app --output "$output.tmp" >/dev/null ||
+            die "componentize-py failed for $name"
+        mv "$output.tmp" "$output"
+        say "built $name-py in $((SECONDS - started)) s"
+        to_check+=("$output")
+    fi
+    built+=("$output")
+}
+
+# build_javascript NAME: sample-functions/js/NAME/app.js -> target/functions/NAME-js.wasm
+build_javascript() {
+    local name=$1 source="$root/sample-functions/js/$1" output="$out/$1-js.wasm"
+    if ! up_to_date "$output" "$source" "$root/wit" "$js_tools/installed-package-lock.json"; then
+        say "building $name-js (ComponentizeJS)"
+        local started=$SECONDS
+        # The engine would otherwise import wasi:http for a `fetch` event handler and for
+        # `fetch()`; the host provides neither, and the samples use neither.
+        "$js_tools/node_modules/.bin/componentize-js" "$source/app.js" --wit "$root/wit" \
+            --world-name "$world" --disable http fetch-event --out "$output.tmp" >/dev/null ||
+            die "componentize-js failed for $name"
+        mv "$output.tmp" "$output"
+        say "built $name-js in $((SECONDS - started)) s"
+        to_check+=("$output")
+    fi
+    built+=("$output")
+}
+
+if [[ "$other_languages" == true ]]; then
+    [[ -x "$python_tools/bin/componentize-py" && -x "$js_tools/node_modules/.bin/componentize-js" ]] ||
+        die "the Python and JavaScript tools are missing: run scripts/setup.sh --other-languages"
+    for name in echo chat; do
+        build_python "$name"
+        build_javascript "$name"
+    done
+fi
+
 # --- validate -------------------------------------------------------------------------
-for file in "${built[@]}"; do
+for file in "${to_check[@]}"; do
     magic=$(head -c 8 "$file" | od -An -tx1 | tr -d ' \n')
     [[ "$magic" == "$component_magic" ]] ||
         die "$file is not a WebAssembly component (header $magic)"
@@ -89,8 +163,14 @@ else
     host_check=(cargo run --quiet --manifest-path "$root/Cargo.toml" -p wsfn-host -- check)
 fi
 say "validating with wsfn-host check (the first run builds the host)"
-"${host_check[@]}" "${built[@]}" || die "wsfn-host check rejected a function (see above)"
+if ! "${host_check[@]}" "${to_check[@]}"; then
+    # A rejected component must not count as up to date on the next run.
+    for file in "${to_check[@]}"; do
+        if [[ "$file" == *-py.wasm || "$file" == *-js.wasm ]]; then rm -f "$file"; fi
+    done
+    die "wsfn-host check rejected a function (see above)"
+fi
 
 for file in "${built[@]}"; do
-    printf '%-10s %8d bytes  %s\n' "$(basename "$file" .wasm)" "$(wc -c <"$file" | tr -d ' ')" "${file#"$root"/}"
+    printf '%-10s %9d bytes  %s\n' "$(basename "$file" .wasm)" "$(wc -c <"$file" | tr -d ' ')" "${file#"$root"/}"
 done

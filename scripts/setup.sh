@@ -1,6 +1,11 @@
 #!/usr/bin/env bash
 # Installs what building guest components (scripts/build-functions.sh) needs.
 #
+# With --other-languages it also installs the pinned tools that build the Python and
+# JavaScript samples: componentize-py (sample-functions/python/requirements.txt) into a
+# virtualenv at target/tools/python, and ComponentizeJS (sample-functions/js/package-lock.json)
+# into target/tools/js. These need python3 (3.10 or newer, with venv) and Node.js 18+ with npm.
+#
 # With rustup's wasm32-wasip2 target installed there is nothing to do. Otherwise it sets up
 # the Debian route: Debian's rustc/cargo (whose standard library source lets cargo rebuild
 # std for wasm32-wasip2), LLVM's wasm linker, wasi-libc, and wasm-component-ld to turn the
@@ -28,6 +33,57 @@ as_root() {
         die "need root (or sudo) to run: $*"
     fi
 }
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+readonly root
+other_languages=false
+for argument in "$@"; do
+    case "$argument" in
+        --other-languages) other_languages=true ;;
+        *) die "unknown argument $argument (expected --other-languages)" ;;
+    esac
+done
+
+# --- Python and JavaScript tools (--other-languages) ----------------------------------
+# Each is reinstalled only when its pin changed, so a second run costs a version check.
+install_python_tools() {
+    local requirements="$root/sample-functions/python/requirements.txt"
+    local venv="$root/target/tools/python"
+    local stamp="$venv/installed-requirements.txt"
+    if [[ -x "$venv/bin/componentize-py" ]] && cmp -s "$requirements" "$stamp"; then
+        return
+    fi
+    command -v python3 >/dev/null 2>&1 || die "--other-languages needs python3"
+    say "installing $(grep -v '^#' "$requirements" | tr '\n' ' ')into ${venv#"$root"/}"
+    rm -rf "$venv"
+    python3 -m venv "$venv" || die "python3 -m venv failed (on Debian: apt-get install python3-venv)"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$requirements"
+    cp "$requirements" "$stamp"
+}
+
+install_javascript_tools() {
+    local lock="$root/sample-functions/js/package-lock.json"
+    local tools="$root/target/tools/js"
+    local stamp="$tools/installed-package-lock.json"
+    if [[ -x "$tools/node_modules/.bin/componentize-js" ]] && cmp -s "$lock" "$stamp"; then
+        return
+    fi
+    command -v npm >/dev/null 2>&1 || die "--other-languages needs Node.js and npm"
+    say "installing ComponentizeJS from sample-functions/js/package-lock.json into ${tools#"$root"/}"
+    rm -rf "$tools"
+    mkdir -p "$tools"
+    cp "$root/sample-functions/js/package.json" "$lock" "$tools/"
+    # `npm install` with the lock file present installs exactly the locked versions. Not
+    # `npm ci`: npm 10 and 11 reject this lock as out of sync because of optional
+    # platform-specific packages that some dependencies list without publishing.
+    (cd "$tools" && npm install --silent --no-save --no-audit --no-fund) || die "npm install failed"
+    cp "$lock" "$stamp"
+}
+
+if [[ "$other_languages" == true ]]; then
+    install_python_tools
+    install_javascript_tools
+fi
 
 rustup_has_wasip2() {
     command -v rustup >/dev/null 2>&1 &&

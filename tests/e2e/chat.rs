@@ -1,4 +1,5 @@
-//! The `chat` sample: rooms are groups, messages are broadcast to the sender's room only.
+//! The `chat` sample: rooms are groups, messages are broadcast to the sender's room only; the
+//! same tests for its Rust, Python and JavaScript builds.
 //!
 //! Sends to one connection arrive in order, so when a client's next message is the expected
 //! one, nothing that should not have reached it was sent to it before: that is how these
@@ -7,11 +8,24 @@
 use serde_json::json;
 use tokio_tungstenite::tungstenite::http::StatusCode;
 
-use crate::support::Host;
+use crate::support::{Host, in_every_language};
 
-#[tokio::test(flavor = "multi_thread")]
-async fn messages_reach_everyone_in_the_senders_room_and_no_one_else() {
-    let host = Host::builder().function("chat").start().await;
+in_every_language!("chat":
+    messages_reach_everyone_in_the_senders_room_and_no_one_else,
+    joining_without_a_room_or_a_user_is_refused_with_400,
+);
+
+/// Serves the build `function` of chat at `/chat`, restored from a data directory where it was
+/// compiled once (the Python and JavaScript builds take many seconds to compile).
+async fn chat_host(function: &str) -> Host {
+    Host::builder()
+        .precompiled_function_served_as("chat", function)
+        .start()
+        .await
+}
+
+async fn messages_reach_everyone_in_the_senders_room_and_no_one_else(function: &str) {
+    let host = chat_host(function).await;
     let mut ann = host.connect("chat?room=a&user=ann").await;
     let mut bob = host.connect("chat?room=a&user=bob").await;
     assert_eq!(
@@ -57,9 +71,8 @@ async fn messages_reach_everyone_in_the_senders_room_and_no_one_else() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn joining_without_a_room_or_a_user_is_refused_with_400() {
-    let host = Host::builder().function("chat").start().await;
+async fn joining_without_a_room_or_a_user_is_refused_with_400(function: &str) {
+    let host = chat_host(function).await;
 
     for path in ["chat?user=ann", "chat?room=a", "chat"] {
         assert_eq!(

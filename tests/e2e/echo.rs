@@ -1,16 +1,30 @@
-//! The `echo` sample: every message comes back exactly, in order, on every connection.
+//! The `echo` sample: every message comes back exactly, in order, on every connection; the
+//! same tests for its Rust, Python and JavaScript builds.
 
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::support::{Host, binary_fragments, text_fragments};
+use crate::support::{Host, binary_fragments, in_every_language, text_fragments};
 
-async fn echo_host() -> Host {
-    Host::builder().function("echo").start().await
+in_every_language!("echo":
+    text_comes_back_as_the_same_text,
+    a_512_kib_binary_message_comes_back_byte_for_byte,
+    empty_messages_come_back_empty_and_keep_their_kind,
+    a_fragmented_message_reaches_the_function_as_one_message,
+    a_thousand_pipelined_messages_come_back_in_order,
+    fifty_concurrent_connections_each_get_only_their_own_echoes,
+    a_ping_is_answered_by_the_host_without_reaching_the_function,
+);
+
+/// Serves the build `function` of echo at `/echo`.
+async fn echo_host(function: &str) -> Host {
+    Host::builder()
+        .precompiled_function_served_as("echo", function)
+        .start()
+        .await
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn text_comes_back_as_the_same_text() {
-    let host = echo_host().await;
+async fn text_comes_back_as_the_same_text(function: &str) {
+    let host = echo_host(function).await;
     let mut client = host.connect("echo").await;
 
     client.send_text("hello, wsfn ✓").await;
@@ -21,9 +35,8 @@ async fn text_comes_back_as_the_same_text() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_512_kib_binary_message_comes_back_byte_for_byte() {
-    let host = echo_host().await;
+async fn a_512_kib_binary_message_comes_back_byte_for_byte(function: &str) {
+    let host = echo_host(function).await;
     let mut client = host.connect("echo").await;
     // Every byte value, in a pattern that does not repeat at any power-of-two stride, so a
     // dropped, duplicated or reordered chunk cannot go unnoticed.
@@ -41,9 +54,8 @@ async fn a_512_kib_binary_message_comes_back_byte_for_byte() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn empty_messages_come_back_empty_and_keep_their_kind() {
-    let host = echo_host().await;
+async fn empty_messages_come_back_empty_and_keep_their_kind(function: &str) {
+    let host = echo_host(function).await;
     let mut client = host.connect("echo").await;
 
     client.send_text("").await;
@@ -53,9 +65,8 @@ async fn empty_messages_come_back_empty_and_keep_their_kind() {
     assert_eq!(client.receive_message().await, Message::binary(Vec::new()));
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_fragmented_message_reaches_the_function_as_one_message() {
-    let host = echo_host().await;
+async fn a_fragmented_message_reaches_the_function_as_one_message(function: &str) {
+    let host = echo_host(function).await;
     let mut client = host.connect("echo").await;
 
     client
@@ -75,9 +86,8 @@ async fn a_fragmented_message_reaches_the_function_as_one_message() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_thousand_pipelined_messages_come_back_in_order() {
-    let host = echo_host().await;
+async fn a_thousand_pipelined_messages_come_back_in_order(function: &str) {
+    let host = echo_host(function).await;
     let mut client = host.connect("echo").await;
     // Alternating kinds also checks that text never turns into binary or back.
     let messages: Vec<Message> = (0..1000)
@@ -97,9 +107,8 @@ async fn a_thousand_pipelined_messages_come_back_in_order() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn fifty_concurrent_connections_each_get_only_their_own_echoes() {
-    let host = echo_host().await;
+async fn fifty_concurrent_connections_each_get_only_their_own_echoes(function: &str) {
+    let host = echo_host(function).await;
     let mut clients = Vec::new();
     for _ in 0..50 {
         clients.push(host.connect("echo").await);
@@ -122,9 +131,8 @@ async fn fifty_concurrent_connections_each_get_only_their_own_echoes() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_ping_is_answered_by_the_host_without_reaching_the_function() {
-    let host = echo_host().await;
+async fn a_ping_is_answered_by_the_host_without_reaching_the_function(function: &str) {
+    let host = echo_host(function).await;
     let mut client = host.connect("echo").await;
 
     client.ping(b"are you there").await;

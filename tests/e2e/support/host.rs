@@ -18,8 +18,9 @@ use tokio_tungstenite::tungstenite::{self, http::StatusCode};
 use super::{Admin, Client, WAIT};
 
 /// The host compiles every function before it reports ready, which can take a while on a
-/// loaded machine; this only bounds a start that would otherwise hang.
-const STARTUP_WAIT: Duration = Duration::from_secs(90);
+/// loaded machine (a component embedding CPython takes wasmtime tens of seconds, more when
+/// several compile at once); this only bounds a start that would otherwise hang.
+const STARTUP_WAIT: Duration = Duration::from_secs(300);
 
 /// What the host prints on stdout, followed by the bound address, once it accepts WebSocket
 /// connections. It may print other announcements (such as the admin API's address) too.
@@ -65,8 +66,9 @@ pub fn function_wasm(name: &str) -> PathBuf {
         .join(format!("{name}.wasm"));
     assert!(
         path.is_file(),
-        "{} is missing: run scripts/build-functions.sh to build the sample functions and test \
-         fixtures before running the end-to-end tests",
+        "{} is missing: run scripts/build-functions.sh (with --other-languages for the Python \
+         and JavaScript builds) to build the sample functions and test fixtures before running \
+         the end-to-end tests",
         path.display()
     );
     path
@@ -85,6 +87,8 @@ pub struct TestDir {
     path: PathBuf,
     /// Numbers the logs of the hosts started in this directory.
     hosts_started: AtomicUsize,
+    /// Whether the directory outlives its last user (see [`TestDir::kept_at`]).
+    kept: bool,
 }
 
 impl TestDir {
@@ -107,6 +111,19 @@ impl TestDir {
         Arc::new(Self {
             path,
             hosts_started: AtomicUsize::new(0),
+            kept: false,
+        })
+    }
+
+    /// A fresh directory at `path` that is not removed when dropped, for what outlives a test.
+    pub fn kept_at(path: PathBuf) -> Arc<Self> {
+        let _ = fs::remove_dir_all(&path);
+        fs::create_dir_all(&path)
+            .unwrap_or_else(|error| panic!("cannot create {}: {error}", path.display()));
+        Arc::new(Self {
+            path,
+            hosts_started: AtomicUsize::new(0),
+            kept: true,
         })
     }
 
@@ -123,7 +140,7 @@ impl TestDir {
 impl Drop for TestDir {
     fn drop(&mut self) {
         // Only a failed test's directory is worth keeping; the rest would pile up run after run.
-        if !std::thread::panicking() {
+        if !self.kept && !std::thread::panicking() {
             let _ = fs::remove_dir_all(&self.path);
         }
     }
@@ -145,6 +162,8 @@ pub struct HostBuilder {
     /// A config file that names the listen address itself.
     config: Option<PathBuf>,
     dir: Option<Arc<TestDir>>,
+    /// `(served_as, file_stem)` of functions whose data directory comes precompiled.
+    precompiled: Vec<(String, String)>,
 }
 
 impl HostBuilder {
@@ -168,6 +187,15 @@ impl HostBuilder {
             function_wasm(file_stem).display()
         ));
         self
+    }
+
+    /// Like [`Self::function_served_as`], but the data directory already holds the function
+    /// deployed and compiled (compiled once per test process, see `precompiled.rs`), so the
+    /// host starts without compiling. For components that take seconds to compile.
+    pub fn precompiled_function_served_as(mut self, served_as: &str, file_stem: &str) -> Self {
+        self.precompiled
+            .push((served_as.to_owned(), file_stem.to_owned()));
+        self.function_served_as(served_as, file_stem)
     }
 
     /// Sets the per-event deadline of every guest call.
@@ -232,8 +260,17 @@ impl HostBuilder {
         self
     }
 
+    /// Starts in `dir` instead of a fresh directory.
+    pub(super) fn in_dir(mut self, dir: Arc<TestDir>) -> Self {
+        self.dir = Some(dir);
+        self
+    }
+
     pub async fn start(self) -> Host {
         let dir = self.dir.unwrap_or_else(TestDir::new);
+        for (served_as, file_stem) in &self.precompiled {
+            super::precompiled::install(&dir.data_dir(), served_as, file_stem).await;
+        }
         let number = dir.hosts_started.fetch_add(1, Ordering::Relaxed);
         let log_path = dir.path().join(format!("host-{number}.log"));
         let log = File::create(&log_path)
