@@ -4,7 +4,7 @@
 //! follows local state in order. Reads serve what a node cannot know locally: the members of a
 //! group on every node, another node's connection, the connection list for the admin API.
 
-use std::time::UNIX_EPOCH;
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use redis::AsyncCommands;
 use serde::{Deserialize, Serialize};
@@ -46,6 +46,12 @@ pub struct Orphan {
     pub record: ConnectionRecord,
     pub attachment: Option<Vec<u8>>,
 }
+
+/// How old a group's member count may be when a publish reports it. A publish is delivered to
+/// every member whatever the count says; only the number returned to the caller may lag.
+pub const GROUP_SIZE_MAX_AGE: Duration = Duration::from_secs(1);
+/// Most group counts remembered before old ones are dropped.
+const MAX_CACHED_GROUP_SIZES: usize = 100_000;
 
 fn cmd(name: &str) -> redis::Cmd {
     redis::cmd(name)
@@ -170,27 +176,23 @@ impl ClusterLink {
             .await
     }
 
-    /// Publishes to a group and returns how many members it has on every node.
-    pub async fn publish_counting(
-        &self,
-        function: &str,
-        group: &str,
-        payload: Vec<u8>,
-    ) -> Result<usize, ClusterError> {
+    /// How many members a group has on every node, as the directory counts them. Read from
+    /// Redis at most once per [`GROUP_SIZE_MAX_AGE`] per group; in between, the last count.
+    pub async fn group_size(&self, function: &str, group: &str) -> Result<usize, ClusterError> {
+        let key = keys::group(function, group);
+        if let Some(entry) = self.group_sizes.get(&key)
+            && entry.0.elapsed() < GROUP_SIZE_MAX_AGE
+        {
+            return Ok(entry.1);
+        }
         let mut redis = self.redis();
-        let (members,): (usize,) = self
-            .bounded(
-                redis::pipe()
-                    .cmd("PUBLISH")
-                    .arg(keys::PUBLISH_CHANNEL)
-                    .arg(payload)
-                    .ignore()
-                    .cmd("SCARD")
-                    .arg(keys::group(function, group))
-                    .query_async(&mut redis),
-            )
-            .await?;
-        Ok(members)
+        let size: usize = self.bounded(redis.scard(&key)).await?;
+        if self.group_sizes.len() >= MAX_CACHED_GROUP_SIZES {
+            self.group_sizes
+                .retain(|_, (read, _)| read.elapsed() < GROUP_SIZE_MAX_AGE);
+        }
+        self.group_sizes.insert(key, (Instant::now(), size));
+        Ok(size)
     }
 
     /// The record of an open connection anywhere in the cluster.

@@ -86,6 +86,8 @@ pub struct ClusterLink {
     /// all may have joined since the last check, so it is routed to.
     gone_nodes: RwLock<HashSet<NodeId>>,
     pub settings: ClusterSettings,
+    /// Recent member counts of groups, by their directory key (see `group_size`).
+    group_sizes: dashmap::DashMap<String, (std::time::Instant, usize)>,
 }
 
 impl ClusterLink {
@@ -113,6 +115,7 @@ impl ClusterLink {
             live_nodes: RwLock::new(live_nodes),
             gone_nodes: RwLock::new(HashSet::new()),
             settings,
+            group_sizes: dashmap::DashMap::new(),
         })
     }
 

@@ -6,10 +6,11 @@ use crate::connections::{ConnectionId, Outbound};
 use crate::scope::FunctionScope;
 
 /// Delivers `frame` to the members of `group` held here and, in a cluster, tells every other
-/// node to deliver it to theirs. Returns how many members were sent to: those reached here plus
-/// the directory's count of members elsewhere (`except` is not subtracted when it is remote;
-/// the count is what callers are told, not a delivery receipt). When Redis cannot be reached
-/// the publish reaches this node's members only, and says so in the log.
+/// node to deliver it to theirs (queued in order on the node's outbox; the event does not wait
+/// for Redis). Returns how many members were sent to: those reached here plus the directory's
+/// count of members elsewhere, which may be up to a second old (`except` is not subtracted
+/// when it is remote; the count is what callers are told, not a delivery receipt). When Redis
+/// cannot be reached the publish reaches this node's members only, and says so in the log.
 pub async fn publish(
     scope: &FunctionScope,
     cluster: Option<&ClusterLink>,
@@ -29,16 +30,17 @@ pub async fn publish(
         except,
         frame,
     };
-    match cluster
-        .publish_counting(&publish.function, group, publish.encode())
-        .await
-    {
+    if let Err(error) = cluster.publish_to_group(&publish) {
+        tracing::warn!(function = %scope.name, "a publish reached this node only: {error}");
+        return delivered;
+    }
+    match cluster.group_size(&publish.function, group).await {
         Ok(members) => {
             let remote = members.saturating_sub(local_members);
             delivered.saturating_add(u32::try_from(remote).unwrap_or(u32::MAX))
         }
         Err(error) => {
-            tracing::warn!(function = %scope.name, "a publish reached this node only: {error}");
+            tracing::warn!(function = %scope.name, "a publish counts this node's members only: {error}");
             delivered
         }
     }
