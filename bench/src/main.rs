@@ -194,6 +194,31 @@ struct EchoResult {
     latencies: Histogram<u64>,
 }
 
+/// Waits for every task and adds up their messages and latencies; returns those and how many
+/// tasks failed (each failure is printed, naming the task as `what`).
+async fn gather(
+    tasks: Vec<tokio::task::JoinHandle<Result<EchoResult>>>,
+    what: &str,
+) -> Result<(u64, Histogram<u64>, usize)> {
+    let mut total = histogram();
+    let mut messages = 0;
+    let mut failures = 0;
+    for task in tasks {
+        match tokio::time::timeout(Duration::from_secs(5), task).await {
+            Ok(Ok(Ok(result))) => {
+                messages += result.messages;
+                total.add(&result.latencies).context("merging histograms")?;
+            }
+            Ok(Ok(Err(error))) => {
+                failures += 1;
+                eprintln!("{what} failed: {error:#}");
+            }
+            _ => failures += 1,
+        }
+    }
+    Ok((messages, total, failures))
+}
+
 async fn echo_connection(
     target: Target,
     in_flight: usize,
@@ -270,22 +295,7 @@ async fn run_echo(
     let elapsed = started.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
 
-    let mut total = histogram();
-    let mut messages = 0;
-    let mut failures = 0;
-    for task in tasks {
-        match tokio::time::timeout(Duration::from_secs(5), task).await {
-            Ok(Ok(Ok(result))) => {
-                messages += result.messages;
-                total.add(&result.latencies).context("merging histograms")?;
-            }
-            Ok(Ok(Err(error))) => {
-                failures += 1;
-                eprintln!("connection failed: {error:#}");
-            }
-            _ => failures += 1,
-        }
-    }
+    let (messages, total, failures) = gather(tasks, "connection").await?;
     let rate = messages as f64 / elapsed;
     let q = |p: f64| total.value_at_quantile(p);
     eprintln!(
@@ -390,22 +400,7 @@ async fn run_relay(
     let elapsed = started.elapsed().as_secs_f64();
     stop.store(true, Ordering::Relaxed);
 
-    let mut total = histogram();
-    let mut messages = 0;
-    let mut failures = 0;
-    for task in tasks {
-        match tokio::time::timeout(Duration::from_secs(5), task).await {
-            Ok(Ok(Ok(result))) => {
-                messages += result.messages;
-                total.add(&result.latencies).context("merging histograms")?;
-            }
-            Ok(Ok(Err(error))) => {
-                failures += 1;
-                eprintln!("pair failed: {error:#}");
-            }
-            _ => failures += 1,
-        }
-    }
+    let (messages, total, failures) = gather(tasks, "pair").await?;
     let rate = messages as f64 / elapsed;
     let q = |p: f64| total.value_at_quantile(p);
     eprintln!(

@@ -123,24 +123,10 @@ impl AdminClient {
 
 /// Formats milliseconds since the Unix epoch as UTC `YYYY-MM-DD HH:MM:SS`.
 pub fn format_time(ms: u64) -> String {
-    let seconds = ms / 1000;
-    let (days, rest) = (seconds / 86_400, seconds % 86_400);
-    // Civil date from days since 1970-01-01 (proleptic Gregorian calendar).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60
-    )
+    // `YYYY-MM-DDTHH:MM:SS.mmmZ`, cut to the second with a space for the `T`.
+    let mut text = wsfn_host::observe::rfc3339_millis(ms);
+    text.truncate(19);
+    text.replacen('T', " ", 1)
 }
 
 #[cfg(test)]
