@@ -28,8 +28,8 @@ use crate::connections::{ConnectionTable, NodeId};
 use crate::front::Admission;
 use crate::observe::{LogEvent, Metrics};
 use crate::runtime::{
-    EpochTicker, EventError, Function, FunctionEnv, InstanceState, LoadError, build_engine,
-    build_linker, compile, load_compiled,
+    EpochTicker, EventError, Function, FunctionEnv, InstanceState, LoadError, at_low_priority,
+    build_engine, build_linker, compile, load_compiled,
 };
 use crate::scope::FunctionScope;
 use crate::signing::UrlSigning;
@@ -265,10 +265,7 @@ impl Host {
 
         let engine = self.engine.clone();
         let started = Instant::now();
-        let (component, bytes) =
-            tokio::task::spawn_blocking(move || (compile(&engine, &bytes), bytes))
-                .await
-                .map_err(|e| LoadError::Invalid(format!("compilation did not finish: {e}")))?;
+        let (component, bytes) = at_low_priority(move || (compile(&engine, &bytes), bytes)).await?;
         let component = component?;
         let local_next = self.catalog.next_version(name)?;
         let version = match &self.cluster {
@@ -322,7 +319,7 @@ impl Host {
         let compiled_path = self.catalog.compiled_path(name, version);
         let component_path = self.catalog.component_path(name, version);
         let (component, recompiled) =
-            tokio::task::spawn_blocking(move || -> Result<(Component, bool), DeployError> {
+            at_low_priority(move || -> Result<(Component, bool), DeployError> {
                 // SAFETY: the file was written by `Component::serialize` into the host's own data
                 // directory (see `Catalog::store_version`).
                 match unsafe { load_compiled(&engine, &compiled_path) } {
@@ -331,8 +328,7 @@ impl Host {
                     Err(_) => Ok((compile(&engine, &std::fs::read(&component_path)?)?, true)),
                 }
             })
-            .await
-            .map_err(|e| LoadError::Invalid(format!("loading did not finish: {e}")))??;
+            .await??;
         if recompiled {
             let compiled = component
                 .serialize()
@@ -461,10 +457,7 @@ impl Host {
             ClusterError::Malformed(format!("`{name}` version {version} has no component"))
         })?;
         let engine = self.engine.clone();
-        let (component, bytes) =
-            tokio::task::spawn_blocking(move || (compile(&engine, &bytes), bytes))
-                .await
-                .map_err(|e| LoadError::Invalid(format!("compilation did not finish: {e}")))?;
+        let (component, bytes) = at_low_priority(move || (compile(&engine, &bytes), bytes)).await?;
         let compiled = component?
             .serialize()
             .map_err(|e| io::Error::other(format!("{e:#}")))?;
@@ -578,9 +571,7 @@ impl Host {
     pub async fn check(&self, bytes: Vec<u8>) -> Result<String, DeployError> {
         check_header(&bytes, self.limits.max_component_size)?;
         let engine = self.engine.clone();
-        let component = tokio::task::spawn_blocking(move || compile(&engine, &bytes))
-            .await
-            .map_err(|e| LoadError::Invalid(format!("compilation did not finish: {e}")))??;
+        let component = at_low_priority(move || compile(&engine, &bytes)).await??;
         let name: Arc<str> = "check".into();
         let info = VersionInfo {
             version: 0,

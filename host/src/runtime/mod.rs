@@ -1,5 +1,6 @@
 //! The function runtime: the wasmtime engine, compiled functions, warm instance pools, limits.
 
+mod background;
 pub mod bindings;
 mod engine;
 mod function;
@@ -7,6 +8,7 @@ mod guest_log;
 mod instance_state;
 mod limiter;
 
+pub use background::at_low_priority;
 pub use engine::{EpochTicker, build_engine};
 pub use function::{
     ConnectRequest, Decision, EventError, Function, LoadError, build_linker, compile, load_compiled,
