@@ -222,6 +222,13 @@ impl Host {
         }
     }
 
+    /// How many warm instances the running version of `name` holds, so a new version can
+    /// start with as many (a hot swap then adds no instantiations to the events after it).
+    fn warm_instances_of(&self, name: &str) -> usize {
+        self.function(name)
+            .map_or(1, |slot| slot.current().idle_instances())
+    }
+
     /// The scope a new version of `name` joins: that of the running function, if any.
     fn scope_of(&self, name: &str) -> Arc<FunctionScope> {
         match self.function(name) {
@@ -281,7 +288,7 @@ impl Host {
         };
         let scope = self.scope_of(name);
         let function = Function::new(&self.linker, self.env_for(&scope), &component, info.clone())?;
-        function.warm_up().await?;
+        function.warm_up_to(self.warm_instances_of(name)).await?;
 
         let compiled = component
             .serialize()
@@ -337,7 +344,7 @@ impl Host {
         }
         let scope = self.scope_of(name);
         let function = Function::new(&self.linker, self.env_for(&scope), &component, info)?;
-        function.warm_up().await?;
+        function.warm_up_to(self.warm_instances_of(name)).await?;
         Ok((function, recompiled))
     }
 

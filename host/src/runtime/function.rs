@@ -229,9 +229,24 @@ impl Function {
     /// Instantiates once, so a component that fails to start is caught at load time rather
     /// than on its first connection.
     pub async fn warm_up(&self) -> Result<(), EventError> {
-        let instance = self.instantiate().await?;
-        self.check_in(instance);
+        self.warm_up_to(1).await
+    }
+
+    /// Fills the warm pool with `count` instances (at least one, at most the warm-instance
+    /// limit) before this version is swapped in, so the events that follow a hot swap find
+    /// instances ready instead of each instantiating its own at once.
+    pub async fn warm_up_to(&self, count: usize) -> Result<(), EventError> {
+        let count = count.clamp(1, self.env.limits.warm_instances.max(1));
+        for _ in 0..count {
+            let instance = self.instantiate().await?;
+            self.check_in(instance);
+        }
         Ok(())
+    }
+
+    /// How many warm instances are waiting for an event.
+    pub fn idle_instances(&self) -> usize {
+        self.idle.lock().len()
     }
 
     /// Runs on-connect. Without the export every connection is accepted as it is.
