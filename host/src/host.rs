@@ -119,6 +119,11 @@ pub struct Host {
     _epoch: EpochTicker,
 }
 
+/// Lets go of a version that is no longer current (see [`Function::retire_idle`]).
+fn retire(previous: Arc<Function>) {
+    previous.retire_idle();
+}
+
 /// Function names are URL path segments and directory names, so they are kept plain.
 pub fn is_valid_function_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
@@ -213,13 +218,34 @@ impl Host {
         let scope = function.scope().clone();
         let mut functions = self.functions.write();
         match functions.get(&scope.name) {
-            Some(slot) => slot.current.store(function),
+            Some(slot) => retire(slot.current.swap(function)),
             None => {
                 let name = scope.name.clone();
                 let current = ArcSwap::new(function);
                 functions.insert(name, Arc::new(FunctionSlot { scope, current }));
             }
         }
+    }
+
+    /// Writes a version's files (with their fsyncs) on a blocking thread, off the async
+    /// workers that serve connections; gives the component bytes back.
+    async fn store_off_worker(
+        &self,
+        name: &str,
+        info: &VersionInfo,
+        bytes: Vec<u8>,
+        compiled: Vec<u8>,
+    ) -> Result<Vec<u8>, DeployError> {
+        let catalog = self.catalog.clone();
+        let (name, info) = (name.to_owned(), info.clone());
+        tokio::task::spawn_blocking(move || {
+            catalog
+                .store_version(&name, &info, &bytes, &compiled)
+                .map(|()| bytes)
+        })
+        .await
+        .map_err(|e| io::Error::other(format!("storing did not finish: {e}")))?
+        .map_err(DeployError::from)
     }
 
     /// How many warm instances the running version of `name` holds, so a new version can
@@ -293,7 +319,7 @@ impl Host {
         let compiled = component
             .serialize()
             .map_err(|e| io::Error::other(format!("{e:#}")))?;
-        self.catalog.store_version(name, &info, &bytes, &compiled)?;
+        let bytes = self.store_off_worker(name, &info, bytes, compiled).await?;
         if let Some(cluster) = &self.cluster {
             cluster.publish_version(name, &info, &bytes).await?;
         }
@@ -402,7 +428,7 @@ impl Host {
             cluster.set_current(name, target).await?;
         }
         self.catalog.set_current(name, target)?;
-        slot.current.store(Arc::new(function));
+        retire(slot.current.swap(Arc::new(function)));
         slot.scope.metrics.rollbacks.inc();
         slot.scope.logs.publish(|| LogEvent::Rollback {
             version: target,
@@ -468,7 +494,7 @@ impl Host {
         let compiled = component?
             .serialize()
             .map_err(|e| io::Error::other(format!("{e:#}")))?;
-        self.catalog.store_version(name, &info, &bytes, &compiled)?;
+        self.store_off_worker(name, &info, bytes, compiled).await?;
         Ok(())
     }
 

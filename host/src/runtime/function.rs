@@ -244,6 +244,22 @@ impl Function {
         Ok(())
     }
 
+    /// Drops the idle instances of a version that is no longer current, on a blocking
+    /// thread: releasing an instance returns its memory to the pool allocator, system calls
+    /// an event should not wait behind. Its in-flight events finish and drop the rest.
+    pub fn retire_idle(&self) {
+        let idle = std::mem::take(&mut *self.idle.lock());
+        if idle.is_empty() {
+            return;
+        }
+        self.env
+            .scope
+            .metrics
+            .idle_instances
+            .dec_by(idle.len() as i64);
+        tokio::task::spawn_blocking(move || drop(idle));
+    }
+
     /// How many warm instances are waiting for an event.
     pub fn idle_instances(&self) -> usize {
         self.idle.lock().len()
