@@ -194,6 +194,19 @@ struct EchoResult {
     latencies: Histogram<u64>,
 }
 
+/// Lets the load run `warmup` seconds, then measures for `seconds`, then tells the tasks to
+/// stop; returns the measured time in seconds.
+async fn measure(warmup: f64, seconds: f64, measuring: &AtomicBool, stop: &AtomicBool) -> f64 {
+    tokio::time::sleep(Duration::from_secs_f64(warmup)).await;
+    measuring.store(true, Ordering::Relaxed);
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
+    measuring.store(false, Ordering::Relaxed);
+    let elapsed = started.elapsed().as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    elapsed
+}
+
 /// Waits for every task and adds up their messages and latencies; returns those and how many
 /// tasks failed (each failure is printed, naming the task as `what`).
 async fn gather(
@@ -287,13 +300,7 @@ async fn run_echo(
             ))
         })
         .collect();
-    tokio::time::sleep(Duration::from_secs_f64(warmup)).await;
-    measuring.store(true, Ordering::Relaxed);
-    let started = Instant::now();
-    tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
-    measuring.store(false, Ordering::Relaxed);
-    let elapsed = started.elapsed().as_secs_f64();
-    stop.store(true, Ordering::Relaxed);
+    let elapsed = measure(warmup, seconds, &measuring, &stop).await;
 
     let (messages, total, failures) = gather(tasks, "connection").await?;
     let rate = messages as f64 / elapsed;
@@ -392,13 +399,7 @@ async fn run_relay(
             stop.clone(),
         )));
     }
-    tokio::time::sleep(Duration::from_secs_f64(warmup)).await;
-    measuring.store(true, Ordering::Relaxed);
-    let started = Instant::now();
-    tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
-    measuring.store(false, Ordering::Relaxed);
-    let elapsed = started.elapsed().as_secs_f64();
-    stop.store(true, Ordering::Relaxed);
+    let elapsed = measure(warmup, seconds, &measuring, &stop).await;
 
     let (messages, total, failures) = gather(tasks, "pair").await?;
     let rate = messages as f64 / elapsed;

@@ -324,3 +324,31 @@ async fn when_redis_loses_its_data_the_nodes_write_their_connections_again() {
     assert_eq!(bob.receive_json().await, message);
     assert_eq!(ann.receive_json().await, message);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unresponsive_redis_gets_a_503_within_the_cluster_timeout_and_the_node_keeps_serving() {
+    let dir = TestDir::new();
+    let redis = RedisServer::start(&dir);
+    let node = Host::builder()
+        .option("--redis", &redis.url())
+        .option("--cluster-timeout-ms", "300")
+        .function("echo")
+        .start()
+        .await;
+    let mut client = node.connect("echo").await;
+    await_connections(&node, "echo", 1).await;
+
+    // SIGSTOP: Redis holds its connections open but answers nothing.
+    // SAFETY: kill(2) on the pid of a child process this test started.
+    assert_eq!(unsafe { libc::kill(redis.pid() as i32, libc::SIGSTOP) }, 0);
+    let answer = node.admin().get("/v1/functions/echo/connections").await;
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(redis.pid() as i32, libc::SIGCONT) }, 0);
+    let error = answer.expect_error(503);
+    assert!(error.contains("did not answer within 300ms"), "{error}");
+    assert_eq!(
+        client.ask("still here").await,
+        "still here",
+        "the node's own connections do not wait on Redis"
+    );
+}
