@@ -22,7 +22,7 @@ pub async fn publish(
     let Some(cluster) = cluster else {
         return delivered;
     };
-    let local_members = scope.groups.members(group).len();
+    let local_members = scope.groups.member_count(group);
     let publish = GroupPublish {
         origin: cluster.node,
         function: scope.name.to_string(),

@@ -74,6 +74,11 @@ impl Groups {
             .unwrap_or_default()
     }
 
+    /// How many members a group has here.
+    pub fn member_count(&self, group: &str) -> usize {
+        self.members.get(group).map_or(0, |m| m.len())
+    }
+
     /// How many groups have at least one member.
     pub fn len(&self) -> usize {
         self.members.len()
