@@ -63,9 +63,11 @@ stop_server() {
 }
 trap 'stop_server; rm -rf "$work"' EXIT
 
-# start_server KIND: starts a server on CPU 0 and sets $address (IP:PORT) and $server_pid.
+# start_server KIND [HOST OPTION...]: starts a server on CPU 0 and sets $address (IP:PORT)
+# and $server_pid; options after the kind go to wsfn-host.
 start_server() {
     local kind=$1 out=$work/$1.out
+    shift
     : >"$out"
     case $kind in
         raw) taskset -c "$server_cpu" "$bin/raw-echo" 127.0.0.1:0 >"$out" 2>"$work/$kind.err" & ;;
@@ -74,7 +76,7 @@ start_server() {
             rm -rf "$work/data"
             WSFN_ADMIN_TOKEN=bench RUST_LOG=warn taskset -c "$server_cpu" "$bin/wsfn-host" run \
                 --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --data-dir "$work/data" \
-                --max-connections-per-ip 100000 \
+                --max-connections-per-ip 100000 "$@" \
                 target/functions/echo.wasm target/functions/notify.wasm >"$out" 2>"$work/$kind.err" &
             ;;
     esac
@@ -109,27 +111,41 @@ done
 
 # --- hot swap during an echo run --------------------------------------------------------
 # Two components that both echo: the echo sample and the faulty fixture (which echoes any
-# message but its trigger words). One run without swaps, one with a swap every second.
+# message but its trigger words). One run without swaps, then one during which 5 deploys
+# alternate them, each a second after the previous one returned. Every deploy compiles (a
+# version's bytes differ from the one it replaces). Twice: with the default compile priority
+# (nice 10), and with `--compile-priority idle`, where compiling only gets the CPU time
+# serving leaves, so on this saturated CPU the deploys take seconds and the run is longer.
 swap_component() {
-    curl -fsS -o /dev/null -H "Authorization: Bearer bench" -X PUT --data-binary "@$1" "$admin/v1/functions/echo"
+    local started=$(date +%s%N)
+    curl -fsS -o /dev/null -H "Authorization: Bearer bench" -X PUT --data-binary "@$1" "$admin/v1/functions/echo" || return 1
+    echo $((($(date +%s%N) - started) / 1000000)) >>"$work/deploys"
 }
-for rep in $(seq 1 "$reps"); do
-    start_server wsfn
-    say "hot swap: run $rep of $reps"
-    before=$(load echo "ws://$address/echo" --connections "$connections" --size "$size" --seconds 5)
-    (
-        sleep 2.5
-        for component in faulty echo faulty echo faulty; do
-            swap_component "target/functions/$component.wasm"
-            sleep 1
-        done
-    ) &
-    swapper=$!
-    during=$(load echo "ws://$address/echo" --connections "$connections" --size "$size" --seconds 8)
-    wait "$swapper" || die "a deploy during the echo run failed"
-    record swap-before "$rep" "$before"
-    record swap-during "$rep" "$during"
-    stop_server
+for priority in low idle; do
+    case $priority in low) during_seconds=10 ;; idle) during_seconds=45 ;; esac
+    for rep in $(seq 1 "$reps"); do
+        start_server wsfn --compile-priority "$priority"
+        say "hot swap, compile priority $priority: run $rep of $reps"
+        before=$(load echo "ws://$address/echo" --connections "$connections" --size "$size" --seconds 5)
+        : >"$work/deploys"
+        (
+            sleep 2.5
+            for component in faulty echo faulty echo faulty; do
+                swap_component "target/functions/$component.wasm"
+                sleep 1
+            done
+        ) &
+        swapper=$!
+        during=$(load echo "ws://$address/echo" --connections "$connections" --size "$size" --seconds "$during_seconds")
+        # Only deploys that returned while the load ran count.
+        done_in_run=$(wc -l <"$work/deploys")
+        wait "$swapper" || die "a deploy during the echo run failed"
+        [[ $done_in_run -eq 5 ]] || say "warning: only $done_in_run of 5 deploys finished during the run"
+        record "swap-before-$priority" "$rep" "$before"
+        record "swap-during-$priority" "$rep" "$during"
+        record "swap-deploys-$priority" "$rep" "{\"mode\":\"deploys\",\"in_run\":$done_in_run,\"ms\":[$(paste -sd, "$work/deploys")]}"
+        stop_server
+    done
 done
 
 # --- memory per idle connection ---------------------------------------------------------
@@ -208,9 +224,16 @@ print(f"\n## Publish to a group of {members:,} members, until the last one recei
 for r in runs("wsfn", "broadcast"):
     print(f"- median {r['median_ms']:.1f} ms over {len(r['rounds_ms'])} rounds: {', '.join(f'{t:.1f}' for t in r['rounds_ms'])} ms")
 
-before, during = med("swap-before", "echo", "p99_us"), med("swap-during", "echo", "p99_us")
-failed = sum(r["failed_connections"] for r in runs("swap-during", "echo"))
-print(f"\n## Hot swap during the echo run (5 swaps in 8 s)\n")
-print(f"- p99 before {before:.0f} µs, during {during:.0f} µs: ratio **{during/before:.2f}** (target ≤ 2); failed connections: {failed}")
-print(f"- throughput before {med('swap-before','echo','per_second'):,.0f} msg/s, during {med('swap-during','echo','per_second'):,.0f} msg/s")
+print(f"\n## Hot swap during the echo run (5 deploys, each compiling, a second apart)\n")
+print("| compile priority | p99 before µs | p99 during µs | ratio (target ≤ 2) | msg/s before | msg/s during | failed connections | deploys in the run | deploy time, median |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+for priority in ["low", "idle"]:
+    before, during = med(f"swap-before-{priority}", "echo", "p99_us"), med(f"swap-during-{priority}", "echo", "p99_us")
+    failed = sum(r["failed_connections"] for r in runs(f"swap-during-{priority}", "echo"))
+    deploys = runs(f"swap-deploys-{priority}", "deploys")
+    in_run = f"{min(d['in_run'] for d in deploys)}–{max(d['in_run'] for d in deploys)} of 5"
+    times = [t for d in deploys for t in d["ms"]]
+    print(f"| {priority} | {before:.0f} | {during:.0f} | **{during/before:.2f}** | "
+          f"{med(f'swap-before-{priority}','echo','per_second'):,.0f} | {med(f'swap-during-{priority}','echo','per_second'):,.0f} | "
+          f"{failed} | {in_run} | {statistics.median(times):,.0f} ms |")
 EOF

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
-use wsfn_host::config::{Limits, SlowConsumerPolicy};
+use wsfn_host::config::{CompilePriority, Limits, SlowConsumerPolicy};
 use wsfn_host::state::StoreKind;
 
 #[derive(Parser)]
@@ -246,6 +246,11 @@ pub struct LimitArgs {
     /// How long shutdown waits for connections to close and run on-close.
     #[arg(long, value_name = "MS", default_value_t = 10_000)]
     pub shutdown_timeout_ms: u64,
+
+    /// How compiling a deployed component shares the CPU with serving: `idle` keeps serving
+    /// latency unchanged on a busy host (deploys then take longer), `low` is nice 10.
+    #[arg(long, value_enum, default_value_t = CompilePriority::Low)]
+    pub compile_priority: CompilePriority,
 }
 
 impl LimitArgs {
@@ -270,6 +275,7 @@ impl LimitArgs {
             warm_instances: self.warm_instances,
             max_instances: self.max_instances,
             shutdown_timeout: Duration::from_millis(self.shutdown_timeout_ms),
+            compile_priority: self.compile_priority,
             max_component_size: self.max_component_size,
             ..Limits::default()
         }

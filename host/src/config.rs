@@ -13,6 +13,25 @@ pub enum SlowConsumerPolicy {
     DropOldest,
 }
 
+/// How the threads that compile components share the CPU with the threads serving connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum CompilePriority {
+    /// The same priority as serving: deploys finish soonest, and on a busy CPU the messages
+    /// being served wait while a component compiles.
+    Normal,
+    /// nice 10 (the default): on a busy CPU compiling gets about a tenth of it, in scheduler
+    /// slices of a few milliseconds, so messages served meanwhile see those slices as latency.
+    #[default]
+    Low,
+    /// Only CPU time that serving leaves unused (SCHED_IDLE): serving latency does not move,
+    /// and on a CPU kept fully busy a deploy takes seconds instead of milliseconds. A compile
+    /// still waiting after [`IDLE_COMPILE_LIMIT`] is raised to `low`, so it always finishes.
+    Idle,
+}
+
+/// How long a compile at [`CompilePriority::Idle`] may wait for idle CPU before it is raised.
+pub const IDLE_COMPILE_LIMIT: Duration = Duration::from_secs(30);
+
 /// Limits applied to every function and connection.
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -67,6 +86,8 @@ pub struct Limits {
     pub max_component_size: usize,
     /// How long shutdown waits for connections to finish their close handshakes and on-close.
     pub shutdown_timeout: Duration,
+    /// How compiling threads share the CPU with serving.
+    pub compile_priority: CompilePriority,
 }
 
 impl Default for Limits {
@@ -98,6 +119,7 @@ impl Default for Limits {
             events_per_instance: 10_000,
             max_component_size: 64 << 20,
             shutdown_timeout: Duration::from_secs(10),
+            compile_priority: CompilePriority::Low,
         }
     }
 }

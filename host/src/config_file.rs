@@ -13,7 +13,7 @@ use anyhow::{Context, Result};
 use clap::ArgMatches;
 use clap::parser::ValueSource;
 use serde::{Deserialize, Deserializer};
-use wsfn_host::config::SlowConsumerPolicy;
+use wsfn_host::config::{CompilePriority, SlowConsumerPolicy};
 
 use crate::cli::{FunctionArg, RunArgs, parse_size};
 
@@ -59,7 +59,7 @@ struct LimitsSection {
     instance_memory: Option<usize>,
     #[serde(default, deserialize_with = "size")]
     outbound_queue: Option<usize>,
-    #[serde(default, deserialize_with = "slow_consumer")]
+    #[serde(default, deserialize_with = "choice")]
     slow_consumer: Option<SlowConsumerPolicy>,
     sends_per_event: Option<u32>,
     kv_keys_per_function: Option<usize>,
@@ -75,6 +75,8 @@ struct LimitsSection {
     #[serde(default, deserialize_with = "size")]
     max_component_size: Option<usize>,
     shutdown_timeout_ms: Option<u64>,
+    #[serde(default, deserialize_with = "choice")]
+    compile_priority: Option<CompilePriority>,
 }
 
 /// A size as a number of bytes or a text with a unit (`"64KiB"`, `"1MiB"`).
@@ -93,17 +95,22 @@ fn size<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<usize>, D::
     }
 }
 
-fn slow_consumer<'de, D: Deserializer<'de>>(
+/// One of the values the command-line option of the same name accepts.
+fn choice<'de, D: Deserializer<'de>, T: clap::ValueEnum>(
     deserializer: D,
-) -> Result<Option<SlowConsumerPolicy>, D::Error> {
+) -> Result<Option<T>, D::Error> {
     let text = String::deserialize(deserializer)?;
-    <SlowConsumerPolicy as clap::ValueEnum>::from_str(&text, false)
-        .map(Some)
-        .map_err(|_| {
-            serde::de::Error::custom(format!(
-                "unknown slow-consumer policy `{text}`: use `close` or `drop-oldest`"
-            ))
-        })
+    T::from_str(&text, false).map(Some).map_err(|_| {
+        let known: Vec<String> = T::value_variants()
+            .iter()
+            .filter_map(|v| v.to_possible_value())
+            .map(|v| format!("`{}`", v.get_name()))
+            .collect();
+        serde::de::Error::custom(format!(
+            "unknown value `{text}`: use one of {}",
+            known.join(", ")
+        ))
+    })
 }
 
 impl ConfigFile {
@@ -166,6 +173,7 @@ impl ConfigFile {
         fill!(limits.warm_instances, "warm_instances" => to.warm_instances);
         fill!(limits.max_component_size, "max_component_size" => to.max_component_size);
         fill!(limits.shutdown_timeout_ms, "shutdown_timeout_ms" => to.shutdown_timeout_ms);
+        fill!(limits.compile_priority, "compile_priority" => to.compile_priority);
 
         // A function named on the command line is served from the file given there; its
         // settings from the file still apply.

@@ -9,6 +9,7 @@ mod admission;
 mod browser;
 mod chat;
 mod cluster;
+mod compile_priority;
 mod config_file;
 mod conformance;
 mod counter;

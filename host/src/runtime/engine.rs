@@ -24,6 +24,7 @@ pub fn build_engine(limits: &Limits) -> wasmtime::Result<Engine> {
         .max_tables_per_component(32)
         .max_memory_size(limits.instance_memory);
 
+    super::background::init_compile_threads(limits.compile_priority);
     let mut config = Config::new();
     config
         .wasm_component_model(true)
