@@ -129,21 +129,18 @@ impl Connection {
         started
     }
 
-    /// Resolves once a close has been started (by anyone but the peer). Only the connection's
+    /// Ready once a close has been started (by anyone but the peer). Only the connection's
     /// reader waits on it: a single waiter, so an atomic waker suffices and waiting costs no lock.
-    pub async fn closing(&self) {
-        std::future::poll_fn(|cx| {
-            if self.is_closing() {
-                return std::task::Poll::Ready(());
-            }
-            self.close_started.register(cx.waker());
-            if self.is_closing() {
-                std::task::Poll::Ready(())
-            } else {
-                std::task::Poll::Pending
-            }
-        })
-        .await
+    pub fn poll_closing(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        if self.is_closing() {
+            return std::task::Poll::Ready(());
+        }
+        self.close_started.register(cx.waker());
+        if self.is_closing() {
+            std::task::Poll::Ready(())
+        } else {
+            std::task::Poll::Pending
+        }
     }
 
     /// The close the host started, if it did.

@@ -174,16 +174,19 @@ impl OutboundQueue {
 
     /// Waits until frames are queued (or the connection is finished).
     pub async fn ready(&self) {
-        std::future::poll_fn(|cx| {
-            let state = self.state.lock();
-            if !state.frames.is_empty() || state.finished {
-                return std::task::Poll::Ready(());
-            }
-            // Registered under the lock, so a frame pushed after this check wakes us.
-            self.ready.register(cx.waker());
-            std::task::Poll::Pending
-        })
-        .await
+        std::future::poll_fn(|cx| self.poll_ready(cx)).await
+    }
+
+    /// Ready once frames are queued (or the connection is finished). One waiter: the waker
+    /// of the latest call is the one woken.
+    pub fn poll_ready(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+        let state = self.state.lock();
+        if !state.frames.is_empty() || state.finished {
+            return std::task::Poll::Ready(());
+        }
+        // Registered under the lock, so a frame pushed after this check wakes us.
+        self.ready.register(cx.waker());
+        std::task::Poll::Pending
     }
 }
 

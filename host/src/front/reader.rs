@@ -10,10 +10,12 @@
 //!   that is abandoned (to send a ping, or at shutdown) loses nothing.
 
 use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 
 use bytes::{Buf, Bytes, BytesMut};
-use tokio::io::AsyncReadExt;
 use tokio::net::tcp::OwnedReadHalf;
+use tokio_util::io::poll_read_buf;
 
 /// What a frame is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,25 +94,41 @@ impl FrameReader {
         }
     }
 
-    /// The next frame. Cancel-safe.
-    pub async fn next_frame(&mut self) -> Result<Frame, ReadError> {
+    /// Polls for the next frame. Only the waker of the latest call is woken when the socket
+    /// has more to read. Polling keeps no state outside the reader, so a session waiting on
+    /// several things at once needs no future per thing (each would sit in every idle
+    /// connection's task).
+    pub fn poll_next_frame(&mut self, cx: &mut Context<'_>) -> Poll<Result<Frame, ReadError>> {
         loop {
             if let Some(frame) = decode(&mut self.buffer, self.max_frame)? {
-                return Ok(frame);
+                return Poll::Ready(Ok(frame));
             }
             if self.buffer.is_empty() {
                 // Between frames: give the buffer back and wait for the peer without one.
                 // Readiness is tracked by the runtime: after a read that did not fill the
                 // buffer it knows the socket is drained, so this waits without a syscall.
                 self.buffer = BytesMut::new();
-                self.socket.readable().await?;
+                ready!(self.socket.as_ref().poll_read_ready(cx))?;
                 self.buffer.reserve(READ_CHUNK);
             } else if self.buffer.capacity() == self.buffer.len() {
                 // Inside a frame: `decode` reserved room for the rest of it; this is a guard.
                 self.buffer.reserve(READ_CHUNK);
             }
-            if self.socket.read_buf(&mut self.buffer).await? == 0 {
-                return Err(ReadError::Eof);
+            // Through the stream's own read, which tells the runtime the socket is drained
+            // when it returns less than there was room for: the next wait then costs no
+            // system call (`try_read` would learn it only from an EWOULDBLOCK).
+            match poll_read_buf(Pin::new(&mut self.socket), cx, &mut self.buffer) {
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(ReadError::Eof)),
+                Poll::Ready(Ok(_)) => {}
+                Poll::Ready(Err(error)) => return Poll::Ready(Err(error.into())),
+                // The readiness was stale (as after a handshake the HTTP layer did not read
+                // to the end): wait without the buffer if it holds nothing.
+                Poll::Pending => {
+                    if self.buffer.is_empty() {
+                        self.buffer = BytesMut::new();
+                    }
+                    return Poll::Pending;
+                }
             }
         }
     }

@@ -71,7 +71,16 @@ impl Outgoing {
     }
 
     pub async fn writable(&self) -> io::Result<()> {
-        self.socket.writable().await
+        std::future::poll_fn(|cx| self.poll_writable(cx)).await
+    }
+
+    /// Polls for room in the socket's send buffer (only the latest caller's waker is woken).
+    pub fn poll_writable(
+        &self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        let socket: &tokio::net::TcpStream = self.socket.as_ref();
+        socket.poll_write_ready(cx)
     }
 
     /// Writes what is queued, as far as the socket takes it without waiting.
