@@ -71,31 +71,41 @@ impl Connection {
     /// the connection is closed with 1008 (policy violation) and the frame is refused; under
     /// drop-oldest the oldest queued frames make room.
     pub fn send(&self, frame: Outbound) -> Result<(), QueueError> {
+        self.deliver(frame, false)
+    }
+
+    /// Sends one frame of a fan-out to many connections (a group publish): written to the
+    /// socket at once when nothing is pending for this connection, else queued as by `send`.
+    pub fn send_fanout(&self, frame: Outbound) -> Result<(), QueueError> {
+        self.deliver(frame, true)
+    }
+
+    fn deliver(&self, frame: Outbound, fanout: bool) -> Result<(), QueueError> {
         let stats = &self.scope.stats;
         let metrics = &self.scope.metrics;
         let data_bytes = match &frame {
             Outbound::Text(b) | Outbound::Binary(b) => Some(b.len()),
             _ => None,
         };
-        let queued = || {
-            if let Some(bytes) = data_bytes {
-                metrics.message_out(bytes);
-            }
+        let drop_oldest = self.slow_consumer == SlowConsumerPolicy::DropOldest;
+        let pushed = if fanout {
+            self.outbound.push_fanout(frame, drop_oldest)
+        } else if drop_oldest {
+            self.outbound.push_dropping_oldest(frame)
+        } else {
+            self.outbound.push(frame).map(|()| 0)
         };
-        if self.slow_consumer == SlowConsumerPolicy::DropOldest {
-            let dropped = self.outbound.push_dropping_oldest(frame)?;
-            queued();
-            if dropped > 0 {
-                stats
-                    .dropped_frames
-                    .fetch_add(dropped as u64, Ordering::Relaxed);
-                metrics.dropped_frames.inc_by(dropped as u64);
-            }
-            return Ok(());
-        }
-        match self.outbound.push(frame) {
-            Ok(()) => {
-                queued();
+        match pushed {
+            Ok(dropped) => {
+                if let Some(bytes) = data_bytes {
+                    metrics.message_out(bytes);
+                }
+                if dropped > 0 {
+                    stats
+                        .dropped_frames
+                        .fetch_add(dropped as u64, Ordering::Relaxed);
+                    metrics.dropped_frames.inc_by(dropped as u64);
+                }
                 Ok(())
             }
             Err(QueueError::Full) => {
@@ -106,7 +116,7 @@ impl Connection {
                 }
                 Err(QueueError::Full)
             }
-            other => other,
+            Err(other) => Err(other),
         }
     }
 

@@ -53,18 +53,24 @@ impl Groups {
         groups
     }
 
-    /// Queues a frame for every member but `except`; returns how many took it.
+    /// Sends a frame to every member but `except` (see `Connection::send_fanout`); returns
+    /// how many took it.
     pub fn publish(&self, group: &str, frame: &Outbound, except: Option<ConnectionId>) -> u32 {
-        let Some(members) = self.members.get(group) else {
-            return 0;
+        // Collected first: the sends write to sockets, and the group's lock would meanwhile
+        // hold up every join and leave of the groups beside it.
+        let members: Vec<Arc<Connection>> = match self.members.get(group) {
+            Some(members) => members
+                .iter()
+                .filter(|(id, _)| Some(**id) != except)
+                .map(|(_, member)| member.clone())
+                .collect(),
+            None => return 0,
         };
-        let mut delivered = 0;
-        for (id, member) in members.iter() {
-            if Some(*id) != except && member.send(frame.clone()).is_ok() {
-                delivered += 1;
-            }
-        }
-        delivered
+        let delivered = members
+            .iter()
+            .filter(|member| member.send_fanout(frame.clone()).is_ok())
+            .count();
+        u32::try_from(delivered).unwrap_or(u32::MAX)
     }
 
     pub fn members(&self, group: &str) -> Vec<ConnectionId> {

@@ -9,6 +9,7 @@ mod groups;
 mod id;
 mod outbound;
 mod table;
+pub mod wire;
 
 pub use connection::Connection;
 pub use groups::Groups;

@@ -67,6 +67,9 @@ pub async fn run(
             // No frame may be larger than a whole message could be.
             let max_frame = host.limits.max_frame_size.min(host.limits.max_message_size);
             reader = Some(FrameReader::new(read, already_read, max_frame));
+            let write = Arc::new(write);
+            // From here a group publish may write to the socket directly.
+            connection.outbound.attach(write.clone());
             outgoing = Some(Outgoing::new(write));
         }
         Err(error) => {

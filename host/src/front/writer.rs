@@ -10,19 +10,15 @@
 
 use std::collections::VecDeque;
 use std::io;
+use std::sync::Arc;
 
 use tokio::net::tcp::OwnedWriteHalf;
 
+use crate::connections::wire::{OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, head};
 use crate::connections::{Outbound, OutboundQueue};
 
 /// A buffer that grew beyond this is released once written, so idle connections stay small.
 const KEEP_CAPACITY: usize = 64 * 1024;
-
-const OP_TEXT: u8 = 0x1;
-const OP_BINARY: u8 = 0x2;
-const OP_CLOSE: u8 = 0x8;
-const OP_PING: u8 = 0x9;
-const OP_PONG: u8 = 0xA;
 
 /// Where a flush left things.
 #[derive(Debug, PartialEq, Eq)]
@@ -38,7 +34,9 @@ pub enum Flushed {
 }
 
 pub struct Outgoing {
-    socket: OwnedWriteHalf,
+    /// Shared with the connection's queue, which writes a fan-out frame directly while this
+    /// writer has nothing pending (see `OutboundQueue::push_fanout`).
+    socket: Arc<OwnedWriteHalf>,
     /// Encoded bytes not yet written, from `written` on.
     buffer: Vec<u8>,
     written: usize,
@@ -49,7 +47,7 @@ pub struct Outgoing {
 }
 
 impl Outgoing {
-    pub fn new(socket: OwnedWriteHalf) -> Self {
+    pub fn new(socket: Arc<OwnedWriteHalf>) -> Self {
         Self {
             socket,
             buffer: Vec::new(),
@@ -79,7 +77,7 @@ impl Outgoing {
         &self,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<io::Result<()>> {
-        let socket: &tokio::net::TcpStream = self.socket.as_ref();
+        let socket: &tokio::net::TcpStream = (*self.socket).as_ref();
         socket.poll_write_ready(cx)
     }
 
@@ -137,6 +135,7 @@ impl Outgoing {
                 Outbound::Binary(b) => push_frame(buffer, OP_BINARY, b),
                 Outbound::Ping(b) => push_frame(buffer, OP_PING, b),
                 Outbound::Pong(b) => push_frame(buffer, OP_PONG, b),
+                Outbound::Encoded(b) => buffer.extend_from_slice(b),
                 // 1005 means "no code": the close frame then carries no payload at all.
                 Outbound::Close { code: 1005, .. } => {
                     push_head(buffer, OP_CLOSE, 0);
@@ -172,16 +171,8 @@ fn close_reason(reason: &[u8]) -> &[u8] {
 
 /// Appends an unmasked frame header.
 fn push_head(buffer: &mut Vec<u8>, opcode: u8, len: usize) {
-    buffer.push(0x80 | opcode);
-    if len < 126 {
-        buffer.push(len as u8);
-    } else if let Ok(len) = u16::try_from(len) {
-        buffer.push(126);
-        buffer.extend_from_slice(&len.to_be_bytes());
-    } else {
-        buffer.push(127);
-        buffer.extend_from_slice(&(len as u64).to_be_bytes());
-    }
+    let (bytes, used) = head(opcode, len);
+    buffer.extend_from_slice(&bytes[..used]);
 }
 
 #[cfg(test)]
