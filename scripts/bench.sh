@@ -122,7 +122,7 @@ swap_component() {
     echo $((($(date +%s%N) - started) / 1000000)) >>"$work/deploys"
 }
 for priority in low idle; do
-    case $priority in low) during_seconds=10 ;; idle) during_seconds=45 ;; esac
+    case $priority in low) during_seconds=10 ;; idle) during_seconds=70 ;; esac
     for rep in $(seq 1 "$reps"); do
         start_server wsfn --compile-priority "$priority"
         say "hot swap, compile priority $priority: run $rep of $reps"
