@@ -186,9 +186,9 @@ async fn read_until_closed(
     let queue = &connection.outbound;
 
     loop {
-        // Waiting polls each source by hand rather than through `select!`: its futures would
-        // be stored in every idle connection's task (544 bytes of 1,640 before this), and
-        // polling the sockets' readiness directly needs none.
+        // Waiting polls each source by hand rather than through `select!`, whose branch
+        // futures (544 bytes) would sit in every idle connection's task; polling the socket's
+        // readiness directly needs none.
         let woken = std::future::poll_fn(|cx| {
             loop {
                 if close_deadline.is_none() && connection.is_closing() {
