@@ -7,13 +7,11 @@ use std::sync::Arc;
 
 use crate::connections::Groups;
 use crate::observe::{FunctionMetrics, LogBus};
-use crate::stats::FunctionStats;
 
 #[derive(Debug)]
 pub struct FunctionScope {
     pub name: Arc<str>,
     pub groups: Groups,
-    pub stats: FunctionStats,
     /// The function's Prometheus series.
     pub metrics: FunctionMetrics,
     /// The function's live log.
@@ -32,7 +30,6 @@ impl FunctionScope {
         Self {
             name,
             groups: Groups::default(),
-            stats: FunctionStats::default(),
             metrics,
             logs: LogBus::default(),
         }

@@ -114,7 +114,7 @@ pub async fn get_function(
         summary: summary(&host, &slot),
         groups: slot.scope.groups.len(),
         kv_keys,
-        stats: slot.scope.stats.snapshot(),
+        stats: slot.scope.metrics.stats(),
     }))
 }
 

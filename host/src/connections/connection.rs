@@ -6,7 +6,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
 use atomic_waker::AtomicWaker;
@@ -16,7 +15,6 @@ use super::id::{ConnectionId, HexId};
 use super::outbound::{Outbound, OutboundQueue, QueueError};
 use crate::config::SlowConsumerPolicy;
 use crate::scope::FunctionScope;
-use crate::stats::bump;
 
 /// One accepted WebSocket connection.
 #[derive(Debug)]
@@ -81,7 +79,6 @@ impl Connection {
     }
 
     fn deliver(&self, frame: Outbound, fanout: bool) -> Result<(), QueueError> {
-        let stats = &self.scope.stats;
         let metrics = &self.scope.metrics;
         let data_bytes = match &frame {
             Outbound::Text(b) | Outbound::Binary(b) => Some(b.len()),
@@ -101,16 +98,12 @@ impl Connection {
                     metrics.message_out(bytes);
                 }
                 if dropped > 0 {
-                    stats
-                        .dropped_frames
-                        .fetch_add(dropped as u64, Ordering::Relaxed);
                     metrics.dropped_frames.inc_by(dropped as u64);
                 }
                 Ok(())
             }
             Err(QueueError::Full) => {
                 if self.start_close_now(1008, "outbound queue full") {
-                    bump(&stats.slow_consumer_closes);
                     metrics.slow_consumer_closes.inc();
                     tracing::warn!(connection = %self.id, function = %self.scope.name, "outbound queue full: closing a slow consumer with 1008");
                 }

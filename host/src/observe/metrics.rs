@@ -6,6 +6,7 @@
 //! [`Latency`]) and never hash a label set or take a lock. The only lookup by label at event time is a
 //! refused handshake, whose status is only known then.
 
+use crate::stats::StatsSnapshot;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -308,6 +309,26 @@ impl FunctionMetrics {
     pub fn message_in(&self, bytes: usize) {
         self.messages_in.inc();
         self.bytes_in.inc_by(bytes as u64);
+    }
+
+    /// The counters the admin API reports for the function.
+    pub fn stats(&self) -> StatsSnapshot {
+        let fault = |kind: &str| {
+            FAULT_KINDS
+                .iter()
+                .position(|k| *k == kind)
+                .map_or(0, |index| self.faults[index].get())
+        };
+        StatsSnapshot {
+            faults_trap: fault("trap"),
+            faults_deadline: fault("deadline"),
+            faults_memory: fault("memory"),
+            faults_stack: fault("stack"),
+            faults_instantiate: fault("instantiate"),
+            slow_consumer_closes: self.slow_consumer_closes.get(),
+            dropped_frames: self.dropped_frames.get(),
+            sends_refused: self.sends_refused.get(),
+        }
     }
 
     /// Counts one message queued to a client.

@@ -21,7 +21,6 @@ use crate::catalog::VersionInfo;
 use crate::config::EPOCH_TICK;
 use crate::connections::Connection;
 use crate::observe::{EventKind, LogEvent};
-use crate::stats::{FunctionStats, bump};
 
 pub use websocket_connection::{ConnectRequest, Decision};
 
@@ -85,16 +84,6 @@ impl EventError {
             EventError::StackOverflow => "stack",
             EventError::Trap(_) => "trap",
             EventError::Instantiate(_) => "instantiate",
-        }
-    }
-
-    fn counter<'a>(&self, stats: &'a FunctionStats) -> &'a std::sync::atomic::AtomicU64 {
-        match self {
-            EventError::Deadline => &stats.faults_deadline,
-            EventError::OutOfMemory(_) => &stats.faults_memory,
-            EventError::StackOverflow => &stats.faults_stack,
-            EventError::Trap(_) => &stats.faults_trap,
-            EventError::Instantiate(_) => &stats.faults_instantiate,
         }
     }
 }
@@ -457,7 +446,6 @@ impl Function {
     /// Logs and counts a fault, naming function, version and connection.
     fn report(&self, error: &EventError, connection: Option<&Connection>, event: &'static str) {
         let scope = &self.env.scope;
-        bump(error.counter(&scope.stats));
         scope.metrics.fault(error.kind());
         scope.logs.publish(|| LogEvent::Fault {
             fault: error.kind(),

@@ -97,7 +97,6 @@ impl InstanceState {
                 true
             }
             None => {
-                crate::stats::bump(&self.env.scope.stats.sends_refused);
                 self.env.scope.metrics.sends_refused.inc();
                 false
             }
