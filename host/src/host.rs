@@ -28,7 +28,7 @@ use crate::connections::{ConnectionTable, NodeId};
 use crate::front::Admission;
 use crate::observe::{LogEvent, Metrics};
 use crate::runtime::{
-    EpochTicker, EventError, Function, FunctionEnv, InstanceState, LoadError, at_low_priority,
+    EpochTicker, EventError, Function, FunctionEnv, InstanceState, LoadError, at_compile_priority,
     build_engine, build_linker, compile, load_compiled,
 };
 use crate::scope::FunctionScope;
@@ -117,11 +117,6 @@ pub struct Host {
     /// Prometheus metrics of every function, served at the admin API's `/metrics`.
     pub metrics: Arc<Metrics>,
     _epoch: EpochTicker,
-}
-
-/// Lets go of a version that is no longer current (see [`Function::retire_idle`]).
-fn retire(previous: Arc<Function>) {
-    previous.retire_idle();
 }
 
 /// Function names are URL path segments and directory names, so they are kept plain.
@@ -218,7 +213,7 @@ impl Host {
         let scope = function.scope().clone();
         let mut functions = self.functions.write();
         match functions.get(&scope.name) {
-            Some(slot) => retire(slot.current.swap(function)),
+            Some(slot) => slot.current.swap(function).retire_idle(),
             None => {
                 let name = scope.name.clone();
                 let current = ArcSwap::new(function);
@@ -298,7 +293,8 @@ impl Host {
 
         let engine = self.engine.clone();
         let started = Instant::now();
-        let (component, bytes) = at_low_priority(move || (compile(&engine, &bytes), bytes)).await?;
+        let (component, bytes) =
+            at_compile_priority(move || (compile(&engine, &bytes), bytes)).await?;
         let component = component?;
         let local_next = self.catalog.next_version(name)?;
         let version = match &self.cluster {
@@ -352,7 +348,7 @@ impl Host {
         let compiled_path = self.catalog.compiled_path(name, version);
         let component_path = self.catalog.component_path(name, version);
         let (component, recompiled) =
-            at_low_priority(move || -> Result<(Component, bool), DeployError> {
+            at_compile_priority(move || -> Result<(Component, bool), DeployError> {
                 // SAFETY: the file was written by `Component::serialize` into the host's own data
                 // directory (see `Catalog::store_version`).
                 match unsafe { load_compiled(&engine, &compiled_path) } {
@@ -428,7 +424,7 @@ impl Host {
             cluster.set_current(name, target).await?;
         }
         self.catalog.set_current(name, target)?;
-        retire(slot.current.swap(Arc::new(function)));
+        slot.current.swap(Arc::new(function)).retire_idle();
         slot.scope.metrics.rollbacks.inc();
         slot.scope.logs.publish(|| LogEvent::Rollback {
             version: target,
@@ -490,7 +486,8 @@ impl Host {
             ClusterError::Malformed(format!("`{name}` version {version} has no component"))
         })?;
         let engine = self.engine.clone();
-        let (component, bytes) = at_low_priority(move || (compile(&engine, &bytes), bytes)).await?;
+        let (component, bytes) =
+            at_compile_priority(move || (compile(&engine, &bytes), bytes)).await?;
         let compiled = component?
             .serialize()
             .map_err(|e| io::Error::other(format!("{e:#}")))?;
@@ -604,7 +601,7 @@ impl Host {
     pub async fn check(&self, bytes: Vec<u8>) -> Result<String, DeployError> {
         check_header(&bytes, self.limits.max_component_size)?;
         let engine = self.engine.clone();
-        let component = at_low_priority(move || compile(&engine, &bytes)).await??;
+        let component = at_compile_priority(move || compile(&engine, &bytes)).await??;
         let name: Arc<str> = "check".into();
         let info = VersionInfo {
             version: 0,

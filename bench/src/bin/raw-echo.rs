@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, LazyLock};
 
 use anyhow::Result;
-use fastwebsockets::{FragmentCollector, OpCode, WebSocketError, upgrade};
+use fastwebsockets::{FragmentCollector, Frame, OpCode, WebSocketError, upgrade};
 use http_body_util::Empty;
 use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;
@@ -71,22 +71,12 @@ async fn publish(socket: upgrade::UpgradeFut) -> Result<()> {
         match frame.opcode {
             OpCode::Close => return Ok(()),
             OpCode::Text | OpCode::Binary => {
-                let mut encoded = Vec::with_capacity(frame.payload.len() + 10);
-                encoded.push(0x80 | frame.opcode as u8);
-                match frame.payload.len() {
-                    n if n < 126 => encoded.push(n as u8),
-                    n if n <= 0xFFFF => {
-                        encoded.push(126);
-                        encoded.extend_from_slice(&(n as u16).to_be_bytes());
-                    }
-                    n => {
-                        encoded.push(127);
-                        encoded.extend_from_slice(&(n as u64).to_be_bytes());
-                    }
-                }
-                encoded.extend_from_slice(&frame.payload);
+                // Encoded once, by the library, as any of its servers would send it.
+                let mut buffer = Vec::new();
+                let encoded =
+                    Frame::new(true, frame.opcode, None, frame.payload).write(&mut buffer);
                 for member in MEMBERS.lock().await.iter() {
-                    write_all(member, &encoded).await?;
+                    write_all(member, encoded).await?;
                 }
             }
             _ => {}

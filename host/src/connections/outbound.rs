@@ -66,6 +66,37 @@ impl Outbound {
     }
 }
 
+/// Writes a data frame to `socket` without waiting. Returns `None` when all of it was
+/// written; else what is left to write: the frame itself if nothing was (the socket was full,
+/// failed, or it is not a data frame), or the rest of its bytes. A failure is left for the
+/// writer to meet on its own.
+fn write_directly(socket: &TcpStream, frame: Outbound) -> Option<Outbound> {
+    let Some(((head, used), payload)) = frame.data_frame() else {
+        return Some(frame);
+    };
+    let total = used + payload.len();
+    let written = if total <= SMALL_FRAME {
+        // One contiguous write: cheaper for the kernel than a two-part one.
+        let mut bytes = [0u8; SMALL_FRAME];
+        bytes[..used].copy_from_slice(&head[..used]);
+        bytes[used..total].copy_from_slice(payload);
+        socket.try_write(&bytes[..total])
+    } else {
+        socket.try_write_vectored(&[IoSlice::new(&head[..used]), IoSlice::new(payload)])
+    }
+    .unwrap_or(0);
+    if written == total {
+        return None;
+    }
+    if written == 0 {
+        return Some(frame);
+    }
+    let mut rest = Vec::with_capacity(total - written);
+    rest.extend_from_slice(head[..used].get(written..).unwrap_or_default());
+    rest.extend_from_slice(&payload[written.saturating_sub(used)..]);
+    Some(Outbound::Encoded(Bytes::from(rest)))
+}
+
 /// Why a frame was not queued.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum QueueError {
@@ -115,7 +146,7 @@ impl OutboundQueue {
 
     /// Queues a data or control frame; a full queue refuses it.
     pub fn push(&self, frame: Outbound) -> Result<(), QueueError> {
-        self.push_with(frame, false).map(|_| ())
+        self.push_with(frame, false, false).map(|_| ())
     }
 
     /// Gives the queue the connection's socket, for direct writes; the writer starts idle.
@@ -128,66 +159,45 @@ impl OutboundQueue {
     }
 
     /// Sends one frame of a fan-out: written to the socket at once when nothing is pending
-    /// for it (see the module's documentation), else queued like [`push`](Self::push).
-    /// `drop_oldest` applies when it is queued.
+    /// for it (see the module's documentation), else queued like [`push`](Self::push), with
+    /// the oldest frames dropped to make room if `drop_oldest`.
     pub fn push_fanout(&self, frame: Outbound, drop_oldest: bool) -> Result<usize, QueueError> {
-        {
-            let mut state = self.state.lock();
-            if self.closing.load(Ordering::Relaxed) || state.finished {
-                return Err(QueueError::Closing);
-            }
-            if state.writer_idle
-                && state.frames.is_empty()
-                && let (Some(socket), Some(((head, used), payload))) =
-                    (&state.socket, frame.data_frame())
-            {
-                let socket: &TcpStream = (**socket).as_ref();
-                let total = used + payload.len();
-                let written = if total <= SMALL_FRAME {
-                    // One contiguous write: cheaper for the kernel than a two-part one.
-                    let mut bytes = [0u8; SMALL_FRAME];
-                    bytes[..used].copy_from_slice(&head[..used]);
-                    bytes[used..total].copy_from_slice(payload);
-                    socket.try_write(&bytes[..total])
-                } else {
-                    socket.try_write_vectored(&[IoSlice::new(&head[..used]), IoSlice::new(payload)])
-                }
-                .unwrap_or(0);
-                if written == total {
-                    return Ok(0);
-                }
-                if written > 0 {
-                    // The socket took part of it: the writer sends the rest, before anything
-                    // queued after it. (An error is left for the writer to meet on its own.)
-                    let mut rest = Vec::with_capacity(total - written);
-                    let from_head = head[..used].get(written..).unwrap_or_default();
-                    rest.extend_from_slice(from_head);
-                    rest.extend_from_slice(&payload[written.saturating_sub(used)..]);
-                    state.bytes += rest.len();
-                    state.frames.push_back(Outbound::Encoded(Bytes::from(rest)));
-                    drop(state);
-                    self.ready.wake();
-                    return Ok(0);
-                }
-            }
-        }
-        self.push_with(frame, drop_oldest)
+        self.push_with(frame, drop_oldest, true)
     }
 
     /// Queues a frame, dropping the oldest data frames to make room if the queue is full.
     /// Returns how many frames were dropped.
     pub fn push_dropping_oldest(&self, frame: Outbound) -> Result<usize, QueueError> {
-        self.push_with(frame, true)
+        self.push_with(frame, true, false)
     }
 
-    fn push_with(&self, frame: Outbound, drop_oldest: bool) -> Result<usize, QueueError> {
-        let size = frame.queued_bytes();
+    /// Queues `frame`, or with `direct` first tries to write it to the socket while the writer
+    /// holds nothing; returns how many frames were dropped to make room.
+    fn push_with(
+        &self,
+        mut frame: Outbound,
+        drop_oldest: bool,
+        direct: bool,
+    ) -> Result<usize, QueueError> {
         let mut dropped = 0;
         {
             let mut state = self.state.lock();
             if self.closing.load(Ordering::Relaxed) || state.finished {
                 return Err(QueueError::Closing);
             }
+            if direct
+                && state.writer_idle
+                && state.frames.is_empty()
+                && let Some(socket) = &state.socket
+            {
+                match write_directly((**socket).as_ref(), frame) {
+                    None => return Ok(0),
+                    // Nothing written, or the rest of the frame: queued (the queue is empty,
+                    // so it always fits) for the writer to finish.
+                    Some(rest) => frame = rest,
+                }
+            }
+            let size = frame.queued_bytes();
             // An empty queue always takes one frame, so a single message up to the message
             // size limit can be sent even when the queue bound is smaller than that.
             // The rest of a frame begun by a direct write cannot be dropped: the peer would

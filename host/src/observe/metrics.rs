@@ -6,7 +6,6 @@
 //! [`Latency`]) and never hash a label set or take a lock. The only lookup by label at event time is a
 //! refused handshake, whose status is only known then.
 
-use crate::stats::StatsSnapshot;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +16,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
 
 use super::latency::Latency;
+use crate::stats::StatsSnapshot;
 
 /// The fault kinds the runtime tells apart (see `EventError::kind`).
 const FAULT_KINDS: [&str; 5] = ["trap", "deadline", "memory", "stack", "instantiate"];
@@ -300,9 +300,14 @@ impl FunctionMetrics {
 
     /// Counts a fault of `kind` (one of `EventError::kind`).
     pub fn fault(&self, kind: &str) {
-        if let Some(index) = FAULT_KINDS.iter().position(|k| *k == kind) {
-            self.faults[index].inc();
+        if let Some(counter) = self.fault_counter(kind) {
+            counter.inc();
         }
+    }
+
+    fn fault_counter(&self, kind: &str) -> Option<&Counter> {
+        let index = FAULT_KINDS.iter().position(|k| *k == kind)?;
+        self.faults.get(index)
     }
 
     /// Counts one message received from a client.
@@ -313,12 +318,7 @@ impl FunctionMetrics {
 
     /// The counters the admin API reports for the function.
     pub fn stats(&self) -> StatsSnapshot {
-        let fault = |kind: &str| {
-            FAULT_KINDS
-                .iter()
-                .position(|k| *k == kind)
-                .map_or(0, |index| self.faults[index].get())
-        };
+        let fault = |kind: &str| self.fault_counter(kind).map_or(0, Counter::get);
         StatsSnapshot {
             faults_trap: fault("trap"),
             faults_deadline: fault("deadline"),

@@ -57,8 +57,9 @@ fn priority() -> CompilePriority {
     PRIORITY.get().copied().unwrap_or_default()
 }
 
-/// Runs `work` on a fresh thread at the compile priority and waits for its result.
-pub async fn at_low_priority<T: Send + 'static>(
+/// Runs `work` on a fresh thread at the compile priority (`--compile-priority`) and waits
+/// for its result.
+pub async fn at_compile_priority<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, LoadError> {
     let priority = priority();
@@ -135,12 +136,13 @@ fn current_thread() -> libc::pid_t {
     unsafe { libc::gettid() }
 }
 
-/// Sets one thread's scheduling policy and nice value. A refusal leaves the thread as it was.
+/// Sets one thread's scheduling policy (and, outside SCHED_IDLE, where it means nothing,
+/// its nice value). A refusal leaves the thread as it was.
 fn set_priority(thread: libc::pid_t, priority: CompilePriority) -> std::io::Result<()> {
     let (policy, nice) = match priority {
-        CompilePriority::Normal => (libc::SCHED_OTHER, 0),
-        CompilePriority::Low => (libc::SCHED_OTHER, LOW_NICE),
-        CompilePriority::Idle => (libc::SCHED_IDLE, 0),
+        CompilePriority::Normal => (libc::SCHED_OTHER, Some(0)),
+        CompilePriority::Low => (libc::SCHED_OTHER, Some(LOW_NICE)),
+        CompilePriority::Idle => (libc::SCHED_IDLE, None),
     };
     let param = libc::sched_param { sched_priority: 0 };
     // The nice value goes first: leaving SCHED_IDLE is only allowed at a nice value the
@@ -148,8 +150,9 @@ fn set_priority(thread: libc::pid_t, priority: CompilePriority) -> std::io::Resu
     // SAFETY: both calls only read their arguments; on Linux a thread id names one thread
     // for setpriority with PRIO_PROCESS and for sched_setscheduler.
     let failed = unsafe {
-        libc::setpriority(libc::PRIO_PROCESS, thread as libc::id_t, nice) != 0
-            || libc::sched_setscheduler(thread, policy, &param) != 0
+        nice.is_some_and(|nice| {
+            libc::setpriority(libc::PRIO_PROCESS, thread as libc::id_t, nice) != 0
+        }) || libc::sched_setscheduler(thread, policy, &param) != 0
     };
     if failed {
         Err(std::io::Error::last_os_error())

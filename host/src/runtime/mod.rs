@@ -8,7 +8,7 @@ mod guest_log;
 mod instance_state;
 mod limiter;
 
-pub use background::at_low_priority;
+pub use background::at_compile_priority;
 pub use engine::{EpochTicker, build_engine};
 pub use function::{
     ConnectRequest, Decision, EventError, Function, LoadError, build_linker, compile, load_compiled,
