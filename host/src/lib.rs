@@ -1,9 +1,12 @@
 //! wsfn-host: a host for WebSocket serverless functions written as WebAssembly components.
 //!
-//! Data flows one way: socket → [`front`] (handshake, session) → [`runtime`] (a guest instance
-//! runs the event) → [`imports`] (what the guest may call) → [`connections`] (the table,
-//! groups and outbound queues) → the connection's writer → socket. Key-value state sits in
-//! [`state`] behind one trait so backends can be swapped. With Redis, [`cluster`] routes
+//! Data flows one way: socket → [`front`] (accept loop, handshake, session) → [`runtime`] (a
+//! guest instance runs the event) → [`imports`] (what the guest may call) → [`reach`] (where
+//! a connection is) → [`connections`] (the table, groups, each connection's outgoing side and
+//! state) → socket. The WebSocket protocol's rules live in [`protocol`], apart from any I/O.
+//! [`functions`] changes which code serves a function (deploy, rollback, restore), and
+//! [`host`] holds the parts together for the front and the [`admin`] API. Key-value state sits
+//! in [`state`] behind one trait so backends can be swapped. With Redis, [`cluster`] routes
 //! sends, closes and group publishes to the node holding each connection, and keeps deploys
 //! and the connection directory cluster-wide.
 
@@ -13,13 +16,14 @@ pub mod cluster;
 pub mod config;
 pub mod connections;
 pub mod front;
+pub mod functions;
 pub mod host;
 pub mod imports;
 pub mod observe;
+pub mod protocol;
+pub mod reach;
 pub mod runtime;
 pub mod scaffold;
-pub mod scope;
-pub mod server;
 pub mod signing;
 pub mod state;
 pub mod stats;

@@ -136,7 +136,7 @@ async fn run(args: RunArgs) -> Result<()> {
         None => None,
     };
     let host = Arc::new(host);
-    host.restore().await.with_context(|| {
+    host.functions.restore().await.with_context(|| {
         format!(
             "cannot restore the functions stored in {}",
             args.data_dir.display()
@@ -147,14 +147,16 @@ async fn run(args: RunArgs) -> Result<()> {
         let subscription = wsfn_host::cluster::subscribe(link)
             .await
             .context("cannot subscribe to the cluster's channels")?;
+        let member: Arc<dyn wsfn_host::cluster::Member> = host.clone();
         tokio::spawn(wsfn_host::cluster::run_inbox(
-            host.clone(),
+            member.clone(),
             link.clone(),
             subscription,
         ));
-        tokio::spawn(wsfn_host::cluster::run_liveness(host.clone(), link.clone()));
-        host.sync_cluster().await;
-        host.offer_to_cluster()
+        tokio::spawn(wsfn_host::cluster::run_liveness(member, link.clone()));
+        host.functions.sync_all().await;
+        host.functions
+            .offer_to_cluster()
             .await
             .context("cannot offer this node's functions to the cluster")?;
         tracing::info!(node = %link.node, "joined the cluster");
@@ -167,23 +169,27 @@ async fn run(args: RunArgs) -> Result<()> {
                 function.path.display()
             )
         })?;
-        let deployed = host.deploy(&function.name, bytes).await.with_context(|| {
-            format!(
-                "cannot load function `{}` from {}",
-                function.name,
-                function.path.display()
-            )
-        })?;
+        let deployed = host
+            .functions
+            .deploy(&function.name, bytes)
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot load function `{}` from {}",
+                    function.name,
+                    function.path.display()
+                )
+            })?;
         if deployed.unchanged {
             tracing::info!(function = %function.name, version = deployed.info.version, "already the current version");
         }
     }
     for name in &args.require_signed {
-        if host.function(name).is_none() {
+        if host.functions.get(name).is_none() {
             tracing::warn!("--require-signed names `{name}`, which is not deployed (yet)");
         }
     }
-    if host.function_names().is_empty() {
+    if host.functions.names().is_empty() {
         tracing::warn!("no functions yet: deploy one with `wsfn-host deploy NAME FILE.wasm`");
     }
 
@@ -203,7 +209,7 @@ async fn run(args: RunArgs) -> Result<()> {
     println!("wsfn-host listening on ws://{address}");
     println!("wsfn-host admin API on http://{admin_address}");
     std::io::stdout().flush()?;
-    for name in host.function_names() {
+    for name in host.functions.names() {
         tracing::info!("serving function `{name}` at ws://{address}/{name}");
     }
 
@@ -215,7 +221,7 @@ async fn run(args: RunArgs) -> Result<()> {
             .await
     });
     let signals = tokio::spawn(stop_on_signal(host.clone(), terminate, interrupt));
-    let still_open = wsfn_host::server::serve(host.clone(), listener, static_files)
+    let still_open = wsfn_host::front::serve(host.clone(), listener, static_files)
         .await
         .context("the WebSocket listener failed")?;
     signals.abort();
@@ -333,7 +339,11 @@ async fn check(args: CheckArgs) -> Result<()> {
     let mut failed = 0;
     for path in &args.files {
         let result = match std::fs::read(path) {
-            Ok(bytes) => host.check(bytes).await.map_err(anyhow::Error::from),
+            Ok(bytes) => host
+                .functions
+                .check(bytes)
+                .await
+                .map_err(anyhow::Error::from),
             Err(error) => Err(anyhow::Error::from(error)),
         };
         match result {

@@ -9,7 +9,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use crate::host::is_valid_function_name;
+use crate::functions::is_valid_function_name;
 
 /// One file of a new function crate: where it goes and its template.
 struct Template {

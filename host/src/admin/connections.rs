@@ -16,9 +16,10 @@ use utoipa::{IntoParams, ToSchema};
 use super::body::Body;
 use super::error::{ApiError, ErrorBody};
 use crate::cluster::NodeCommand;
-use crate::connections::{Connection, ConnectionId, NodeId, Outbound, QueueError};
+use crate::connections::rules;
+use crate::connections::{Connection, NodeId, Outbound, QueueError};
 use crate::host::Host;
-use crate::imports::connections::check_close;
+use crate::reach::{Asker, Reach};
 
 /// An open connection.
 #[derive(Serialize, ToSchema)]
@@ -101,19 +102,6 @@ fn cluster_unavailable(error: crate::cluster::ClusterError) -> ApiError {
     ApiError::new(StatusCode::SERVICE_UNAVAILABLE, error.to_string())
 }
 
-/// A connection held by another live node of the cluster, checked against the directory.
-async fn find_remote(host: &Host, id: &str) -> Result<Option<(ConnectionId, NodeId)>, ApiError> {
-    let (Some(cluster), Ok(id)) = (&host.cluster, id.parse::<ConnectionId>()) else {
-        return Ok(None);
-    };
-    let node = id.node();
-    if node == host.node || !cluster.is_live(node) {
-        return Ok(None);
-    }
-    let known = cluster.record(id).await.map_err(cluster_unavailable)?;
-    Ok(known.map(|_| (id, node)))
-}
-
 fn route(host: &Host, node: NodeId, command: NodeCommand) -> Result<(), ApiError> {
     match &host.cluster {
         Some(cluster) => cluster
@@ -123,11 +111,17 @@ fn route(host: &Host, node: NodeId, command: NodeCommand) -> Result<(), ApiError
     }
 }
 
-fn find(host: &Host, id: &str) -> Result<Arc<Connection>, ApiError> {
-    id.parse::<ConnectionId>()
-        .ok()
-        .and_then(|id| host.connections.get(id))
-        .ok_or_else(|| ApiError::not_found(format!("no open connection `{id}`")))
+/// Where the connection `id` is, as the operator reaches it; a remote one is confirmed by
+/// the cluster's directory, so a connection that closed anywhere is gone.
+async fn locate(host: &Host, id: &str) -> Result<Reach, ApiError> {
+    host.resolver(Asker::Operator)
+        .resolve_confirmed(id)
+        .await
+        .map_err(cluster_unavailable)
+}
+
+fn gone(id: &str) -> ApiError {
+    ApiError::not_found(format!("no open connection `{id}`"))
 }
 
 /// Lists the open connections of a function.
@@ -139,7 +133,8 @@ pub async fn list_connections(
     Path(name): Path<String>,
 ) -> Result<Json<Vec<ConnectionSummary>>, ApiError> {
     let slot = host
-        .function(&name)
+        .functions
+        .get(&name)
         .ok_or_else(|| ApiError::not_found(format!("no function named `{name}`")))?;
     let mut connections: Vec<_> = match &host.cluster {
         Some(cluster) => cluster
@@ -185,12 +180,9 @@ pub async fn send_to_connection(
     Body(body): Body,
 ) -> Result<Json<Delivered>, ApiError> {
     let frame = frame_of(&host, &headers, body)?;
-    let connection = match find(&host, &id) {
-        Ok(connection) => connection,
-        Err(not_here) => {
-            let Some((remote, node)) = find_remote(&host, &id).await? else {
-                return Err(not_here);
-            };
+    let connection = match locate(&host, &id).await? {
+        Reach::Here(connection) => connection,
+        Reach::Remote { id: remote, node } => {
             let command = NodeCommand::Send {
                 function: None,
                 id: remote,
@@ -199,6 +191,7 @@ pub async fn send_to_connection(
             route(&host, node, command)?;
             return Ok(Json(Delivered { delivered: 1 }));
         }
+        Reach::Gone => return Err(gone(&id)),
     };
     match connection.send(frame) {
         Ok(()) => Ok(Json(Delivered { delivered: 1 })),
@@ -227,13 +220,10 @@ pub async fn close_connection(
     let reason = params
         .reason
         .unwrap_or_else(|| "closed by the operator".into());
-    check_close(code, &reason).map_err(|e| ApiError::bad_request(e.to_string()))?;
-    let connection = match find(&host, &id) {
-        Ok(connection) => connection,
-        Err(not_here) => {
-            let Some((remote, node)) = find_remote(&host, &id).await? else {
-                return Err(not_here);
-            };
+    rules::check_close(code, &reason).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let connection = match locate(&host, &id).await? {
+        Reach::Here(connection) => connection,
+        Reach::Remote { id: remote, node } => {
             let command = NodeCommand::Close {
                 function: None,
                 id: remote,
@@ -243,6 +233,7 @@ pub async fn close_connection(
             route(&host, node, command)?;
             return Ok((StatusCode::ACCEPTED, Json(Closing { id, code })));
         }
+        Reach::Gone => return Err(gone(&id)),
     };
     if !connection.start_close(code, &reason) {
         return Err(ApiError::not_found(format!(
@@ -267,8 +258,10 @@ pub async fn publish_to_group(
     Body(body): Body,
 ) -> Result<Json<Delivered>, ApiError> {
     let slot = host
-        .function(&name)
+        .functions
+        .get(&name)
         .ok_or_else(|| ApiError::not_found(format!("no function named `{name}`")))?;
+    rules::check_group(&group).map_err(|e| ApiError::bad_request(e.to_string()))?;
     let frame = frame_of(&host, &headers, body)?;
     Ok(Json(Delivered {
         delivered: crate::cluster::publish(

@@ -6,7 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::host::DeployError;
+use crate::functions::DeployError;
 use crate::runtime::LoadError;
 
 /// The body of every error response.
@@ -67,12 +67,37 @@ impl From<DeployError> for ApiError {
                 StatusCode::NOT_FOUND
             }
             DeployError::NoEarlierVersion(_) => StatusCode::CONFLICT,
-            DeployError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            // The host's own failure, not the component's.
+            DeployError::Storage(_) | DeployError::Load(LoadError::Compiler(_)) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
             DeployError::Cluster(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
         if status.is_server_error() {
             tracing::error!("admin request failed: {error}");
         }
         Self::new(status, error.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_component_s_fault_is_422_and_the_host_s_is_500() {
+        let invalid = DeployError::Load(LoadError::Invalid("bad section".into()));
+        assert_eq!(
+            ApiError::from(invalid).status,
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+        let compiler = DeployError::Load(LoadError::Compiler("no thread".into()));
+        let error = ApiError::from(compiler);
+        assert_eq!(error.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(
+            error.message.contains("the host could not compile"),
+            "{}",
+            error.message
+        );
     }
 }

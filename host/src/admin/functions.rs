@@ -11,7 +11,8 @@ use utoipa::ToSchema;
 use super::body::Body;
 use super::error::{ApiError, ErrorBody};
 use crate::catalog::VersionInfo;
-use crate::host::{FunctionSlot, Host};
+use crate::functions::FunctionSlot;
+use crate::host::Host;
 use crate::stats::StatsSnapshot;
 
 /// A deployed function.
@@ -80,7 +81,8 @@ fn summary(host: &Host, slot: &FunctionSlot) -> FunctionSummary {
 }
 
 fn find(host: &Host, name: &str) -> Result<Arc<FunctionSlot>, ApiError> {
-    host.function(name)
+    host.functions
+        .get(name)
         .ok_or_else(|| ApiError::not_found(format!("no function named `{name}`")))
 }
 
@@ -89,7 +91,8 @@ fn find(host: &Host, name: &str) -> Result<Arc<FunctionSlot>, ApiError> {
     responses((status = 200, body = [FunctionSummary]), (status = 401, body = ErrorBody)))]
 pub async fn list_functions(State(host): State<Arc<Host>>) -> Json<Vec<FunctionSummary>> {
     Json(
-        host.functions()
+        host.functions
+            .list()
             .iter()
             .map(|slot| summary(&host, slot))
             .collect(),
@@ -132,13 +135,14 @@ pub async fn get_function(
         (status = 400, description = "Not a WebAssembly component, or a bad name", body = ErrorBody),
         (status = 401, body = ErrorBody),
         (status = 413, description = "Larger than the component size limit", body = ErrorBody),
-        (status = 422, description = "Does not compile, does not fit the world, or fails to start", body = ErrorBody)))]
+        (status = 422, description = "Does not compile, does not fit the world, or fails to start", body = ErrorBody),
+        (status = 500, description = "The host could not compile or store the component", body = ErrorBody)))]
 pub async fn put_function(
     State(host): State<Arc<Host>>,
     Path(name): Path<String>,
     Body(body): Body,
 ) -> Result<(StatusCode, Json<DeployResult>), ApiError> {
-    let deployed = host.deploy(&name, body.to_vec()).await?;
+    let deployed = host.functions.deploy(&name, body.to_vec()).await?;
     let status = if deployed.unchanged {
         StatusCode::OK
     } else {
@@ -162,7 +166,7 @@ pub async fn delete_function(
     State(host): State<Arc<Host>>,
     Path(name): Path<String>,
 ) -> Result<Json<RemoveResult>, ApiError> {
-    let closed_connections = host.remove(&name).await?;
+    let closed_connections = host.functions.remove(&name).await?;
     Ok(Json(RemoveResult {
         name,
         closed_connections,
@@ -178,7 +182,7 @@ pub async fn list_versions(
     Path(name): Path<String>,
 ) -> Result<Json<VersionList>, ApiError> {
     let slot = find(&host, &name)?;
-    let versions = host.versions(&name)?;
+    let versions = host.functions.versions(&name)?;
     Ok(Json(VersionList {
         name,
         current: slot.current().info().version,
@@ -205,5 +209,5 @@ pub async fn rollback(
         serde_json::from_slice(&body)
             .map_err(|e| ApiError::bad_request(format!("expected {{\"version\": N}}: {e}")))?
     };
-    Ok(Json(host.rollback(&name, request.version).await?))
+    Ok(Json(host.functions.rollback(&name, request.version).await?))
 }

@@ -79,7 +79,8 @@ pub async fn follow_logs(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     let slot = host
-        .function(&name)
+        .functions
+        .get(&name)
         .ok_or_else(|| ApiError::not_found(format!("no function named `{name}`")))?;
     // Subscribed before the answer is sent, so a client that has the headers misses nothing.
     let subscription = slot.scope.logs.subscribe();

@@ -97,7 +97,7 @@ pub async fn signed_url(
     Path(name): Path<String>,
     Body(body): Body,
 ) -> Result<Json<SignedUrlResponse>, ApiError> {
-    if host.function(&name).is_none() {
+    if host.functions.get(&name).is_none() {
         return Err(ApiError::not_found(format!("no function named `{name}`")));
     }
     let request: SignedUrlRequest = if body.iter().all(u8::is_ascii_whitespace) {

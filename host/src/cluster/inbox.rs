@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 
+use super::Member;
 use super::codec::{FunctionChanged, GroupPublish, NodeCommand};
 use super::{ClusterError, ClusterLink, keys};
-use crate::host::Host;
 
 /// Pause before subscribing again after the subscription was lost.
 const RESUBSCRIBE_AFTER: Duration = Duration::from_millis(500);
@@ -37,16 +37,16 @@ pub async fn subscribe(link: &ClusterLink) -> Result<Subscription, ClusterError>
 
 /// Listens until shutdown, subscribing again whenever the subscription is lost. After a gap,
 /// function changes may have been missed, so every function is synced again.
-pub async fn run(host: Arc<Host>, link: Arc<ClusterLink>, subscription: Subscription) {
+pub async fn run(node: Arc<dyn Member>, link: Arc<ClusterLink>, subscription: Subscription) {
     let mut pubsub = Some(subscription.0);
     loop {
         if let Some(mut current) = pubsub.take() {
             let mut messages = current.on_message();
             loop {
                 tokio::select! {
-                    _ = host.shutdown.cancelled() => return,
+                    _ = node.shutdown().cancelled() => return,
                     message = messages.next() => match message {
-                        Some(message) => handle(&host, &link, message.get_channel_name(), message.get_payload_bytes()),
+                        Some(message) => handle(&node, &link, message.get_channel_name(), message.get_payload_bytes()),
                         None => break,
                     },
                 }
@@ -54,40 +54,40 @@ pub async fn run(host: Arc<Host>, link: Arc<ClusterLink>, subscription: Subscrip
             tracing::warn!("lost the cluster subscription; subscribing again");
         }
         tokio::select! {
-            _ = host.shutdown.cancelled() => return,
+            _ = node.shutdown().cancelled() => return,
             _ = tokio::time::sleep(RESUBSCRIBE_AFTER) => {}
         }
         match subscribe(&link).await {
             Ok(Subscription(restored)) => {
                 tracing::info!("cluster subscription restored; syncing functions");
                 pubsub = Some(restored);
-                let host = host.clone();
-                tokio::spawn(async move { host.sync_cluster().await });
+                let node = node.clone();
+                tokio::spawn(async move { node.sync_all().await });
             }
             Err(error) => tracing::warn!("cannot subscribe to the cluster channels: {error}"),
         }
     }
 }
 
-fn handle(host: &Arc<Host>, link: &ClusterLink, channel: &str, payload: &[u8]) {
+fn handle(node: &Arc<dyn Member>, link: &ClusterLink, channel: &str, payload: &[u8]) {
     if channel == keys::PUBLISH_CHANNEL {
         match GroupPublish::decode(payload) {
-            Ok(publish) if publish.origin != link.node => host.deliver_publish(&publish),
+            Ok(publish) if publish.origin != link.node => node.deliver_publish(&publish),
             Ok(_) => {}
             Err(error) => tracing::warn!("ignoring a group publish: {error}"),
         }
     } else if channel == keys::CONTROL_CHANNEL {
         match FunctionChanged::decode(payload) {
             Ok(changed) if changed.origin != link.node => {
-                let host = host.clone();
-                tokio::spawn(async move { host.sync_function(&changed.function).await });
+                let node = node.clone();
+                tokio::spawn(async move { node.sync_function(&changed.function).await });
             }
             Ok(_) => {}
             Err(error) => tracing::warn!("ignoring a function change: {error}"),
         }
     } else {
         match NodeCommand::decode(payload) {
-            Ok(command) => host.apply_command(command),
+            Ok(command) => node.apply_command(command),
             Err(error) => tracing::warn!("ignoring a connection command: {error}"),
         }
     }

@@ -9,9 +9,9 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use super::Member;
 use super::{ClusterError, ClusterLink, keys};
 use crate::connections::NodeId;
-use crate::host::Host;
 
 /// KEYS: the node set. ARGV: this node, the timeout in ms, the tombstone key prefix.
 /// A node claimed as dead gets a tombstone, so it can tell "declared dead" (its connections'
@@ -82,11 +82,11 @@ impl ClusterLink {
 }
 
 /// Beats until shutdown and closes the connections of the nodes this node claims as dead.
-pub async fn run(host: Arc<Host>, link: Arc<ClusterLink>) {
+pub async fn run(node: Arc<dyn Member>, link: Arc<ClusterLink>) {
     let interval = link.settings.node_timeout / 3;
     loop {
         tokio::select! {
-            _ = host.shutdown.cancelled() => return,
+            _ = node.shutdown().cancelled() => return,
             _ = tokio::time::sleep(interval) => {}
         }
         let beat = match link.heartbeat().await {
@@ -101,35 +101,29 @@ pub async fn run(host: Arc<Host>, link: Arc<ClusterLink>) {
             // timeout) and has run on-close for its connections: keeping them open would leave
             // connections the rest of the cluster no longer knows.
             tracing::error!(node = %link.node, "this node was declared dead by the cluster after missing heartbeats; closing its connections");
-            for connection in host.connections.all() {
+            for connection in node.connections() {
                 connection.start_close(1001, "the node lost contact with the cluster");
             }
         } else if !beat.was_listed {
             // Redis lost its data (a restart without persistence): nobody ran on-close for
             // this node's connections, so they stay, and the directory learns them again.
             tracing::warn!(node = %link.node, "the cluster's data in Redis was lost; writing this node's connections again");
-            for connection in host.connections.all() {
+            for connection in node.connections() {
                 let _ = link.connection_opened(&connection, &connection.memberships());
             }
-            let host = host.clone();
-            tokio::spawn(async move {
-                if let Err(error) = host.offer_to_cluster().await {
-                    tracing::warn!(
-                        "could not offer this node's functions to the cluster again: {error}"
-                    );
-                }
-            });
+            let node = node.clone();
+            tokio::spawn(async move { node.offer_functions().await });
         }
         link.set_live_nodes(beat.live, &beat.dead);
         for dead in beat.dead {
             if dead != link.node {
-                tokio::spawn(reap(host.clone(), link.clone(), dead));
+                tokio::spawn(reap(node.clone(), link.clone(), dead));
             }
         }
     }
 }
 
-async fn reap(host: Arc<Host>, link: Arc<ClusterLink>, node: NodeId) {
+async fn reap(member: Arc<dyn Member>, link: Arc<ClusterLink>, node: NodeId) {
     let orphans = match link.take_orphans(node).await {
         Ok(orphans) => orphans,
         Err(error) => {
@@ -139,6 +133,6 @@ async fn reap(host: Arc<Host>, link: Arc<ClusterLink>, node: NodeId) {
     };
     tracing::warn!(%node, connections = orphans.len(), "node declared dead; running on-close for its connections");
     for orphan in orphans {
-        host.close_orphan(orphan).await;
+        member.close_orphan(orphan).await;
     }
 }

@@ -17,9 +17,9 @@ mod directory;
 mod inbox;
 mod keys;
 mod liveness;
+mod member;
 mod outbox;
 mod publish;
-mod routing;
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -31,6 +31,7 @@ pub use codec::{DecodeError, FunctionChanged, GroupPublish, NodeCommand};
 pub use directory::{ConnectionRecord, Orphan};
 pub use inbox::{Subscription, run as run_inbox, subscribe};
 pub use liveness::run as run_liveness;
+pub use member::Member;
 pub use outbox::OutboxFull;
 pub use publish::publish;
 

@@ -2,8 +2,8 @@
 
 use super::ClusterLink;
 use super::codec::GroupPublish;
+use crate::connections::FunctionScope;
 use crate::connections::{ConnectionId, Outbound};
-use crate::scope::FunctionScope;
 
 /// Delivers `frame` to the members of `group` held here and, in a cluster, tells every other
 /// node to deliver it to theirs (queued in order on the node's outbox; the event does not wait

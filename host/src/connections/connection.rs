@@ -2,19 +2,20 @@
 //!
 //! This record is all a connection costs while idle besides its socket: no guest instance is
 //! held for it. Events of any instance, the admin API and group publishes reach the socket
-//! through the record's outbound queue.
+//! through the record's outgoing side, which also holds the connection's state (see
+//! `lifecycle`).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use atomic_waker::AtomicWaker;
 use parking_lot::Mutex;
 
 use super::id::{ConnectionId, HexId};
-use super::outbound::{Outbound, OutboundQueue, QueueError};
+use super::lifecycle::PhaseKind;
+use super::outbound::{Outbound, Outgoing, Push, QueueError};
 use crate::config::SlowConsumerPolicy;
-use crate::scope::FunctionScope;
+use crate::connections::FunctionScope;
 
 /// One accepted WebSocket connection.
 #[derive(Debug)]
@@ -26,15 +27,12 @@ pub struct Connection {
     pub scope: Arc<FunctionScope>,
     pub remote: SocketAddr,
     pub connected_at: SystemTime,
-    pub outbound: OutboundQueue,
+    /// The queue, the socket's write half and the connection's state.
+    pub outgoing: Outgoing,
     slow_consumer: SlowConsumerPolicy,
     /// Groups this connection is in, so they can be left when it closes.
     memberships: Mutex<Vec<Box<str>>>,
     attachment: Mutex<Option<Vec<u8>>>,
-    /// The close the host started (by the function, the operator, a fault or shutdown).
-    initiated_close: Mutex<Option<(u16, String)>>,
-    /// Wakes the connection's reader when a close has been started from elsewhere.
-    close_started: AtomicWaker,
 }
 
 impl Connection {
@@ -52,12 +50,24 @@ impl Connection {
             scope,
             remote,
             connected_at: SystemTime::now(),
-            outbound: OutboundQueue::new(outbound_limit),
+            outgoing: Outgoing::new(outbound_limit),
             slow_consumer,
             memberships: Mutex::new(Vec::new()),
             attachment: Mutex::new(attachment),
-            initiated_close: Mutex::new(None),
-            close_started: AtomicWaker::new(),
+        }
+    }
+
+    /// The record of a connection that already ended elsewhere (on a node that died), for its
+    /// on-close: it is never in the table and nothing can be sent to it.
+    pub fn ended(
+        id: ConnectionId,
+        scope: Arc<FunctionScope>,
+        remote: SocketAddr,
+        attachment: Option<Vec<u8>>,
+    ) -> Self {
+        Self {
+            outgoing: Outgoing::ended(),
+            ..Self::new(id, scope, remote, 0, SlowConsumerPolicy::Close, attachment)
         }
     }
 
@@ -78,20 +88,17 @@ impl Connection {
         self.deliver(frame, true)
     }
 
-    fn deliver(&self, frame: Outbound, fanout: bool) -> Result<(), QueueError> {
+    fn deliver(&self, frame: Outbound, direct: bool) -> Result<(), QueueError> {
         let metrics = &self.scope.metrics;
-        let data_bytes = match &frame {
-            Outbound::Text(b) | Outbound::Binary(b) => Some(b.len()),
-            _ => None,
-        };
+        let data_bytes = frame.data_len();
         let drop_oldest = self.slow_consumer == SlowConsumerPolicy::DropOldest;
-        let pushed = if fanout {
-            self.outbound.push_fanout(frame, drop_oldest)
-        } else if drop_oldest {
-            self.outbound.push_dropping_oldest(frame)
-        } else {
-            self.outbound.push(frame).map(|()| 0)
-        };
+        let pushed = self.outgoing.push(
+            frame,
+            Push {
+                drop_oldest,
+                direct,
+            },
+        );
         match pushed {
             Ok(dropped) => {
                 if let Some(bytes) = data_bytes {
@@ -113,46 +120,20 @@ impl Connection {
         }
     }
 
-    /// Starts the close handshake: queues a close frame after what is already queued. Returns
+    /// Starts the close handshake: a close frame after what is already queued. Returns
     /// false if a close had already started.
     pub fn start_close(&self, code: u16, reason: &str) -> bool {
-        self.record_close(code, reason, self.outbound.push_close(code, reason))
+        self.outgoing.start_close(code, reason, true, false)
     }
 
     /// Starts a close that skips the frames still queued.
     pub fn start_close_now(&self, code: u16, reason: &str) -> bool {
-        self.record_close(code, reason, self.outbound.push_close_now(code, reason))
+        self.outgoing.start_close(code, reason, true, true)
     }
 
-    fn record_close(&self, code: u16, reason: &str, started: bool) -> bool {
-        if started {
-            *self.initiated_close.lock() = Some((code, reason.to_owned()));
-            self.close_started.wake();
-        }
-        started
-    }
-
-    /// Ready once a close has been started (by anyone but the peer). Only the connection's
-    /// reader waits on it: a single waiter, so an atomic waker suffices and waiting costs no lock.
-    pub fn poll_closing(&self, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
-        if self.is_closing() {
-            return std::task::Poll::Ready(());
-        }
-        self.close_started.register(cx.waker());
-        if self.is_closing() {
-            std::task::Poll::Ready(())
-        } else {
-            std::task::Poll::Pending
-        }
-    }
-
-    /// The close the host started, if it did.
-    pub fn initiated_close(&self) -> Option<(u16, String)> {
-        self.initiated_close.lock().clone()
-    }
-
-    pub fn is_closing(&self) -> bool {
-        self.outbound.is_closing()
+    /// Whether frames can still be sent to this connection (no close has started).
+    pub fn is_open(&self) -> bool {
+        self.outgoing.kind() == PhaseKind::Open
     }
 
     pub fn attachment(&self) -> Option<Vec<u8>> {

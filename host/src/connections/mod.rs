@@ -1,4 +1,5 @@
-//! The connection table: ids, outbound queues, groups and attachments.
+//! The connection table: ids, each connection's outgoing side and state, groups and
+//! attachments.
 //!
 //! Everything the host knows about a connection lives here, outside any guest instance, so an
 //! idle connection costs a small record and its socket, and a hot swap or a recycled instance
@@ -7,12 +8,16 @@
 mod connection;
 mod groups;
 mod id;
+mod lifecycle;
 mod outbound;
+pub mod rules;
+mod scope;
 mod table;
-pub mod wire;
 
 pub use connection::Connection;
 pub use groups::Groups;
 pub use id::{ConnectionId, HexId, InvalidConnectionId, NodeId};
-pub use outbound::{Outbound, OutboundQueue, QueueError};
+pub use lifecycle::{HostClose, Phase, PhaseKind};
+pub use outbound::{Flushed, Outbound, Outgoing, Push, QueueError};
+pub use scope::FunctionScope;
 pub use table::ConnectionTable;

@@ -8,7 +8,7 @@ use dashmap::DashMap;
 
 use super::connection::Connection;
 use super::id::ConnectionId;
-use crate::scope::FunctionScope;
+use crate::connections::FunctionScope;
 
 #[derive(Debug, Default)]
 pub struct ConnectionTable {

@@ -55,15 +55,17 @@ impl Admission {
         {
             return Err(Refusal::HostFull);
         }
+        // Every entry counts a permit that exists, so a refusal leaves the map as it was.
         let admitted = match self.per_ip.entry(ip) {
             Entry::Occupied(count) if *count.get() >= self.max_per_ip => false,
             Entry::Occupied(mut count) => {
                 *count.get_mut() += 1;
                 true
             }
+            Entry::Vacant(_) if self.max_per_ip == 0 => false,
             Entry::Vacant(slot) => {
                 slot.insert(1);
-                self.max_per_ip > 0
+                true
             }
         };
         if !admitted {
@@ -122,6 +124,19 @@ mod tests {
         drop(a);
         let _c = admission.admit(ip(3)).unwrap();
         assert_eq!(admission.admitted(), 2);
+    }
+
+    #[test]
+    fn a_cap_of_zero_refuses_every_address_and_remembers_none() {
+        let admission = Arc::new(Admission::new(10, 0));
+        for last in 1..=3 {
+            assert_eq!(
+                admission.admit(ip(last)).unwrap_err(),
+                Refusal::TooManyFromAddress
+            );
+        }
+        assert!(admission.per_ip.is_empty());
+        assert_eq!(admission.admitted(), 0);
     }
 
     #[test]

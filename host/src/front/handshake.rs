@@ -1,5 +1,5 @@
-//! The WebSocket handshake: find the function, check a signed URL, run on-connect, then answer
-//! 101 or refuse.
+//! The WebSocket handshake: find the function, check the request and a signed URL, take a
+//! place under the connection caps, run on-connect, then answer 101 or refuse.
 //!
 //! on-connect runs before the 101, so a rejected client never gets a WebSocket and the function
 //! never hears of that connection again.
@@ -13,12 +13,14 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use fastwebsockets::upgrade::UpgradeFut;
 
-use super::Refusal;
-use super::session;
+use super::admission::{Permit, Refusal};
+use super::{Front, session};
+use crate::connections::rules;
 use crate::connections::{Connection, ConnectionId};
-use crate::host::{FunctionSlot, Host};
-use crate::imports::connections::{MAX_ATTACHMENT, MAX_GROUP_NAME};
+use crate::functions::FunctionSlot;
+use crate::host::Host;
 use crate::observe::LogEvent;
 use crate::runtime::bindings::exports::wsfn::function::websocket_connection::Accept;
 use crate::runtime::{ConnectRequest, Decision};
@@ -37,17 +39,27 @@ fn refuse(status: StatusCode, message: impl Into<String>) -> Response {
     (status, headers, axum::Extension(reason), message).into_response()
 }
 
+/// The refusal of a handshake whose on-connect failed or returned something unusable.
+fn function_failed() -> Response {
+    refuse(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "the function failed to accept the connection",
+    )
+}
+
 /// `GET /{function}` with an upgrade request.
 pub async fn upgrade(
-    State(host): State<Arc<Host>>,
+    State(front): State<Front>,
     Path(name): Path<String>,
     ConnectInfo(remote): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {
-    let Some(slot) = host.function(&name) else {
+    let Some(slot) = front.host.functions.get(&name) else {
         return refuse(StatusCode::NOT_FOUND, format!("no function named `{name}`"));
     };
-    let response = handshake(host, slot.clone(), name, remote, request).await;
+    let response = match handshake(&front, &slot, &name, remote, request).await {
+        Ok(response) | Err(response) => response,
+    };
     let status = response.status();
     if status != StatusCode::SWITCHING_PROTOCOLS {
         slot.scope.metrics.rejected(status.as_u16());
@@ -64,28 +76,75 @@ pub async fn upgrade(
     response
 }
 
-/// Everything after the function is found; any answer but 101 is a refusal.
+/// Everything after the function is found; the `Err` answers are refusals.
 async fn handshake(
-    host: Arc<Host>,
-    slot: Arc<FunctionSlot>,
-    name: String,
+    front: &Front,
+    slot: &Arc<FunctionSlot>,
+    name: &str,
     remote: SocketAddr,
     mut request: Request,
-) -> Response {
+) -> Result<Response, Response> {
+    let host = &front.host;
+    check_request(host, name, &request)?;
+    let (response, upgrade) = fastwebsockets::upgrade::upgrade(&mut request).map_err(|error| {
+        let mut response = refuse(
+            StatusCode::BAD_REQUEST,
+            format!("invalid WebSocket handshake: {error}"),
+        );
+        // RFC 6455 §4.4: a refusal says which protocol version the server speaks.
+        response.headers_mut().insert(
+            header::SEC_WEBSOCKET_VERSION,
+            HeaderValue::from_static("13"),
+        );
+        response
+    })?;
+    // The place is taken before any guest code runs, so a flood of handshakes cannot make
+    // the host run on-connect beyond its caps.
+    let permit = front
+        .admission
+        .admit(remote.ip())
+        .map_err(|refusal| match refusal {
+            Refusal::HostFull => refuse(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the host has no room for more connections",
+            ),
+            Refusal::TooManyFromAddress => refuse(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many connections from this address",
+            ),
+        })?;
+    let id = ConnectionId::random_on(host.node);
+    let offer = Offer::read(host, name, remote, &request)?;
+    let (accept, permit) = decide(host, slot, name, id, &offer, permit).await?;
+    check_accept(&accept, &offer.subprotocols).map_err(|problem| {
+        tracing::warn!(function = %name, "on-connect returned an unusable accept: {problem}");
+        function_failed()
+    })?;
+    let upgrading = Upgrading {
+        response: response.map(Body::new),
+        upgrade,
+        permit,
+    };
+    Ok(open(host, slot, id, remote, accept, upgrading))
+}
+
+/// Refusals that need no more than the request: a host shutting down, a browser from an
+/// origin that is not allowed, a plain HTTP request to a function's path.
+fn check_request(host: &Host, name: &str, request: &Request) -> Result<(), Response> {
     if host.shutdown.is_cancelled() {
-        return refuse(StatusCode::SERVICE_UNAVAILABLE, "the host is shutting down");
+        return Err(refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the host is shutting down",
+        ));
     }
+    let allowed = &host.limits.allowed_origins;
     if let Some(origin) = request.headers().get(header::ORIGIN)
-        && !host.limits.allowed_origins.is_empty()
-        && !host
-            .limits
-            .allowed_origins
-            .iter()
-            .any(|allowed| allowed.as_bytes() == origin.as_bytes())
+        && !allowed.is_empty()
+        && !allowed.iter().any(|a| a.as_bytes() == origin.as_bytes())
     {
-        return refuse(StatusCode::FORBIDDEN, "this origin may not connect");
+        return Err(refuse(StatusCode::FORBIDDEN, "this origin may not connect"));
     }
-    if !fastwebsockets::upgrade::is_upgrade_request(&request) {
+    if !fastwebsockets::upgrade::is_upgrade_request(request) {
         let mut response = refuse(
             StatusCode::UPGRADE_REQUIRED,
             format!("`/{name}` is a WebSocket function: connect with a WebSocket client"),
@@ -94,126 +153,173 @@ async fn handshake(
         let headers = response.headers_mut();
         headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
         headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-        return response;
+        return Err(response);
     }
-    let (response, upgrade) = match fastwebsockets::upgrade::upgrade(&mut request) {
-        Ok(parts) => parts,
-        Err(error) => {
-            let mut response = refuse(
-                StatusCode::BAD_REQUEST,
-                format!("invalid WebSocket handshake: {error}"),
-            );
-            // RFC 6455 §4.4: a refusal says which protocol version the server speaks.
-            response.headers_mut().insert(
-                header::SEC_WEBSOCKET_VERSION,
-                HeaderValue::from_static("13"),
-            );
-            return response;
-        }
-    };
+    Ok(())
+}
 
-    // The place is taken before any guest code runs, so a flood of handshakes cannot make
-    // the host run on-connect beyond its caps.
-    let permit = match host.admission.admit(remote.ip()) {
-        Ok(permit) => permit,
-        Err(Refusal::HostFull) => {
-            return refuse(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the host has no room for more connections",
-            );
+/// What on-connect is told about the request, read from it once.
+struct Offer<'r> {
+    path: &'r str,
+    query: Vec<(Cow<'r, str>, Cow<'r, str>)>,
+    headers: Vec<(&'r str, &'r str)>,
+    subprotocols: Vec<&'r str>,
+    remote: String,
+    signed: bool,
+}
+
+impl<'r> Offer<'r> {
+    /// Reads the request, checking a signed URL first, so a forged, altered or expired URL
+    /// runs no function code.
+    fn read(
+        host: &Host,
+        name: &str,
+        remote: SocketAddr,
+        request: &'r Request,
+    ) -> Result<Self, Response> {
+        let mut query: Vec<(Cow<str>, Cow<str>)> = request
+            .uri()
+            .query()
+            .map(|q| form_urlencoded::parse(q.as_bytes()).collect())
+            .unwrap_or_default();
+        let pairs: Vec<(&str, &str)> = query.iter().map(|(k, v)| (&**k, &**v)).collect();
+        let signed = host
+            .signing
+            .verify(name, &pairs, SystemTime::now())
+            .map_err(|problem| {
+                tracing::debug!(function = %name, %remote, "signed URL refused: {problem}");
+                refuse(StatusCode::UNAUTHORIZED, problem.to_string())
+            })?;
+        if signed {
+            query.retain(|(name, _)| !is_reserved(name));
         }
-        Err(Refusal::TooManyFromAddress) => {
-            return refuse(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too many connections from this address",
-            );
-        }
-    };
-    let id = ConnectionId::random_on(host.node);
+        let headers = request
+            .headers()
+            .iter()
+            .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?)))
+            .collect();
+        let subprotocols = request
+            .headers()
+            .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|p| !p.is_empty())
+            .collect();
+        Ok(Self {
+            path: request.uri().path(),
+            query,
+            headers,
+            subprotocols,
+            remote: remote.to_string(),
+            signed,
+        })
+    }
+
+    /// The query pairs as on-connect's argument borrows them.
+    fn query_pairs(&self) -> Vec<(&str, &str)> {
+        self.query.iter().map(|(k, v)| (&**k, &**v)).collect()
+    }
+}
+
+/// Runs on-connect and turns its decision into an accept, or a refusal. A failure of the
+/// function is reported to its on-error beside the refusal; the place under the caps goes
+/// with that report, so failing handshakes cannot pile up on-error runs beyond the caps.
+async fn decide(
+    host: &Host,
+    slot: &FunctionSlot,
+    name: &str,
+    id: ConnectionId,
+    offer: &Offer<'_>,
+    permit: Permit,
+) -> Result<(Accept, Permit), Response> {
     let hex = id.to_hex();
-    let query: Vec<(Cow<str>, Cow<str>)> = request
-        .uri()
-        .query()
-        .map(|q| form_urlencoded::parse(q.as_bytes()).collect())
-        .unwrap_or_default();
-    let mut query: Vec<(&str, &str)> = query.iter().map(|(k, v)| (&**k, &**v)).collect();
-    // Checked before on-connect, so a forged, altered or expired URL runs no function code.
-    let signed = match host.signing.verify(&name, &query, SystemTime::now()) {
-        Ok(signed) => signed,
-        Err(problem) => {
-            tracing::debug!(function = %name, %remote, "signed URL refused: {problem}");
-            return refuse(StatusCode::UNAUTHORIZED, problem.to_string());
-        }
-    };
-    if signed {
-        query.retain(|(name, _)| !is_reserved(name));
-    }
-    let headers: Vec<(&str, &str)> = request
-        .headers()
-        .iter()
-        .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?)))
-        .collect();
-    let offered: Vec<&str> = request
-        .headers()
-        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .collect();
-    let remote_address = remote.to_string();
-    let connect = ConnectRequest {
+    let query = offer.query_pairs();
+    let request = ConnectRequest {
         id: hex.as_str(),
-        path: request.uri().path(),
+        path: offer.path,
         query: &query,
-        headers: &headers,
-        subprotocols: &offered,
-        remote_address: &remote_address,
-        signed,
+        headers: &offer.headers,
+        subprotocols: &offer.subprotocols,
+        remote_address: &offer.remote,
+        signed: offer.signed,
     };
-
     let function = slot.current();
-    let accept = match function.on_connect(connect).await {
-        Ok(None) => Accept {
-            subprotocol: None,
-            groups: Vec::new(),
-            attachment: None,
-        },
-        Ok(Some(Decision::Accept(accept))) => accept,
+    match function.on_connect(request).await {
+        Ok(None) => Ok((
+            Accept {
+                subprotocol: None,
+                groups: Vec::new(),
+                attachment: None,
+            },
+            permit,
+        )),
+        Ok(Some(Decision::Accept(accept))) => Ok((accept, permit)),
         Ok(Some(Decision::Reject(reject))) => {
             let status = StatusCode::from_u16(reject.status)
                 .ok()
                 .filter(|s| s.is_client_error() || s.is_server_error())
                 .unwrap_or(StatusCode::FORBIDDEN);
-            tracing::debug!(function = %name, %remote, status = status.as_u16(), "connection rejected");
-            return refuse(status, reject.reason);
+            tracing::debug!(function = %name, remote = %offer.remote, status = status.as_u16(), "connection rejected");
+            Err(refuse(status, reject.reason))
         }
         Err(error) => {
-            tracing::warn!(function = %name, %remote, "on-connect failed: {error}");
+            tracing::warn!(function = %name, remote = %offer.remote, "on-connect failed: {error}");
             if let Some(message) = function.error_message("on-connect", &error) {
-                // Not awaited, so the refusal is not held up by on-error; the permit goes with
-                // it, so failing handshakes cannot pile up on-error runs beyond the caps.
+                // Not awaited, so the refusal is not held up by on-error.
                 let function = function.clone();
                 host.tasks.spawn(async move {
                     let _permit = permit;
                     let _ = function.on_error(hex.as_str(), None, &message).await;
                 });
             }
-            return refuse(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "the function failed to accept the connection",
-            );
+            Err(function_failed())
         }
-    };
-    if let Err(problem) = check_accept(&accept, &offered) {
-        tracing::warn!(function = %name, "on-connect returned an unusable accept: {problem}");
-        return refuse(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "the function failed to accept the connection",
-        );
     }
+}
 
+/// An accept must pick an offered subprotocol and stay within the host's limits.
+fn check_accept(accept: &Accept, offered: &[&str]) -> Result<(), String> {
+    if let Some(chosen) = &accept.subprotocol
+        && !offered.contains(&chosen.as_str())
+    {
+        return Err(format!(
+            "subprotocol `{chosen}` was not offered by the client"
+        ));
+    }
+    for group in &accept.groups {
+        rules::check_group(group).map_err(|e| format!("group `{group}`: {e}"))?;
+    }
+    if let Some(attachment) = &accept.attachment {
+        rules::check_attachment(attachment).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// An upgrade on its way: the 101 to answer, the socket once it is sent, and the place the
+/// connection holds under the caps.
+struct Upgrading {
+    response: Response,
+    upgrade: UpgradeFut,
+    permit: Permit,
+}
+
+/// Opens an accepted connection: into the table and its groups, its session started, and the
+/// 101 answered (with the chosen subprotocol).
+fn open(
+    host: &Arc<Host>,
+    slot: &Arc<FunctionSlot>,
+    id: ConnectionId,
+    remote: SocketAddr,
+    accept: Accept,
+    upgrading: Upgrading,
+) -> Response {
+    let Upgrading {
+        mut response,
+        upgrade,
+        permit,
+    } = upgrading;
     let connection = Arc::new(Connection::new(
         id,
         slot.scope.clone(),
@@ -237,7 +343,6 @@ async fn handshake(
         // The socket works; only the cluster's view of it lags (see the outbox).
         tracing::warn!(connection = %id, "{error}");
     }
-    let mut response = response.map(Body::new);
     if let Some(protocol) = accept
         .subprotocol
         .and_then(|p| HeaderValue::from_str(&p).ok())
@@ -246,48 +351,20 @@ async fn handshake(
             .headers_mut()
             .insert(header::SEC_WEBSOCKET_PROTOCOL, protocol);
     }
-    tracing::debug!(function = %name, connection = %id, %remote, "connection accepted");
+    tracing::debug!(function = %slot.scope.name, connection = %id, %remote, "connection accepted");
     let metrics = &slot.scope.metrics;
     metrics.accepted.inc();
     metrics.open_connections.inc();
     slot.scope.logs.publish(|| LogEvent::Connect {
-        connection: hex.as_str().to_owned(),
-        remote: remote_address,
+        connection: connection.id_str().to_owned(),
+        remote: remote.to_string(),
     });
     host.tasks.spawn(session::run(
         host.clone(),
-        slot,
+        slot.clone(),
         connection,
         upgrade,
         permit,
     ));
     response
-}
-
-/// An accept must pick an offered subprotocol and stay within the host's limits.
-fn check_accept(accept: &Accept, offered: &[&str]) -> Result<(), String> {
-    if let Some(chosen) = &accept.subprotocol
-        && !offered.contains(&chosen.as_str())
-    {
-        return Err(format!(
-            "subprotocol `{chosen}` was not offered by the client"
-        ));
-    }
-    if let Some(group) = accept
-        .groups
-        .iter()
-        .find(|g| g.is_empty() || g.len() > MAX_GROUP_NAME)
-    {
-        return Err(format!(
-            "group name `{group}` is not 1 to {MAX_GROUP_NAME} bytes"
-        ));
-    }
-    if accept
-        .attachment
-        .as_ref()
-        .is_some_and(|a| a.len() > MAX_ATTACHMENT)
-    {
-        return Err(format!("attachment larger than {MAX_ATTACHMENT} bytes"));
-    }
-    Ok(())
 }

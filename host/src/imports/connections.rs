@@ -1,8 +1,9 @@
 //! Host side of `wsfn:function/connections`: what a guest can do to connections and groups.
 //!
-//! A function reaches only its own connections: an id that belongs to another function is
-//! reported as not found, exactly like an id that never existed, so functions cannot probe
-//! each other. Sends only queue frames, so these calls never wait on a peer.
+//! Connections are found by the one rule of [`crate::reach`]: a function reaches only its own
+//! connections, and one of another function is reported as not found, exactly like an id
+//! that never existed, so functions cannot probe each other. Sends only queue frames, so
+//! these calls never wait on a peer.
 //!
 //! In a cluster, an id held by another live node is reached by routing a command to that node
 //! (see [`crate::cluster`]): such a send reports success once the command is queued, and a
@@ -14,18 +15,15 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::cluster::{NodeCommand, OutboxFull};
+use crate::cluster::NodeCommand;
+use crate::connections::rules::{self, RuleError};
 use crate::connections::{Connection, ConnectionId, NodeId, Outbound, QueueError};
-use crate::runtime::InstanceState;
+use crate::reach::{Asker, Reach, Resolver};
 use crate::runtime::bindings::wsfn::function::connections::Host;
 use crate::runtime::bindings::wsfn::function::types::{ConnectionError, MessageResult};
+use crate::runtime::{ConnectionFailure, InstanceState};
 
-/// Longest group name, in bytes.
-pub const MAX_GROUP_NAME: usize = 128;
-/// Largest attachment, in bytes.
-pub const MAX_ATTACHMENT: usize = 64 * 1024;
-/// Longest close reason the WebSocket protocol allows in a close frame, in bytes.
-pub const MAX_CLOSE_REASON: usize = 123;
+type ConnectionResult<T> = Result<T, ConnectionFailure>;
 
 /// Turns a guest message into a frame without copying its bytes.
 pub fn frame_of(message: MessageResult) -> Outbound {
@@ -44,58 +42,36 @@ fn queue_error(error: QueueError) -> ConnectionError {
     }
 }
 
-fn check_group(group: &str) -> Result<(), ConnectionError> {
-    if group.is_empty() || group.len() > MAX_GROUP_NAME {
-        return Err(ConnectionError::Invalid(format!(
-            "group names must be 1 to {MAX_GROUP_NAME} bytes long"
-        )));
-    }
-    Ok(())
+fn invalid(error: RuleError) -> ConnectionError {
+    ConnectionError::Invalid(error.to_string())
 }
 
-/// Close codes a function may send: 1000 (normal) and the ranges for libraries (3000-3999)
-/// and applications (4000-4999). The others describe protocol events only the host reports.
-pub fn check_close(code: u16, reason: &str) -> Result<(), ConnectionError> {
-    if code != 1000 && !(3000..=4999).contains(&code) {
-        return Err(ConnectionError::Invalid(format!(
-            "close code {code} is not allowed: use 1000 or 3000-4999"
-        )));
-    }
-    if reason.len() > MAX_CLOSE_REASON {
-        return Err(ConnectionError::Invalid(format!(
-            "close reasons are at most {MAX_CLOSE_REASON} bytes"
-        )));
-    }
-    Ok(())
-}
-
-fn backed_up(error: OutboxFull) -> ConnectionError {
+fn backed_up(error: impl std::fmt::Display) -> ConnectionError {
     ConnectionError::LimitExceeded(error.to_string())
 }
 
-/// A connection as a guest can reach it: held here, or by another node of the cluster.
+/// A connection a guest may act on: open and held here, or held by another node.
 enum Target {
     Local(Arc<Connection>),
     Remote(ConnectionId, NodeId),
 }
 
 impl InstanceState {
-    /// Finds a connection here or, in a cluster, on the live node its id names.
-    fn target(&self, id: &str) -> Result<Target, ConnectionError> {
-        match self.find_open(id) {
-            Ok(connection) => Ok(Target::Local(connection)),
-            Err(error) => {
-                let Some(cluster) = &self.env.cluster else {
-                    return Err(error);
-                };
-                let id: ConnectionId = id.parse().map_err(|_| ConnectionError::NotFound)?;
-                let node = id.node();
-                if node != cluster.node && cluster.is_live(node) {
-                    Ok(Target::Remote(id, node))
-                } else {
-                    Err(error)
-                }
-            }
+    fn resolver(&self) -> Resolver<'_> {
+        Resolver::new(
+            &self.env.connections,
+            self.env.cluster.as_deref(),
+            Asker::Function(&self.env.scope.name),
+        )
+        .with_current(self.connection.as_ref())
+    }
+
+    /// Where `id` is, for operations that need the connection open (send, close, join).
+    fn open_target(&self, id: &str) -> Result<Target, ConnectionError> {
+        match self.resolver().resolve(id) {
+            Reach::Here(connection) if connection.is_open() => Ok(Target::Local(connection)),
+            Reach::Remote { id, node } => Ok(Target::Remote(id, node)),
+            Reach::Here(_) | Reach::Gone => Err(ConnectionError::NotFound),
         }
     }
 
@@ -103,26 +79,11 @@ impl InstanceState {
         self.env.scope.name.to_string()
     }
 
-    /// Routes a command to another node.
+    /// Routes a command to the node holding the connection it names.
     fn route(&self, node: NodeId, command: NodeCommand) -> Result<(), ConnectionError> {
         match &self.env.cluster {
             Some(cluster) => cluster.command(node, &command).map_err(backed_up),
             None => Err(ConnectionError::NotFound),
-        }
-    }
-
-    /// Finds one of this function's connections. The connection of the running event is found
-    /// even during its on-close, so its attachment can still be read.
-    fn find(&self, id: &str) -> Result<Arc<Connection>, ConnectionError> {
-        if let Some(current) = &self.connection
-            && current.id_str() == id
-        {
-            return Ok(current.clone());
-        }
-        let id: ConnectionId = id.parse().map_err(|_| ConnectionError::NotFound)?;
-        match self.env.connections.get(id) {
-            Some(connection) if Arc::ptr_eq(&connection.scope, &self.env.scope) => Ok(connection),
-            _ => Err(ConnectionError::NotFound),
         }
     }
 
@@ -133,53 +94,42 @@ impl InstanceState {
         ))
     }
 
-    /// Like [`find`](Self::find), for operations that need the connection to be open.
-    fn find_open(&self, id: &str) -> Result<Arc<Connection>, ConnectionError> {
-        let connection = self.find(id)?;
-        let ending = self.closing_event
-            && self
-                .connection
-                .as_ref()
-                .is_some_and(|c| Arc::ptr_eq(c, &connection));
-        if ending || connection.is_closing() {
-            return Err(ConnectionError::NotFound);
-        }
-        Ok(connection)
-    }
-}
-
-impl Host for InstanceState {
-    fn reply(&mut self, message: MessageResult) -> wasmtime::Result<()> {
-        if self.closing_event || !self.take_sends(1) {
-            return Ok(());
-        }
-        if let Some(connection) = &self.connection {
-            // A refused reply means the connection is closing (or was just closed for being
-            // slow); the guest has nothing useful to do about it.
-            let _ = connection.send(frame_of(message));
-        }
-        Ok(())
-    }
-
-    fn send(
-        &mut self,
-        id: String,
-        message: MessageResult,
-    ) -> wasmtime::Result<Result<(), ConnectionError>> {
-        if !self.take_sends(1) {
-            return Ok(Err(self.sends_exhausted()));
-        }
-        Ok(self.target(&id).and_then(|target| match target {
-            Target::Local(c) => c.send(frame_of(message)).map_err(queue_error),
+    /// Sends `frame` to `id` wherever it is held.
+    fn send_to(&self, id: &str, frame: Outbound) -> Result<(), ConnectionError> {
+        match self.open_target(id)? {
+            Target::Local(connection) => connection.send(frame).map_err(queue_error),
             Target::Remote(id, node) => self.route(
                 node,
                 NodeCommand::Send {
                     function: Some(self.function_name()),
                     id,
-                    frame: frame_of(message),
+                    frame,
                 },
             ),
-        }))
+        }
+    }
+}
+
+impl Host for InstanceState {
+    fn reply(&mut self, message: MessageResult) -> wasmtime::Result<()> {
+        let Some(connection) = self.connection.clone() else {
+            return Ok(());
+        };
+        // Nothing can reach a connection that is closing (or during its on-close).
+        if !connection.is_open() || !self.take_sends(1) {
+            return Ok(());
+        }
+        // A refused reply means the connection is closing (or was just closed for being
+        // slow); the guest has nothing useful to do about it.
+        let _ = connection.send(frame_of(message));
+        Ok(())
+    }
+
+    fn send(&mut self, id: String, message: MessageResult) -> ConnectionResult<()> {
+        if !self.take_sends(1) {
+            return Err(self.sends_exhausted().into());
+        }
+        Ok(self.send_to(&id, frame_of(message))?)
     }
 
     fn send_many(&mut self, ids: Vec<String>, message: MessageResult) -> wasmtime::Result<u32> {
@@ -187,90 +137,78 @@ impl Host for InstanceState {
             return Ok(0);
         }
         let frame = frame_of(message);
-        let mut delivered = 0;
-        for id in &ids {
-            let sent = match self.target(id) {
-                Ok(Target::Local(connection)) => connection.send(frame.clone()).is_ok(),
-                Ok(Target::Remote(id, node)) => self
-                    .route(
-                        node,
-                        NodeCommand::Send {
-                            function: Some(self.function_name()),
-                            id,
-                            frame: frame.clone(),
-                        },
-                    )
-                    .is_ok(),
-                Err(_) => false,
-            };
-            delivered += u32::from(sent);
+        let delivered = ids
+            .iter()
+            .filter(|id| self.send_to(id, frame.clone()).is_ok())
+            .count();
+        Ok(u32::try_from(delivered).unwrap_or(u32::MAX))
+    }
+
+    fn close(&mut self, id: String, code: u16, reason: String) -> ConnectionResult<()> {
+        rules::check_close(code, &reason).map_err(invalid)?;
+        match self.open_target(&id)? {
+            Target::Local(connection) => {
+                connection.start_close(code, &reason);
+                Ok(())
+            }
+            Target::Remote(id, node) => Ok(self.route(
+                node,
+                NodeCommand::Close {
+                    function: Some(self.function_name()),
+                    id,
+                    code,
+                    reason,
+                },
+            )?),
         }
-        Ok(delivered)
     }
 
-    fn close(
-        &mut self,
-        id: String,
-        code: u16,
-        reason: String,
-    ) -> wasmtime::Result<Result<(), ConnectionError>> {
-        Ok(
-            check_close(code, &reason).and_then(|()| match self.target(&id)? {
-                Target::Local(connection) => {
-                    connection.start_close(code, &reason);
-                    Ok(())
-                }
-                Target::Remote(id, node) => self.route(
-                    node,
-                    NodeCommand::Close {
-                        function: Some(self.function_name()),
-                        id,
-                        code,
-                        reason,
-                    },
-                ),
-            }),
-        )
-    }
-
-    fn join(&mut self, id: String, group: String) -> wasmtime::Result<Result<(), ConnectionError>> {
-        Ok(check_group(&group).and_then(|()| match self.target(&id)? {
+    fn join(&mut self, id: String, group: String) -> ConnectionResult<()> {
+        rules::check_group(&group).map_err(invalid)?;
+        match self.open_target(&id)? {
             Target::Local(connection) => {
                 self.env.scope.groups.join(&connection, &group);
-                match &self.env.cluster {
-                    Some(cluster) => cluster
+                if let Some(cluster) = &self.env.cluster {
+                    cluster
                         .joined(&self.env.scope.name, connection.id, &group)
-                        .map_err(backed_up),
-                    None => Ok(()),
+                        .map_err(backed_up)?;
                 }
+                Ok(())
             }
-            Target::Remote(id, node) => self.route(
-                node,
-                NodeCommand::Join {
-                    function: self.function_name(),
-                    id,
-                    group,
-                },
-            ),
-        }))
+            Target::Remote(id, node) => {
+                let function = self.function_name();
+                Ok(self.route(
+                    node,
+                    NodeCommand::Join {
+                        function,
+                        id,
+                        group,
+                    },
+                )?)
+            }
+        }
     }
 
     fn leave(&mut self, id: String, group: String) -> wasmtime::Result<()> {
-        if let Ok(connection) = self.find(&id) {
-            self.env.scope.groups.leave(&connection, &group);
-            if let Some(cluster) = &self.env.cluster {
-                let _ = cluster.left(&self.env.scope.name, connection.id, &group);
+        match self.resolver().resolve(&id) {
+            Reach::Here(connection) => {
+                self.env.scope.groups.leave(&connection, &group);
+                if let Some(cluster) = &self.env.cluster {
+                    let _ = cluster.left(&self.env.scope.name, connection.id, &group);
+                }
             }
-        } else if let Ok(Target::Remote(id, node)) = self.target(&id) {
-            let function = self.function_name();
-            let _ = self.route(
-                node,
-                NodeCommand::Leave {
-                    function,
-                    id,
-                    group,
-                },
-            );
+            Reach::Remote { id, node } => {
+                let function = self.function_name();
+                let _ = self.route(
+                    node,
+                    NodeCommand::Leave {
+                        function,
+                        id,
+                        group,
+                    },
+                );
+            }
+            Reach::Gone => {}
         }
         Ok(())
     }
@@ -314,60 +252,56 @@ impl Host for InstanceState {
             .collect())
     }
 
-    async fn get_attachment(
-        &mut self,
-        id: String,
-    ) -> wasmtime::Result<Result<Option<Vec<u8>>, ConnectionError>> {
-        let local = self.find(&id).map(|c| c.attachment());
-        let (Err(_), Some(cluster)) = (&local, &self.env.cluster) else {
-            return Ok(local);
-        };
-        let Ok(id) = id.parse::<ConnectionId>() else {
-            return Ok(local);
-        };
-        if id.node() == cluster.node {
-            return Ok(local);
+    async fn get_attachment(&mut self, id: String) -> ConnectionResult<Option<Vec<u8>>> {
+        let reach = self.resolver().resolve(&id);
+        match (reach, &self.env.cluster) {
+            (Reach::Here(connection), _) => Ok(connection.attachment()),
+            (Reach::Remote { id, .. }, Some(cluster)) => {
+                match cluster.attachment(&self.env.scope.name, id).await {
+                    Ok(Some(attachment)) => Ok(attachment),
+                    Ok(None) => Err(ConnectionError::NotFound.into()),
+                    Err(error) => Err(backed_up(error).into()),
+                }
+            }
+            _ => Err(ConnectionError::NotFound.into()),
         }
-        Ok(match cluster.attachment(&self.env.scope.name, id).await {
-            Ok(Some(attachment)) => Ok(attachment),
-            Ok(None) => Err(ConnectionError::NotFound),
-            Err(error) => Err(ConnectionError::LimitExceeded(error.to_string())),
-        })
     }
 
-    fn set_attachment(
-        &mut self,
-        id: String,
-        value: Option<Vec<u8>>,
-    ) -> wasmtime::Result<Result<(), ConnectionError>> {
-        if value.as_ref().is_some_and(|v| v.len() > MAX_ATTACHMENT) {
-            return Ok(Err(ConnectionError::Invalid(format!(
-                "attachments are at most {MAX_ATTACHMENT} bytes"
-            ))));
+    fn set_attachment(&mut self, id: String, value: Option<Vec<u8>>) -> ConnectionResult<()> {
+        if let Some(value) = &value {
+            rules::check_attachment(value).map_err(invalid)?;
         }
-        if let Ok(connection) = self.find(&id) {
-            if let Some(cluster) = &self.env.cluster
-                && let Err(error) =
-                    cluster.attachment_set(&self.env.scope.name, connection.id, value.as_deref())
-            {
-                return Ok(Err(backed_up(error)));
+        match self.resolver().resolve(&id) {
+            Reach::Here(connection) => {
+                if let Some(cluster) = &self.env.cluster {
+                    cluster
+                        .attachment_set(&self.env.scope.name, connection.id, value.as_deref())
+                        .map_err(backed_up)?;
+                }
+                connection.set_attachment(value);
+                Ok(())
             }
-            connection.set_attachment(value);
-            return Ok(Ok(()));
+            Reach::Remote { id, node } => {
+                let function = self.function_name();
+                Ok(self.route(
+                    node,
+                    NodeCommand::SetAttachment {
+                        function,
+                        id,
+                        value,
+                    },
+                )?)
+            }
+            Reach::Gone => Err(ConnectionError::NotFound.into()),
         }
-        Ok(self.target(&id).and_then(|target| match target {
-            // Found above when local; only a remote id gets here.
-            Target::Local(_) => Err(ConnectionError::NotFound),
-            Target::Remote(id, node) => self.route(
-                node,
-                NodeCommand::SetAttachment {
-                    function: self.function_name(),
-                    id,
-                    value,
-                },
-            ),
-        }))
     }
 }
 
-impl crate::runtime::bindings::wsfn::function::types::Host for InstanceState {}
+impl crate::runtime::bindings::wsfn::function::types::Host for InstanceState {
+    fn convert_connection_error(
+        &mut self,
+        error: ConnectionFailure,
+    ) -> wasmtime::Result<ConnectionError> {
+        error.into_guest()
+    }
+}

@@ -74,9 +74,9 @@ pub async fn at_compile_priority<T: Send + 'static>(
             let _ = set_priority(thread, priority);
             let _ = done.send(work());
         })
-        .map_err(|e| LoadError::Invalid(format!("cannot start a compiling thread: {e}")))?;
+        .map_err(|e| LoadError::Compiler(format!("cannot start a compiling thread: {e}")))?;
     let finished =
-        |r: Result<T, _>| r.map_err(|_| LoadError::Invalid("compilation did not finish".into()));
+        |r: Result<T, _>| r.map_err(|_| LoadError::Compiler("the compile did not finish".into()));
     if priority != CompilePriority::Idle {
         return finished(result.await);
     }

@@ -3,7 +3,8 @@
 //! Only the generated code lives here. Imports that may touch a remote store are `async`:
 //! the key-value imports, and the connection imports that read what other nodes of a cluster
 //! hold (group members, a remote attachment, the member count of a publish). The others only
-//! queue frames or commands and never wait, so they stay synchronous.
+//! queue frames or commands and never wait, so they stay synchronous. Imports that fail with
+//! a WIT error return it through [`ImportError`], so their host side is written with `?`.
 //! Exports take borrowed arguments so a frame's payload is lowered straight into guest memory
 //! without an owned copy on the host.
 
@@ -20,7 +21,11 @@ wasmtime::component::bindgen!({
         default: trappable,
     },
     exports: { default: async },
+    trappable_error_type: {
+        "wasi:keyvalue/store.error" => crate::runtime::KvError,
+        "wsfn:function/types.connection-error" => crate::runtime::ConnectionFailure,
+    },
     with: {
-        "wasi:keyvalue/store.bucket": crate::imports::keyvalue::Bucket,
+        "wasi:keyvalue/store.bucket": crate::state::BucketId,
     },
 });

@@ -21,6 +21,7 @@ use crate::catalog::VersionInfo;
 use crate::config::EPOCH_TICK;
 use crate::connections::Connection;
 use crate::observe::{EventKind, LogEvent};
+use crate::protocol::truncate_utf8;
 
 pub use websocket_connection::{ConnectRequest, Decision};
 
@@ -29,18 +30,19 @@ pub use websocket_connection::{ConnectRequest, Decision};
 pub enum EventError {
     #[error("the event ran past its deadline")]
     Deadline,
-    #[error("the guest ran out of memory (limit reached): {}", .0.full)]
+    #[error("the guest ran out of memory (limit reached): {}", .0.cause)]
     OutOfMemory(FaultDetail),
     #[error("the guest overflowed its stack")]
     StackOverflow,
-    #[error("the guest trapped: {}", .0.full)]
+    #[error("the guest trapped: {}", .0.cause)]
     Trap(FaultDetail),
     #[error("the guest could not be instantiated: {0}")]
     Instantiate(String),
 }
 
-/// What went wrong inside the guest, twice: in full for the operator's log, and as the bare
-/// cause (no backtrace, bounded) for the function's own `on-error`.
+/// What went wrong inside the guest, twice: the bare cause (no backtrace, bounded) for the
+/// log line and the function's own `on-error`, and in full, with the guest's backtrace, for
+/// the debug log.
 #[derive(Debug)]
 pub struct FaultDetail {
     /// The error with its wasm backtrace.
@@ -56,23 +58,19 @@ const MAX_CAUSE: usize = 200;
 impl FaultDetail {
     fn of(error: &wasmtime::Error) -> Self {
         let cause = match error.downcast_ref::<Trap>() {
-            Some(trap) => trap.to_string(),
+            // wasmtime's text says "wasm trap: " before every trap; the handler's name and
+            // the word "trapped" already say so.
+            Some(trap) => {
+                let text = trap.to_string();
+                text.strip_prefix("wasm trap: ").unwrap_or(&text).to_owned()
+            }
             None => error.root_cause().to_string(),
         };
         Self {
             full: format!("{error:#}"),
-            cause: truncate(cause.trim(), MAX_CAUSE).to_owned(),
+            cause: truncate_utf8(cause.trim(), MAX_CAUSE).to_owned(),
         }
     }
-}
-
-/// The longest prefix of `text` of at most `max` bytes that ends on a character boundary.
-fn truncate(text: &str, max: usize) -> &str {
-    let mut end = text.len().min(max);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
 }
 
 impl EventError {
@@ -95,6 +93,10 @@ pub enum LoadError {
     Invalid(String),
     #[error("the component needs an import the host does not provide: {0}")]
     UnknownImport(String),
+    /// The host could not compile it (no thread to compile on, a compile that did not
+    /// finish): the host's failure, not the component's.
+    #[error("the host could not compile the component: {0}")]
+    Compiler(String),
     #[error(
         "the component exports none of `wsfn:function/websocket-connection`, `wsfn:function/message` \
          or `wsfn:function/close`@0.1.0, so it is not a wsfn function"
@@ -109,6 +111,37 @@ struct Exports {
     close: Option<close::GuestIndices>,
     /// Optional: called after another handler of a connection failed.
     error: Option<error::GuestIndices>,
+}
+
+/// The events a function handles.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Event {
+    Connect,
+    Message,
+    Close,
+    Error,
+}
+
+impl Event {
+    /// The handler's name, in logs and in what on-error is told.
+    fn name(self) -> &'static str {
+        match self {
+            Event::Connect => "on-connect",
+            Event::Message => "on-message",
+            Event::Close => "on-close",
+            Event::Error => "on-error",
+        }
+    }
+
+    /// Which latency histogram the event counts in (on-error has none).
+    fn timed_as(self) -> Option<EventKind> {
+        match self {
+            Event::Connect => Some(EventKind::Connect),
+            Event::Message => Some(EventKind::Message),
+            Event::Close => Some(EventKind::Close),
+            Event::Error => None,
+        }
+    }
 }
 
 /// A ready-to-run instance with its store.
@@ -192,7 +225,7 @@ impl Function {
     }
 
     /// The function name's scope (groups, counters) this version serves.
-    pub fn scope(&self) -> &Arc<crate::scope::FunctionScope> {
+    pub fn scope(&self) -> &Arc<crate::connections::FunctionScope> {
         &self.env.scope
     }
 
@@ -262,18 +295,16 @@ impl Function {
         if self.exports.connect.is_none() {
             return Ok(None);
         }
-        let started = Instant::now();
-        let mut instance = self.check_out(None, false, "on-connect").await?;
-        let result = match &instance.connect {
-            Some(guest) => guest
-                .call_on_connect(&mut instance.store, request)
-                .await
-                .map(Some),
-            None => Ok(None),
-        };
-        let result = self.finish(instance, result, "on-connect");
-        self.took(EventKind::Connect, started);
-        result
+        self.run(None, Event::Connect, async |instance| {
+            match &instance.connect {
+                Some(guest) => guest
+                    .call_on_connect(&mut instance.store, request)
+                    .await
+                    .map(Some),
+                None => Ok(None),
+            }
+        })
+        .await
     }
 
     /// Runs on-message; does nothing if the component does not handle messages.
@@ -285,21 +316,20 @@ impl Function {
         if self.exports.message.is_none() {
             return Ok(());
         }
-        let started = Instant::now();
-        let mut instance = self
-            .check_out(Some(connection.clone()), false, "on-message")
-            .await?;
-        let result = match &instance.message {
-            Some(guest) => {
-                guest
-                    .call_on_message(&mut instance.store, connection.id_str(), message)
-                    .await
-            }
-            None => Ok(()),
-        };
-        let result = self.finish(instance, result, "on-message");
-        self.took(EventKind::Message, started);
-        result
+        let id = connection.id_str();
+        self.run(
+            Some(connection.clone()),
+            Event::Message,
+            async |instance| match &instance.message {
+                Some(guest) => {
+                    guest
+                        .call_on_message(&mut instance.store, id, message)
+                        .await
+                }
+                None => Ok(()),
+            },
+        )
+        .await
     }
 
     /// Runs on-close; does nothing if the component does not export it.
@@ -312,25 +342,20 @@ impl Function {
         if self.exports.close.is_none() {
             return Ok(());
         }
-        let started = Instant::now();
-        let mut instance = self
-            .check_out(Some(connection.clone()), true, "on-close")
-            .await?;
-        let result = match &instance.close {
-            Some(guest) => {
-                guest
-                    .call_on_close(&mut instance.store, connection.id_str(), code, reason)
-                    .await
-            }
-            None => Ok(()),
-        };
-        let result = self.finish(instance, result, "on-close");
-        self.took(EventKind::Close, started);
-        result
-    }
-
-    fn took(&self, kind: EventKind, started: Instant) {
-        self.env.scope.metrics.event_took(kind, started.elapsed());
+        let id = connection.id_str();
+        self.run(
+            Some(connection.clone()),
+            Event::Close,
+            async |instance| match &instance.close {
+                Some(guest) => {
+                    guest
+                        .call_on_close(&mut instance.store, id, code, reason)
+                        .await
+                }
+                None => Ok(()),
+            },
+        )
+        .await
     }
 
     /// Runs on-error after `handler` of connection `id` failed; does nothing if the component
@@ -339,7 +364,7 @@ impl Function {
     /// It runs on a healthy instance: the one that failed was dropped. A failure of on-error
     /// itself is logged and counted like any fault and goes no further, so it can never
     /// trigger another on-error. `connection` is `None` when on-connect failed, since the
-    /// connection was never accepted.
+    /// connection was never accepted; otherwise it is closing, so it cannot be sent to.
     pub async fn on_error(
         &self,
         id: &str,
@@ -349,13 +374,13 @@ impl Function {
         if self.exports.error.is_none() {
             return Ok(());
         }
-        // Like on-close: the connection is ending and can no longer be sent to.
-        let mut instance = self.check_out(connection, true, "on-error").await?;
-        let result = match &instance.error {
-            Some(guest) => guest.call_on_error(&mut instance.store, id, message).await,
-            None => Ok(()),
-        };
-        self.finish(instance, result, "on-error")
+        self.run(connection, Event::Error, async |instance| {
+            match &instance.error {
+                Some(guest) => guest.call_on_error(&mut instance.store, id, message).await,
+                None => Ok(()),
+            }
+        })
+        .await
     }
 
     /// What on-error is told when `handler` (`on-connect`, `on-message`, `on-close`) failed
@@ -383,11 +408,29 @@ impl Function {
         u64::try_from(ticks).unwrap_or(u64::MAX).max(1)
     }
 
+    /// Runs one event: takes a warm instance (or instantiates one), makes `call` on it under
+    /// the event's deadline, gives it back — or drops it after a fault, which is logged and
+    /// counted here — and records how long the event took.
+    async fn run<R>(
+        &self,
+        connection: Option<Arc<Connection>>,
+        event: Event,
+        call: impl AsyncFnOnce(&mut WarmInstance) -> wasmtime::Result<R>,
+    ) -> Result<R, EventError> {
+        let started = Instant::now();
+        let mut instance = self.check_out(connection, event).await?;
+        let result = call(&mut instance).await;
+        let result = self.finish(instance, result, event);
+        if let Some(kind) = event.timed_as() {
+            self.env.scope.metrics.event_took(kind, started.elapsed());
+        }
+        result
+    }
+
     async fn check_out(
         &self,
         connection: Option<Arc<Connection>>,
-        closing: bool,
-        event: &'static str,
+        event: Event,
     ) -> Result<WarmInstance, EventError> {
         let pooled = self.idle.lock().pop();
         let metrics = &self.env.scope.metrics;
@@ -410,10 +453,7 @@ impl Function {
             },
         };
         let ticks = self.deadline_ticks();
-        instance
-            .store
-            .data_mut()
-            .begin_event(connection, closing, ticks);
+        instance.store.data_mut().begin_event(connection, ticks);
         instance.store.set_epoch_deadline(1);
         Ok(instance)
     }
@@ -422,7 +462,7 @@ impl Function {
         &self,
         mut instance: WarmInstance,
         result: wasmtime::Result<R>,
-        event: &'static str,
+        event: Event,
     ) -> Result<R, EventError> {
         let state = instance.store.data_mut();
         let connection = state.connection.take();
@@ -443,9 +483,11 @@ impl Function {
         }
     }
 
-    /// Logs and counts a fault, naming function, version and connection.
-    fn report(&self, error: &EventError, connection: Option<&Connection>, event: &'static str) {
+    /// Logs and counts a fault, naming function, version and connection. The log line gives
+    /// the cause; the guest's backtrace follows at debug level.
+    fn report(&self, error: &EventError, connection: Option<&Connection>, event: Event) {
         let scope = &self.env.scope;
+        let event = event.name();
         scope.metrics.fault(error.kind());
         scope.logs.publish(|| LogEvent::Fault {
             fault: error.kind(),
@@ -462,6 +504,9 @@ impl Function {
             fault = error.kind(),
             "guest fault: {error}"
         );
+        if let EventError::Trap(detail) | EventError::OutOfMemory(detail) = error {
+            tracing::debug!(function = %self.env.scope.name, %connection, event, "guest fault in full: {}", detail.full);
+        }
     }
 
     fn check_in(&self, instance: WarmInstance) {
@@ -553,14 +598,24 @@ fn classify(error: wasmtime::Error, hit_limit: bool) -> EventError {
 
 #[cfg(test)]
 mod tests {
-    use super::truncate;
+    use super::*;
 
     #[test]
-    fn a_cause_is_cut_on_a_character_boundary() {
-        assert_eq!(truncate("short", 200), "short");
-        assert_eq!(truncate("abcdef", 3), "abc");
-        // "é" is two bytes: cutting inside it keeps the text before it.
-        assert_eq!(truncate("aé", 2), "a");
-        assert_eq!(truncate("", 0), "");
+    fn a_trap_s_cause_is_what_the_readme_shows() {
+        let error = wasmtime::Error::from(Trap::UnreachableCodeReached);
+        let detail = FaultDetail::of(&error);
+        assert_eq!(detail.cause, "wasm `unreachable` instruction executed");
+    }
+
+    #[test]
+    fn a_host_error_s_cause_is_its_root_and_bounded() {
+        let error = wasmtime::Error::msg("é".repeat(150)).context("calling the import");
+        let detail = FaultDetail::of(&error);
+        assert_eq!(detail.cause, "é".repeat(100));
+        assert!(
+            detail.full.starts_with("calling the import"),
+            "{}",
+            detail.full
+        );
     }
 }

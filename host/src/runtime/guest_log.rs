@@ -17,8 +17,8 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
 use crate::connections::ConnectionId;
+use crate::connections::FunctionScope;
 use crate::observe::LogEvent;
-use crate::scope::FunctionScope;
 
 /// Longest line kept before it is logged anyway.
 const MAX_LINE: usize = 16 * 1024;

@@ -9,8 +9,8 @@ use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use super::guest_log::{GuestLog, LogSource, StreamName};
 use super::limiter::GuestLimiter;
 use crate::config::Limits;
+use crate::connections::FunctionScope;
 use crate::connections::{Connection, ConnectionTable};
-use crate::scope::FunctionScope;
 use crate::signing::UrlSigning;
 use crate::state::KeyValueStore;
 
@@ -38,8 +38,6 @@ pub struct InstanceState {
     log: Arc<LogSource>,
     /// The connection whose event is running; `None` during on-connect.
     pub(crate) connection: Option<Arc<Connection>>,
-    /// Whether the running event is on-close, when the connection can no longer be sent to.
-    pub(crate) closing_event: bool,
     /// Epoch ticks the running event may still use.
     pub(crate) ticks_left: u64,
     /// Messages the running event may still send.
@@ -69,21 +67,14 @@ impl InstanceState {
             env,
             log,
             connection: None,
-            closing_event: false,
             ticks_left: 0,
         }
     }
 
     /// Prepares for an event on `connection`.
-    pub(crate) fn begin_event(
-        &mut self,
-        connection: Option<Arc<Connection>>,
-        closing: bool,
-        ticks: u64,
-    ) {
+    pub(crate) fn begin_event(&mut self, connection: Option<Arc<Connection>>, ticks: u64) {
         *self.log.connection.lock() = connection.as_ref().map(|c| c.id);
         self.connection = connection;
-        self.closing_event = closing;
         self.ticks_left = ticks;
         self.sends_left = self.env.limits.sends_per_event;
         self.limiter.hit_limit = false;
@@ -105,7 +96,6 @@ impl InstanceState {
 
     pub(crate) fn end_event(&mut self) {
         self.connection = None;
-        self.closing_event = false;
     }
 }
 

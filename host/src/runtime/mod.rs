@@ -5,6 +5,7 @@ pub mod bindings;
 mod engine;
 mod function;
 mod guest_log;
+mod import_error;
 mod instance_state;
 mod limiter;
 
@@ -13,4 +14,5 @@ pub use engine::{EpochTicker, build_engine};
 pub use function::{
     ConnectRequest, Decision, EventError, Function, LoadError, build_linker, compile, load_compiled,
 };
+pub use import_error::{ConnectionFailure, ImportError, KvError};
 pub use instance_state::{FunctionEnv, InstanceState};

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use crate::connections::Groups;
+use super::Groups;
 use crate::observe::{FunctionMetrics, LogBus};
 
 #[derive(Debug)]

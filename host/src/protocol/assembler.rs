@@ -1,10 +1,12 @@
-//! Reassembles fragmented messages, enforcing the message size limit and UTF-8 as it goes.
+//! Reassembles fragmented messages (RFC 6455 §5.4), enforcing the message size limit and UTF-8 as it goes.
 //!
 //! A fragmented text message is checked fragment by fragment, so an invalid byte sequence ends
 //! the connection as soon as it arrives instead of after the whole message was buffered, and
 //! the size limit applies to the whole message, not to each frame.
 
-use super::reader::{Frame, Opcode as OpCode};
+use super::close::CloseCode;
+use super::frame::Frame;
+use super::opcode::Opcode;
 
 /// A complete message, borrowed from the frame or from the reassembly buffer.
 pub enum Message<'a> {
@@ -29,9 +31,11 @@ impl AssembleError {
     /// The close code that reports this error to the peer.
     pub fn close_code(&self) -> u16 {
         match self {
-            AssembleError::TooLarge(_) => 1009,
-            AssembleError::InvalidUtf8 => 1007,
-            AssembleError::UnexpectedContinuation | AssembleError::UnfinishedMessage => 1002,
+            AssembleError::TooLarge(_) => CloseCode::TOO_BIG.0,
+            AssembleError::InvalidUtf8 => CloseCode::INVALID_DATA.0,
+            AssembleError::UnexpectedContinuation | AssembleError::UnfinishedMessage => {
+                CloseCode::PROTOCOL_ERROR.0
+            }
         }
     }
 }
@@ -40,7 +44,7 @@ impl AssembleError {
 pub struct Assembler {
     max_size: usize,
     /// Opcode of the message being reassembled, if one is.
-    pending: Option<OpCode>,
+    pending: Option<Opcode>,
     buffer: Vec<u8>,
     /// Bytes of `buffer` already known to be valid UTF-8.
     checked: usize,
@@ -68,9 +72,9 @@ impl Assembler {
     pub fn push<'a>(&'a mut self, frame: &'a Frame) -> Result<Assembled<'a>, AssembleError> {
         let payload: &[u8] = &frame.payload;
         match (frame.opcode, self.pending) {
-            (OpCode::Text | OpCode::Binary, Some(_)) => Err(AssembleError::UnfinishedMessage),
-            (OpCode::Continuation, None) => Err(AssembleError::UnexpectedContinuation),
-            (opcode @ (OpCode::Text | OpCode::Binary), None) => {
+            (Opcode::Text | Opcode::Binary, Some(_)) => Err(AssembleError::UnfinishedMessage),
+            (Opcode::Continuation, None) => Err(AssembleError::UnexpectedContinuation),
+            (opcode @ (Opcode::Text | Opcode::Binary), None) => {
                 if payload.len() > self.max_size {
                     return Err(AssembleError::TooLarge(self.max_size));
                 }
@@ -84,8 +88,8 @@ impl Assembler {
                 Ok(Assembled::Partial)
             }
             // Control frames never reach the assembler; the session handles them.
-            (OpCode::Close | OpCode::Ping | OpCode::Pong, _) => Ok(Assembled::Partial),
-            (OpCode::Continuation, Some(opcode)) => {
+            (Opcode::Close | Opcode::Ping | Opcode::Pong, _) => Ok(Assembled::Partial),
+            (Opcode::Continuation, Some(opcode)) => {
                 self.append(payload)?;
                 if !frame.fin {
                     return Ok(Assembled::Partial);
@@ -93,7 +97,7 @@ impl Assembler {
                 self.pending = None;
                 self.checked = 0;
                 let message = match opcode {
-                    OpCode::Text => Message::Text(
+                    Opcode::Text => Message::Text(
                         std::str::from_utf8(&self.buffer)
                             .map_err(|_| AssembleError::InvalidUtf8)?,
                     ),
@@ -118,7 +122,7 @@ impl Assembler {
             return Err(AssembleError::TooLarge(self.max_size));
         }
         self.buffer.extend_from_slice(payload);
-        if self.pending == Some(OpCode::Text) {
+        if self.pending == Some(Opcode::Text) {
             // Everything up to a sequence cut by the fragment boundary must be valid already.
             match std::str::from_utf8(&self.buffer[self.checked..]) {
                 Ok(_) => self.checked = self.buffer.len(),
@@ -130,9 +134,9 @@ impl Assembler {
     }
 }
 
-fn whole<'a>(opcode: OpCode, payload: &'a [u8]) -> Result<Assembled<'a>, AssembleError> {
+fn whole<'a>(opcode: Opcode, payload: &'a [u8]) -> Result<Assembled<'a>, AssembleError> {
     Ok(Assembled::Complete(match opcode {
-        OpCode::Text => {
+        Opcode::Text => {
             Message::Text(std::str::from_utf8(payload).map_err(|_| AssembleError::InvalidUtf8)?)
         }
         _ => Message::Binary(payload),
@@ -144,7 +148,7 @@ mod tests {
     use super::*;
     use bytes::BytesMut;
 
-    fn frame(fin: bool, opcode: OpCode, data: &[u8]) -> Frame {
+    fn frame(fin: bool, opcode: Opcode, data: &[u8]) -> Frame {
         Frame {
             fin,
             opcode,
@@ -163,16 +167,16 @@ mod tests {
     fn joins_fragments_split_inside_a_character() {
         let mut assembler = Assembler::new(1024);
         let bytes = "héllo".as_bytes();
-        let first = frame(false, OpCode::Text, &bytes[..2]);
+        let first = frame(false, Opcode::Text, &bytes[..2]);
         assert!(matches!(assembler.push(&first), Ok(Assembled::Partial)));
-        let last = frame(true, OpCode::Continuation, &bytes[2..]);
+        let last = frame(true, Opcode::Continuation, &bytes[2..]);
         assert_eq!(text_of(assembler.push(&last)), "héllo");
     }
 
     #[test]
     fn fails_fast_on_invalid_utf8_in_a_fragment() {
         let mut assembler = Assembler::new(1024);
-        let first = frame(false, OpCode::Text, b"ok\xff");
+        let first = frame(false, Opcode::Text, b"ok\xff");
         assert_eq!(
             assembler.push(&first).err(),
             Some(AssembleError::InvalidUtf8)
@@ -182,9 +186,9 @@ mod tests {
     #[test]
     fn limits_the_whole_message_not_each_frame() {
         let mut assembler = Assembler::new(10);
-        let first = frame(false, OpCode::Binary, &[0; 6]);
+        let first = frame(false, Opcode::Binary, &[0; 6]);
         assert!(assembler.push(&first).is_ok());
-        let second = frame(true, OpCode::Continuation, &[0; 6]);
+        let second = frame(true, Opcode::Continuation, &[0; 6]);
         assert_eq!(
             assembler.push(&second).err(),
             Some(AssembleError::TooLarge(10))
@@ -194,7 +198,7 @@ mod tests {
     #[test]
     fn refuses_continuation_without_a_start() {
         let mut assembler = Assembler::new(10);
-        let orphan = frame(true, OpCode::Continuation, b"x");
+        let orphan = frame(true, Opcode::Continuation, b"x");
         assert_eq!(
             assembler.push(&orphan).err(),
             Some(AssembleError::UnexpectedContinuation)

@@ -15,7 +15,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 
-use crate::front;
+use super::StaticFiles;
 use crate::host::Host;
 
 /// Serves WebSocket functions on `listener` until `host.shutdown` is cancelled, then waits
@@ -25,9 +25,9 @@ use crate::host::Host;
 pub async fn serve(
     host: Arc<Host>,
     listener: TcpListener,
-    static_files: Option<Arc<front::StaticFiles>>,
+    static_files: Option<Arc<StaticFiles>>,
 ) -> std::io::Result<usize> {
-    let router = front::router(host.clone(), static_files);
+    let router = super::router(host.clone(), static_files);
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(host.limits.handshake_timeout)

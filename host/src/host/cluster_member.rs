@@ -1,0 +1,147 @@
+//! This node's part in the cluster (see [`crate::cluster::Member`]): commands for the
+//! connections it holds are found by the one rule of [`crate::reach`], as the function that
+//! sent them (or the operator) would find them here.
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use super::Host;
+use crate::cluster::{GroupPublish, Member, NodeCommand, Orphan};
+use crate::connections::{Connection, ConnectionId};
+use crate::reach::{Asker, Reach};
+
+impl Host {
+    /// The connection `id` held here, as `function` (or, without one, the operator) reaches it.
+    fn held_here(&self, function: Option<&str>, id: ConnectionId) -> Option<Arc<Connection>> {
+        let asker = function.map_or(Asker::Operator, Asker::Function);
+        match self.resolver(asker).resolve_id(id) {
+            Reach::Here(connection) => Some(connection),
+            Reach::Remote { .. } | Reach::Gone => None,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Member for Host {
+    fn apply_command(&self, command: NodeCommand) {
+        let cluster = self.cluster.as_deref();
+        match command {
+            NodeCommand::Send {
+                function,
+                id,
+                frame,
+            } => {
+                if let Some(connection) = self.held_here(function.as_deref(), id) {
+                    let _ = connection.send(frame);
+                }
+            }
+            NodeCommand::Close {
+                function,
+                id,
+                code,
+                reason,
+            } => {
+                if let Some(connection) = self.held_here(function.as_deref(), id) {
+                    connection.start_close(code, &reason);
+                }
+            }
+            NodeCommand::Join {
+                function,
+                id,
+                group,
+            } => {
+                if let Some(connection) = self.held_here(Some(&function), id)
+                    && connection.is_open()
+                {
+                    connection.scope.groups.join(&connection, &group);
+                    if let Some(cluster) = cluster {
+                        let _ = cluster.joined(&function, id, &group);
+                    }
+                }
+            }
+            NodeCommand::Leave {
+                function,
+                id,
+                group,
+            } => {
+                if let Some(connection) = self.held_here(Some(&function), id) {
+                    connection.scope.groups.leave(&connection, &group);
+                    if let Some(cluster) = cluster {
+                        let _ = cluster.left(&function, id, &group);
+                    }
+                }
+            }
+            NodeCommand::SetAttachment {
+                function,
+                id,
+                value,
+            } => {
+                if let Some(connection) = self.held_here(Some(&function), id) {
+                    if let Some(cluster) = cluster {
+                        let _ = cluster.attachment_set(&function, id, value.as_deref());
+                    }
+                    connection.set_attachment(value);
+                }
+            }
+        }
+    }
+
+    fn deliver_publish(&self, publish: &GroupPublish) {
+        if let Some(slot) = self.functions.get(&publish.function) {
+            slot.scope
+                .groups
+                .publish(&publish.group, &publish.frame, publish.except);
+        }
+    }
+
+    async fn close_orphan(&self, orphan: Orphan) {
+        let Some(slot) = self.functions.get(&orphan.record.function) else {
+            return;
+        };
+        let Ok(id) = orphan.record.id.parse::<ConnectionId>() else {
+            return;
+        };
+        let remote = orphan
+            .record
+            .remote
+            .parse()
+            .unwrap_or_else(|_| std::net::SocketAddr::from(([0, 0, 0, 0], 0)));
+        // Never in the table and already ended: sends to it fail and on-close sees its
+        // attachment.
+        let ghost = Arc::new(Connection::ended(
+            id,
+            slot.scope.clone(),
+            remote,
+            orphan.attachment,
+        ));
+        let _ = Box::pin(slot.current().on_close(
+            &ghost,
+            1006,
+            "the node holding the connection stopped",
+        ))
+        .await;
+    }
+
+    async fn sync_function(&self, function: &str) {
+        self.functions.sync_function(function).await;
+    }
+
+    async fn sync_all(&self) {
+        self.functions.sync_all().await;
+    }
+
+    async fn offer_functions(&self) {
+        if let Err(error) = self.functions.offer_to_cluster().await {
+            tracing::warn!("could not offer this node's functions to the cluster again: {error}");
+        }
+    }
+
+    fn connections(&self) -> Vec<Arc<Connection>> {
+        self.connections.all()
+    }
+
+    fn shutdown(&self) -> &CancellationToken {
+        &self.shutdown
+    }
+}
