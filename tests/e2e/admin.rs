@@ -785,3 +785,19 @@ async fn a_refusal_for_a_missing_token_names_the_bearer_scheme() {
     assert!(challenge.starts_with("Bearer"), "{challenge:?}");
     refused.expect_error(401);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_group_name_a_function_could_not_use_is_refused_with_400() {
+    let host = Host::builder().function("notify").start().await;
+    let too_long = "g".repeat(129);
+    let refused = host
+        .admin()
+        .post(
+            &format!("/v1/functions/notify/groups/{too_long}/send"),
+            TEXT,
+            "x",
+        )
+        .await
+        .expect_error(400);
+    assert!(refused.contains("1 to 128 bytes"), "{refused}");
+}

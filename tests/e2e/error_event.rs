@@ -189,3 +189,33 @@ async fn a_component_without_on_error_is_not_affected() {
     assert!(host.on_error_runs().is_empty());
     host.assert_still_running();
 }
+
+/// What on-error is told reads as the README shows it, and the host's own log line for the
+/// fault gives the cause without the guest's backtrace.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_trap_is_told_and_logged_by_its_cause_alone() {
+    let host = Host::builder().function("lifecycle").start().await;
+    let mut client = host.connect("lifecycle").await;
+    let id = client.connection_id().await;
+
+    fault_with(&mut client, "trap").await;
+
+    let error = host.wait_for_on_error(&id).await;
+    assert_eq!(
+        error.message,
+        "on-message trapped: wasm `unreachable` instruction executed"
+    );
+    let log = host.log();
+    let fault = log
+        .lines()
+        .find(|line| line.contains("guest fault") && line.contains(&id))
+        .unwrap_or_else(|| panic!("the fault of {id} is logged:\n{log}"));
+    assert!(
+        fault.contains("wasm `unreachable` instruction executed"),
+        "{fault}"
+    );
+    assert!(
+        !log.contains("<wasm function") && !log.contains("wasm backtrace"),
+        "no backtrace at the default log level:\n{log}"
+    );
+}

@@ -39,6 +39,10 @@ fn refuse(status: StatusCode, message: impl Into<String>) -> Response {
     (status, headers, axum::Extension(reason), message).into_response()
 }
 
+/// A refusal on its way out of the handshake's steps (boxed: a response is large, and most
+/// steps succeed).
+type Refused = Box<Response>;
+
 /// The refusal of a handshake whose on-connect failed or returned something unusable.
 fn function_failed() -> Response {
     refuse(
@@ -58,7 +62,8 @@ pub async fn upgrade(
         return refuse(StatusCode::NOT_FOUND, format!("no function named `{name}`"));
     };
     let response = match handshake(&front, &slot, &name, remote, request).await {
-        Ok(response) | Err(response) => response,
+        Ok(response) => response,
+        Err(refused) => *refused,
     };
     let status = response.status();
     if status != StatusCode::SWITCHING_PROTOCOLS {
@@ -83,7 +88,7 @@ async fn handshake(
     name: &str,
     remote: SocketAddr,
     mut request: Request,
-) -> Result<Response, Response> {
+) -> Result<Response, Refused> {
     let host = &front.host;
     check_request(host, name, &request)?;
     let (response, upgrade) = fastwebsockets::upgrade::upgrade(&mut request).map_err(|error| {
@@ -96,7 +101,7 @@ async fn handshake(
             header::SEC_WEBSOCKET_VERSION,
             HeaderValue::from_static("13"),
         );
-        response
+        Box::new(response)
     })?;
     // The place is taken before any guest code runs, so a flood of handshakes cannot make
     // the host run on-connect beyond its caps.
@@ -118,7 +123,7 @@ async fn handshake(
     let (accept, permit) = decide(host, slot, name, id, &offer, permit).await?;
     check_accept(&accept, &offer.subprotocols).map_err(|problem| {
         tracing::warn!(function = %name, "on-connect returned an unusable accept: {problem}");
-        function_failed()
+        Box::new(function_failed())
     })?;
     let upgrading = Upgrading {
         response: response.map(Body::new),
@@ -130,19 +135,22 @@ async fn handshake(
 
 /// Refusals that need no more than the request: a host shutting down, a browser from an
 /// origin that is not allowed, a plain HTTP request to a function's path.
-fn check_request(host: &Host, name: &str, request: &Request) -> Result<(), Response> {
+fn check_request(host: &Host, name: &str, request: &Request) -> Result<(), Refused> {
     if host.shutdown.is_cancelled() {
-        return Err(refuse(
+        return Err(Box::new(refuse(
             StatusCode::SERVICE_UNAVAILABLE,
             "the host is shutting down",
-        ));
+        )));
     }
     let allowed = &host.limits.allowed_origins;
     if let Some(origin) = request.headers().get(header::ORIGIN)
         && !allowed.is_empty()
         && !allowed.iter().any(|a| a.as_bytes() == origin.as_bytes())
     {
-        return Err(refuse(StatusCode::FORBIDDEN, "this origin may not connect"));
+        return Err(Box::new(refuse(
+            StatusCode::FORBIDDEN,
+            "this origin may not connect",
+        )));
     }
     if !fastwebsockets::upgrade::is_upgrade_request(request) {
         let mut response = refuse(
@@ -153,7 +161,7 @@ fn check_request(host: &Host, name: &str, request: &Request) -> Result<(), Respo
         let headers = response.headers_mut();
         headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
         headers.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
-        return Err(response);
+        return Err(Box::new(response));
     }
     Ok(())
 }
@@ -176,7 +184,7 @@ impl<'r> Offer<'r> {
         name: &str,
         remote: SocketAddr,
         request: &'r Request,
-    ) -> Result<Self, Response> {
+    ) -> Result<Self, Refused> {
         let mut query: Vec<(Cow<str>, Cow<str>)> = request
             .uri()
             .query()
@@ -188,7 +196,7 @@ impl<'r> Offer<'r> {
             .verify(name, &pairs, SystemTime::now())
             .map_err(|problem| {
                 tracing::debug!(function = %name, %remote, "signed URL refused: {problem}");
-                refuse(StatusCode::UNAUTHORIZED, problem.to_string())
+                Box::new(refuse(StatusCode::UNAUTHORIZED, problem.to_string()))
             })?;
         if signed {
             query.retain(|(name, _)| !is_reserved(name));
@@ -233,7 +241,7 @@ async fn decide(
     id: ConnectionId,
     offer: &Offer<'_>,
     permit: Permit,
-) -> Result<(Accept, Permit), Response> {
+) -> Result<(Accept, Permit), Refused> {
     let hex = id.to_hex();
     let query = offer.query_pairs();
     let request = ConnectRequest {
@@ -262,7 +270,7 @@ async fn decide(
                 .filter(|s| s.is_client_error() || s.is_server_error())
                 .unwrap_or(StatusCode::FORBIDDEN);
             tracing::debug!(function = %name, remote = %offer.remote, status = status.as_u16(), "connection rejected");
-            Err(refuse(status, reject.reason))
+            Err(Box::new(refuse(status, reject.reason)))
         }
         Err(error) => {
             tracing::warn!(function = %name, remote = %offer.remote, "on-connect failed: {error}");
@@ -274,7 +282,7 @@ async fn decide(
                     let _ = function.on_error(hex.as_str(), None, &message).await;
                 });
             }
-            Err(function_failed())
+            Err(Box::new(function_failed()))
         }
     }
 }

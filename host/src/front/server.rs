@@ -3,7 +3,7 @@
 //!
 //! The accept loop is ours rather than `axum::serve` so the host decides what a slow or
 //! silent client costs: a client gets `handshake_timeout` to send its request headers, and
-//! every socket has Nagle's algorithm off, because the writer already batches frames.
+//! every socket has Nagle's algorithm off, because a connection already batches what it writes.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -117,87 +117,30 @@ impl Metrics {
             pool_misses: Family::default(),
         };
         let r = &mut this.registry;
+        macro_rules! register {
+            ($($name:literal, $help:literal => $field:ident;)*) => {
+                $(r.register($name, $help, this.$field.clone());)*
+            };
+        }
         // Counter names get `_total` appended by the encoder.
-        r.register(
-            "connections_open",
-            "Open WebSocket connections",
-            this.open_connections.clone(),
-        );
-        r.register(
-            "connections_accepted",
-            "Handshakes answered with 101",
-            this.accepted.clone(),
-        );
-        r.register(
-            "connections_rejected",
-            "Handshakes refused, by HTTP status (by on-connect or by a host limit)",
-            this.rejected.clone(),
-        );
-        r.register(
-            "messages_in",
-            "Messages received from clients and handed to on-message",
-            this.messages_in.clone(),
-        );
-        r.register(
-            "message_bytes_in",
-            "Payload bytes of the messages received",
-            this.bytes_in.clone(),
-        );
-        r.register(
-            "messages_out",
-            "Messages queued to clients (replies, sends, publishes, admin pushes)",
-            this.messages_out.clone(),
-        );
-        r.register(
-            "message_bytes_out",
-            "Payload bytes of the messages queued to clients",
-            this.bytes_out.clone(),
-        );
-        r.register(
-            "event_duration_seconds",
-            "Time to run one handler, including getting an instance",
-            this.event_duration.clone(),
-        );
-        r.register(
-            "guest_faults",
-            "Events that faulted, by kind (trap, deadline, memory, stack, instantiate)",
-            this.faults.clone(),
-        );
-        r.register(
-            "outbound_dropped_frames",
-            "Frames dropped by the drop-oldest slow-consumer policy",
-            this.dropped_frames.clone(),
-        );
-        r.register(
-            "slow_consumer_closes",
-            "Connections closed with 1008 because their outbound queue was full",
-            this.slow_consumer_closes.clone(),
-        );
-        r.register(
-            "sends_refused",
-            "Sends refused because an event used up its sends-per-event allowance",
-            this.sends_refused.clone(),
-        );
-        r.register(
-            "deploys",
-            "New versions deployed (at start or through the admin API)",
-            this.deploys.clone(),
-        );
-        r.register(
-            "rollbacks",
-            "Rollbacks to an earlier version",
-            this.rollbacks.clone(),
-        );
-        r.register(
-            "instances_idle",
-            "Warm instances waiting in the pool",
-            this.idle_instances.clone(),
-        );
-        r.register(
-            "instance_pool_misses",
-            "Events that found no warm instance and instantiated a new one",
-            this.pool_misses.clone(),
-        );
+        register! {
+            "connections_open", "Open WebSocket connections" => open_connections;
+            "connections_accepted", "Handshakes answered with 101" => accepted;
+            "connections_rejected", "Handshakes refused, by HTTP status (by on-connect or by a host limit)" => rejected;
+            "messages_in", "Messages received from clients and handed to on-message" => messages_in;
+            "message_bytes_in", "Payload bytes of the messages received" => bytes_in;
+            "messages_out", "Messages queued to clients (replies, sends, publishes, admin pushes)" => messages_out;
+            "message_bytes_out", "Payload bytes of the messages queued to clients" => bytes_out;
+            "event_duration_seconds", "Time to run one handler, including getting an instance" => event_duration;
+            "guest_faults", "Events that faulted, by kind (trap, deadline, memory, stack, instantiate)" => faults;
+            "outbound_dropped_frames", "Frames dropped by the drop-oldest slow-consumer policy" => dropped_frames;
+            "slow_consumer_closes", "Connections closed with 1008 because their outbound queue was full" => slow_consumer_closes;
+            "sends_refused", "Sends refused because an event used up its sends-per-event allowance" => sends_refused;
+            "deploys", "New versions deployed (at start or through the admin API)" => deploys;
+            "rollbacks", "Rollbacks to an earlier version" => rollbacks;
+            "instances_idle", "Warm instances waiting in the pool" => idle_instances;
+            "instance_pool_misses", "Events that found no warm instance and instantiated a new one" => pool_misses;
+        }
         this
     }
 
