@@ -87,9 +87,10 @@
 //!
 //! # Features
 //!
-//! `json` (on by default) adds the serde JSON helpers: [`Message::json`],
-//! [`Message::parse_json`], [`Connection::reply_json`], [`Group::publish_json`],
-//! [`kv::Bucket::get_json`], the `attachment_json` family and the `Json` error variants.
+//! `json` (on by default) adds the serde JSON helpers: `Message::json`,
+//! `Message::parse_json`, `Connection::reply_json` and `send_json`, `Group::publish_json`,
+//! `kv::Bucket::get_json` and `set_json`, the `attachment_json` family and the `Json` error
+//! variants.
 //! With `default-features = false` neither this crate nor the component uses serde
 //! (wit-bindgen's code generator still builds it, for the compiler only).
 //!
@@ -148,7 +149,9 @@ pub use handler_error::{HandlerError, NoError};
 ///
 /// With any error type that implements `Display` they return `Result<(), E>` (and
 /// `Result<Decision, E>`), so `?` works in them. `Box<dyn std::error::Error>` takes what `?`
-/// meets most: every `std::error::Error`, this crate's errors, `String` and `&str`:
+/// meets most: every `std::error::Error` (this crate's errors among them), `String`, `&str`
+/// and `anyhow::Error`. Code whose errors are `Box<dyn Error + Send + Sync>` can use that
+/// type as `E` instead, and `anyhow::Error` works as `E` too:
 ///
 /// ```
 /// use std::error::Error;
