@@ -1,7 +1,6 @@
 //! Deciding on a new connection: [`ConnectRequest`] and [`Decision`].
 
-use serde::Serialize;
-
+#[cfg(feature = "json")]
 use crate::Error;
 use crate::bindings::exports::wsfn::function::websocket_connection as raw;
 
@@ -99,7 +98,8 @@ impl Decision {
     /// Store `value` as JSON with the connection; see [`Connection::attachment_json`].
     ///
     /// [`Connection::attachment_json`]: crate::Connection::attachment_json
-    pub fn attachment_json<T: Serialize + ?Sized>(self, value: &T) -> Result<Self, Error> {
+    #[cfg(feature = "json")]
+    pub fn attachment_json<T: serde::Serialize + ?Sized>(self, value: &T) -> Result<Self, Error> {
         Ok(self.attachment(serde_json::to_vec(value)?))
     }
 
@@ -178,6 +178,7 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "json")]
     #[test]
     fn attachment_json_serialises() {
         let decision = Decision::accept()

@@ -1,10 +1,14 @@
 //! Reaching connections and groups.
 
+#[cfg(feature = "json")]
 use serde::Serialize;
+#[cfg(feature = "json")]
 use serde::de::DeserializeOwned;
 
+#[cfg(feature = "json")]
+use crate::Error;
 use crate::bindings::wsfn::function::connections as host;
-use crate::{ConnectionError, ConnectionId, Error, Message};
+use crate::{ConnectionError, ConnectionId, Message};
 
 /// A handle on one WebSocket connection, by id.
 ///
@@ -62,6 +66,7 @@ impl Connection {
     /// Sends `value` as a JSON text message, ignoring whether the connection is still open.
     ///
     /// Fails only if `value` cannot be serialised.
+    #[cfg(feature = "json")]
     pub fn reply_json<T: Serialize + ?Sized>(&self, value: &T) -> Result<(), Error> {
         self.reply(Message::json(value)?);
         Ok(())
@@ -73,6 +78,7 @@ impl Connection {
     }
 
     /// Sends `value` to this connection as a JSON text message.
+    #[cfg(feature = "json")]
     pub fn send_json<T: Serialize + ?Sized>(&self, value: &T) -> Result<(), Error> {
         Ok(self.send(Message::json(value)?)?)
     }
@@ -109,6 +115,7 @@ impl Connection {
     }
 
     /// The attachment parsed as JSON; `None` if there is none.
+    #[cfg(feature = "json")]
     pub fn attachment_json<T: DeserializeOwned>(&self) -> Result<Option<T>, Error> {
         match self.attachment()? {
             Some(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
@@ -122,6 +129,7 @@ impl Connection {
     }
 
     /// Replaces the attachment with `value` as JSON.
+    #[cfg(feature = "json")]
     pub fn set_attachment_json<T: Serialize + ?Sized>(&self, value: &T) -> Result<(), Error> {
         Ok(self.set_attachment(serde_json::to_vec(value)?)?)
     }
@@ -163,11 +171,13 @@ impl Group {
     }
 
     /// Sends `value` as a JSON text message to every member.
+    #[cfg(feature = "json")]
     pub fn publish_json<T: Serialize + ?Sized>(&self, value: &T) -> Result<u32, Error> {
         Ok(self.publish(Message::json(value)?))
     }
 
     /// Sends `value` as a JSON text message to every member but `except`.
+    #[cfg(feature = "json")]
     pub fn publish_json_except<T: Serialize + ?Sized>(
         &self,
         value: &T,

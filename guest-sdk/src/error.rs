@@ -15,6 +15,7 @@ pub enum Error {
     Connection(ConnectionError),
     /// A value could not be turned into JSON, or a message or attachment was not the JSON
     /// that was expected.
+    #[cfg(feature = "json")]
     Json(serde_json::Error),
     /// A key-value call failed.
     KeyValue(kv::Error),
@@ -28,6 +29,7 @@ impl fmt::Display for Error {
                 ConnectionError::Invalid(why) => write!(f, "invalid argument: {why}"),
                 ConnectionError::LimitExceeded(why) => write!(f, "limit exceeded: {why}"),
             },
+            #[cfg(feature = "json")]
             Error::Json(e) => write!(f, "JSON: {e}"),
             Error::KeyValue(e) => write!(f, "key-value: {e}"),
         }
@@ -38,6 +40,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Error::Connection(e) => Some(e),
+            #[cfg(feature = "json")]
             Error::Json(e) => Some(e),
             Error::KeyValue(e) => Some(e),
         }
@@ -50,6 +53,7 @@ impl From<ConnectionError> for Error {
     }
 }
 
+#[cfg(feature = "json")]
 impl From<serde_json::Error> for Error {
     fn from(e: serde_json::Error) -> Self {
         Error::Json(e)

@@ -1,37 +1,35 @@
-//! The glue between the generated `Guest` traits and [`Function`].
+//! The glue between the generated `Guest` traits and [`Function`]: one function per handler,
+//! which [`export!`](crate::export!) calls from the `Guest` impls it writes.
+//!
+//! The impls themselves are written by the macro, in the function's crate, because only there
+//! can the compiler infer which `Function<E>` the exported type implements (`_` in
+//! `on_message::<T, _>`); a generic impl here would leave `E` unconstrained.
 
-use core::marker::PhantomData;
+use crate::bindings::exports::wsfn::function::websocket_connection;
+use crate::{ConnectRequest, Connection, Function, HandlerError, Message};
 
-use crate::bindings::exports::wsfn::function::{close, error, message, websocket_connection};
-use crate::{ConnectRequest, Connection, Function, Message};
+pub use crate::bindings::exports::wsfn::function::{close, error, message};
+pub use websocket_connection::{Decision as RawDecision, Guest as ConnectGuest};
 
-/// Implements the three exported interfaces for any [`Function`].
-///
-/// It is generic so the trait impls can live here, next to the bindings, instead of being
-/// generated into every function crate by [`export!`](crate::export!).
-pub struct Export<F>(PhantomData<F>);
-
-impl<F: Function> websocket_connection::Guest for Export<F> {
-    fn on_connect(request: ConnectRequest) -> websocket_connection::Decision {
-        F::on_connect(request).into_raw()
-    }
+pub fn on_connect<F: Function<E>, E: HandlerError>(request: ConnectRequest) -> RawDecision {
+    E::decision(F::on_connect(request)).into_raw()
 }
 
-impl<F: Function> message::Guest for Export<F> {
-    fn on_message(id: String, message: Message) {
-        F::on_message(Connection::current(id), message)
-    }
+pub fn on_message<F: Function<E>, E: HandlerError>(id: String, message: Message) {
+    E::finish(
+        "on-message",
+        F::on_message(Connection::current(id), message),
+    )
 }
 
-impl<F: Function> close::Guest for Export<F> {
-    fn on_close(id: String, code: u16, reason: String) {
-        // Not the "current" connection: it is gone, so nothing can be replied to it.
-        F::on_close(Connection::from_id(id), code, reason)
-    }
+pub fn on_close<F: Function<E>, E: HandlerError>(id: String, code: u16, reason: String) {
+    // Not the "current" connection: it is gone, so nothing can be replied to it.
+    E::finish(
+        "on-close",
+        F::on_close(Connection::from_id(id), code, reason),
+    )
 }
 
-impl<F: Function> error::Guest for Export<F> {
-    fn on_error(id: String, message: String) {
-        F::on_error(Connection::from_id(id), message)
-    }
+pub fn on_error<F: Function<E>, E: HandlerError>(id: String, message: String) {
+    E::finish("on-error", F::on_error(Connection::from_id(id), message))
 }

@@ -18,7 +18,9 @@
 use core::fmt;
 use core::time::Duration;
 
+#[cfg(feature = "json")]
 use serde::Serialize;
+#[cfg(feature = "json")]
 use serde::de::DeserializeOwned;
 
 use crate::bindings::wasi::keyvalue::{atomics, batch, store};
@@ -42,6 +44,7 @@ pub enum Error {
     Store(String),
     /// A stored value was not the JSON that was expected, or a value could not be
     /// serialised.
+    #[cfg(feature = "json")]
     Json(serde_json::Error),
 }
 
@@ -51,6 +54,7 @@ impl fmt::Display for Error {
             Error::NoSuchStore => f.write_str("no such bucket"),
             Error::AccessDenied => f.write_str("access to the bucket denied"),
             Error::Store(why) => write!(f, "store failed: {why}"),
+            #[cfg(feature = "json")]
             Error::Json(e) => write!(f, "stored value is not the expected JSON: {e}"),
         }
     }
@@ -59,6 +63,7 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
+            #[cfg(feature = "json")]
             Error::Json(e) => Some(e),
             _ => None,
         }
@@ -75,6 +80,7 @@ impl From<store::Error> for Error {
     }
 }
 
+#[cfg(feature = "json")]
 impl From<serde_json::Error> for Error {
     fn from(e: serde_json::Error) -> Self {
         Error::Json(e)
@@ -109,6 +115,7 @@ impl Bucket {
     }
 
     /// The value of `key` parsed as JSON, if set.
+    #[cfg(feature = "json")]
     pub fn get_json<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>> {
         match self.get(key)? {
             Some(bytes) => Ok(Some(serde_json::from_slice(&bytes)?)),
@@ -122,6 +129,7 @@ impl Bucket {
     }
 
     /// Sets `key` to `value` as JSON.
+    #[cfg(feature = "json")]
     pub fn set_json<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<()> {
         self.set(key, serde_json::to_vec(value)?)
     }

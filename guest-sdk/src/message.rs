@@ -1,6 +1,8 @@
 //! Constructors and accessors for [`Message`].
 
+#[cfg(feature = "json")]
 use serde::Serialize;
+#[cfg(feature = "json")]
 use serde::de::DeserializeOwned;
 
 use crate::Message;
@@ -19,6 +21,7 @@ impl Message {
     /// A text message holding `value` as JSON.
     ///
     /// Text rather than binary because that is what browser clients expect to `JSON.parse`.
+    #[cfg(feature = "json")]
     pub fn json<T: Serialize + ?Sized>(value: &T) -> Result<Self, serde_json::Error> {
         serde_json::to_string(value).map(Message::Text)
     }
@@ -55,6 +58,7 @@ impl Message {
     /// Parses the payload as JSON; works for text and binary messages alike.
     ///
     /// The error says what was wrong (and where), so it is fit to send back to the client.
+    #[cfg(feature = "json")]
     pub fn parse_json<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
         serde_json::from_slice(self.as_bytes())
     }
@@ -97,6 +101,7 @@ mod tests {
         assert_eq!(Message::binary(vec![0u8]).as_text(), None);
     }
 
+    #[cfg(feature = "json")]
     #[test]
     fn json_round_trip_from_text_and_binary() {
         let message = Message::json(&serde_json::json!({"n": 1})).map_err(|e| e.to_string());

@@ -17,6 +17,7 @@ mod durable_state;
 mod echo;
 mod error_event;
 mod faults;
+mod handler_errors;
 mod hot_swap;
 mod lifecycle;
 mod lifecycle_paths;

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::support::{Host, TestDir, run_wsfn_host};
+use crate::support::{Host, TestDir, poll_until, run_wsfn_host, spawn_wsfn_host};
 
 /// Only there so a hung build fails the test instead of hanging it: a first build on a busy
 /// machine compiles the standard library and takes minutes.
@@ -51,6 +51,63 @@ async fn build(dir: &Path) {
     );
 }
 
+/// Runs `git ARGS...` in `dir`, ignoring the machine's and the user's git configuration
+/// (a global excludes file would change what counts as ignored), and returns its stdout.
+async fn git(dir: &Path, args: &[&str]) -> String {
+    let output = tokio::process::Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .unwrap_or_else(|error| panic!("cannot run git {args:?}: {error}"));
+    assert!(
+        output.status.success(),
+        "git {args:?} in {} failed: {}",
+        dir.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The files `git add .` would pick up in `dir`, made a fresh repository.
+async fn files_git_would_commit(dir: &Path) -> Vec<String> {
+    git(dir, &["init", "--quiet"]).await;
+    let status = git(dir, &["status", "--porcelain", "--untracked-files=all"]).await;
+    status
+        .lines()
+        .filter_map(|line| line.strip_prefix("?? "))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Starts `wsfn-host run FILE` in `dir` as the generated README says, with the default data
+/// directory, and stops it once it has written its admin token; returns the token's path.
+async fn run_as_documented(dir: &Path, file: &str) -> PathBuf {
+    let token = dir.join(".wsfn").join("admin-token");
+    let mut host = spawn_wsfn_host(
+        dir,
+        &[
+            "run",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+            file,
+        ],
+        &[],
+    );
+    poll_until("the host wrote its admin token", async || {
+        token.is_file().then_some(())
+    })
+    .await;
+    let _ = host.kill().await;
+    token
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_new_function_builds_with_its_documented_command_and_answers() {
     let dir = TestDir::new();
@@ -81,6 +138,24 @@ async fn a_new_function_builds_with_its_documented_command_and_answers() {
     assert_eq!(client.ask("hi there").await, "hi there");
     assert_eq!(client.ask("whoami").await, "ann");
     assert_eq!(client.ask("count").await, "3", "hi there, whoami, count");
+
+    let token = run_as_documented(&crate_dir, "hello.wasm").await;
+    assert!(token.is_file(), "the host keeps its data in the crate");
+    let committable = files_git_would_commit(&crate_dir).await;
+    assert!(
+        committable.iter().all(|file| !file.starts_with(".wsfn/")),
+        "the host's data and admin token stay out of git: {committable:?}"
+    );
+    assert!(
+        !committable.contains(&"hello.wasm".to_owned()),
+        "the build output stays out of git: {committable:?}"
+    );
+    for source in ["src/lib.rs", "Cargo.toml", ".gitignore", "build.sh"] {
+        assert!(
+            committable.contains(&source.to_owned()),
+            "{source} is committed: {committable:?}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -145,6 +145,90 @@ async fn files_are_served_with_their_type_and_functions_keep_their_routes() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn the_root_and_every_directory_serve_their_index_html() {
+    let dir = TestDir::new();
+    let root = site(&dir);
+    std::fs::create_dir_all(root.join("docs/deeper")).expect("create a subdirectory");
+    std::fs::write(root.join("docs/deeper/index.html"), "<h1>deeper</h1>").expect("write");
+    std::fs::create_dir_all(root.join("bare")).expect("create a directory without an index");
+    let host = host_serving(&root).await;
+
+    for (target, page) in [
+        ("/", "<h1>home</h1>"),
+        ("/?room=lobby", "<h1>home</h1>"),
+        ("/docs/", "<h1>docs</h1>"),
+        ("/docs/deeper/", "<h1>deeper</h1>"),
+    ] {
+        let answer = http(host.addr(), "GET", target).await;
+        assert_eq!(answer.status, 200, "{target}: {}", answer.head);
+        assert_eq!(answer.text(), page, "{target}");
+        assert_eq!(
+            answer.header("content-type"),
+            Some("text/html; charset=utf-8"),
+            "{target}"
+        );
+    }
+    let head = http(host.addr(), "HEAD", "/").await;
+    assert_eq!(head.status, 200);
+    assert_eq!(head.header("content-length"), Some("13"));
+    let redirect = http(host.addr(), "GET", "/docs/deeper?x=1").await;
+    assert_eq!(redirect.status, 301);
+    assert_eq!(redirect.header("location"), Some("/docs/deeper/?x=1"));
+
+    let bare = http(host.addr(), "GET", "/bare/").await;
+    assert_eq!(bare.status, 404, "{}", bare.head);
+    assert_eq!(
+        bare.header("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
+    assert!(
+        bare.text().contains("no such file") && bare.text().contains("/bare/"),
+        "a directory without an index.html says so: {}",
+        bare.text()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_file_is_a_plain_404_and_a_missing_name_still_goes_to_the_functions() {
+    let dir = TestDir::new();
+    let host = host_serving(&site(&dir)).await;
+
+    for target in [
+        "/nothing.html",
+        "/docs/nothing.js",
+        "/app.mjs/",
+        "/no/such/dir/",
+    ] {
+        let missing = http(host.addr(), "GET", target).await;
+        assert_eq!(missing.status, 404, "{target}: {}", missing.head);
+        assert_eq!(
+            missing.header("content-type"),
+            Some("text/plain; charset=utf-8"),
+            "{target}"
+        );
+        let text = missing.text();
+        assert!(
+            text.contains("no such file") && text.contains(target),
+            "{target} is named as a missing file: {text}"
+        );
+        assert!(!text.contains("function"), "{target}: {text}");
+    }
+    let head = http(host.addr(), "HEAD", "/nothing.html").await;
+    assert_eq!(head.status, 404);
+    assert!(head.body.is_empty(), "a HEAD answer has no body");
+
+    let name = http(host.addr(), "GET", "/nothing").await;
+    assert_eq!(name.status, 404);
+    assert!(
+        name.text().contains("no function named `nothing`"),
+        "a plain name that is no file is still looked up as a function: {}",
+        name.text()
+    );
+    let function = http(host.addr(), "GET", "/echo").await;
+    assert_eq!(function.status, 426);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn nothing_outside_the_directory_or_hidden_is_served() {
     let dir = TestDir::new();
     let host = host_serving(&site(&dir)).await;

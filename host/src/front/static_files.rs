@@ -1,9 +1,12 @@
 //! Static files beside the functions (`--static DIR`): plain HTTP GET and HEAD on the
 //! WebSocket listener, for pages and scripts that talk to the functions from a browser.
 //!
-//! Only requests that are not WebSocket upgrades are looked up here, and only a file that
-//! exists answers them: everything else goes on to the function routes, so `GET /chat` still
-//! gets the function's 426 when the directory has no `chat` file.
+//! Only requests that are not WebSocket upgrades are looked up here. A file that exists
+//! answers, and a directory answers with its `index.html`. A path that names nothing here goes
+//! on to the function routes when it could be a function's name, so `GET /chat` still gets the
+//! function's 426 when the directory has no `chat` file; any other path (`/page.html`,
+//! `/a/b`, `/dir/`) cannot reach a function, so it gets a plain 404 saying there is no such
+//! file rather than one about functions.
 //!
 //! What may be served is decided twice: the request path is checked segment by segment (no
 //! `..`, no hidden names, no encoded separators), and the file found is canonicalized and must
@@ -19,6 +22,8 @@ use axum::http::{HeaderValue, Method, StatusCode, Uri, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::io::Read;
+
+use crate::host::is_valid_function_name;
 
 /// Largest file served; larger files are refused with 403 rather than streamed, since what
 /// belongs here is a page, its scripts and its images.
@@ -47,8 +52,11 @@ enum Lookup {
     /// A directory named without its trailing slash: relative links in its index would
     /// resolve against the parent, so the client is sent to `path/` first.
     AddSlash,
-    /// Nothing to serve: the request goes on to the function routes.
+    /// Nothing to serve: the request goes on to the function routes if it could be a
+    /// function's name.
     Missing,
+    /// A directory named with its trailing slash that has no `index.html`.
+    NoIndex,
     /// A path no file may have (`..`, encoded separators, NUL): 400 with the reason.
     Invalid(&'static str),
 }
@@ -89,13 +97,14 @@ impl StaticFiles {
                 Lookup::File(found)
             };
         }
-        let Some(index) = self.inside_root(&found.join("index.html")) else {
-            return Lookup::Missing;
-        };
-        if !request_path.ends_with('/') {
-            return Lookup::AddSlash;
+        let index = self.inside_root(&found.join("index.html"));
+        match (index, request_path.ends_with('/')) {
+            (Some(index), true) => Lookup::File(index),
+            (Some(_), false) => Lookup::AddSlash,
+            (None, true) => Lookup::NoIndex,
+            // `GET /name` of a directory without an index may still be meant for a function.
+            (None, false) => Lookup::Missing,
         }
-        Lookup::File(index)
     }
 
     /// The canonical form of `path` when it exists and lies inside the root.
@@ -217,6 +226,13 @@ pub async fn serve_or_pass(
     }
 }
 
+/// Whether a request path could reach a function route: `/` and one valid function name.
+fn could_be_a_function(request_path: &str) -> bool {
+    request_path
+        .strip_prefix('/')
+        .is_some_and(is_valid_function_name)
+}
+
 /// The answer for a GET (or HEAD) of `uri`, or `None` when no file matches and the request
 /// goes on to the functions. Blocking.
 fn answer(files: &StaticFiles, uri: &Uri, head: bool) -> Option<Response> {
@@ -242,7 +258,18 @@ fn answer(files: &StaticFiles, uri: &Uri, head: bool) -> Option<Response> {
                 Err(_) => plain(StatusCode::BAD_REQUEST, "the path cannot be redirected"),
             }
         }
-        Lookup::Missing => return None,
+        Lookup::Missing if could_be_a_function(uri.path()) => return None,
+        Lookup::Missing => plain(
+            StatusCode::NOT_FOUND,
+            format!("no such file: `{}`", uri.path()),
+        ),
+        Lookup::NoIndex => plain(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no such file: `{}` is a directory without an index.html",
+                uri.path()
+            ),
+        ),
         Lookup::Invalid(reason) => plain(StatusCode::BAD_REQUEST, reason),
     };
     Some(response)
@@ -392,5 +419,37 @@ mod tests {
         assert_eq!(files.lookup("/page.html/"), Lookup::Missing);
         assert_eq!(files.lookup("/nothing"), Lookup::Missing);
         let _ = std::fs::remove_dir_all(&base);
+    }
+
+    #[test]
+    fn a_directory_without_an_index_is_no_file() {
+        let base = std::env::temp_dir().join(format!("wsfn-static-index-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        std::fs::create_dir_all(base.join("bare")).unwrap();
+        let files = StaticFiles::new(&base).unwrap();
+
+        assert_eq!(files.lookup("/"), Lookup::NoIndex);
+        assert_eq!(files.lookup("/bare/"), Lookup::NoIndex);
+        assert_eq!(
+            files.lookup("/bare"),
+            Lookup::Missing,
+            "without its slash it may name a function"
+        );
+        std::fs::write(base.join("index.html"), "<p>home</p>").unwrap();
+        assert_eq!(
+            files.lookup("/"),
+            Lookup::File(files.root().join("index.html"))
+        );
+        let _ = std::fs::remove_dir_all(&base);
+    }
+
+    #[test]
+    fn only_a_single_plain_name_can_reach_a_function() {
+        for name in ["/chat", "/Chat-Room_2"] {
+            assert!(could_be_a_function(name), "{name}");
+        }
+        for path in ["/", "/nothing.html", "/a/b", "/chat/", "/my%20page", "chat"] {
+            assert!(!could_be_a_function(path), "{path}");
+        }
     }
 }
