@@ -23,7 +23,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::io::Read;
 
-use crate::host::is_valid_function_name;
+use crate::functions::is_valid_function_name;
 
 /// Largest file served; larger files are refused with 403 rather than streamed, since what
 /// belongs here is a page, its scripts and its images.
