@@ -131,6 +131,11 @@ pub struct RunArgs {
 
     #[command(flatten)]
     pub cluster: ClusterArgs,
+
+    /// Per-function settings from the config file's `[functions.NAME]` sections.
+    #[arg(skip)]
+    pub function_settings:
+        std::collections::BTreeMap<String, wsfn_host::functions::FunctionSettings>,
 }
 
 /// How a node takes part in a cluster (only with --redis).
@@ -251,6 +256,17 @@ pub struct LimitArgs {
     /// latency unchanged on a busy host (deploys then take longer), `low` is nice 10.
     #[arg(long, value_enum, default_value_t = CompilePriority::Low)]
     pub compile_priority: CompilePriority,
+
+    /// How long a resumable session whose socket was lost is kept for its client to resume
+    /// before its on-close runs (code 1006). Accepts `ms`, `s` and `m` suffixes.
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_duration)]
+    pub resume_window: Duration,
+
+    /// Payload bytes a resumable session may hold for its client: queued, or sent and not yet
+    /// acknowledged. More ends the connection (1008) rather than leave a hole in what its
+    /// client receives. Accepts suffixes KiB and MiB.
+    #[arg(long, value_name = "BYTES", default_value = "1MiB", value_parser = parse_size)]
+    pub session_retention: usize,
 }
 
 impl LimitArgs {
@@ -277,6 +293,8 @@ impl LimitArgs {
             shutdown_timeout: Duration::from_millis(self.shutdown_timeout_ms),
             compile_priority: self.compile_priority,
             max_component_size: self.max_component_size,
+            resume_window: self.resume_window,
+            session_retention: self.session_retention,
             ..Limits::default()
         }
     }
@@ -382,8 +400,8 @@ pub fn parse_size(text: &str) -> Result<usize, String> {
         .ok_or_else(|| format!("`{text}` is too large"))
 }
 
-/// Parses `250ms`, `5s` or `250` (milliseconds).
-fn parse_duration(text: &str) -> Result<Duration, String> {
+/// Parses `250ms`, `5s`, `2m` or `250` (milliseconds).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
         .find(|c: char| !c.is_ascii_digit())
@@ -391,11 +409,12 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     let (digits, unit) = text.split_at(split);
     let number: u64 = digits
         .parse()
-        .map_err(|_| format!("`{text}` is not a duration: use e.g. 250ms or 5s"))?;
+        .map_err(|_| format!("`{text}` is not a duration: use e.g. 250ms, 5s or 2m"))?;
     match unit.trim() {
         "" | "ms" => Ok(Duration::from_millis(number)),
         "s" => Ok(Duration::from_secs(number)),
-        other => Err(format!("unknown duration unit `{other}`: use ms or s")),
+        "m" => Ok(Duration::from_secs(number.saturating_mul(60))),
+        other => Err(format!("unknown duration unit `{other}`: use ms, s or m")),
     }
 }
 

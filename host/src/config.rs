@@ -88,6 +88,11 @@ pub struct Limits {
     pub shutdown_timeout: Duration,
     /// How compiling threads share the CPU with serving.
     pub compile_priority: CompilePriority,
+    /// How long a resumable session whose socket was lost is kept for its client to resume.
+    pub resume_window: Duration,
+    /// Payload bytes a resumable session may hold for its client (queued, or sent and not yet
+    /// acknowledged); more ends the connection rather than leave a hole in its stream.
+    pub session_retention: usize,
 }
 
 impl Default for Limits {
@@ -120,6 +125,8 @@ impl Default for Limits {
             max_component_size: 64 << 20,
             shutdown_timeout: Duration::from_secs(10),
             compile_priority: CompilePriority::Low,
+            resume_window: Duration::from_secs(120),
+            session_retention: 1 << 20,
         }
     }
 }

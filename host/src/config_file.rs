@@ -14,6 +14,7 @@ use clap::ArgMatches;
 use clap::parser::ValueSource;
 use serde::{Deserialize, Deserializer};
 use wsfn_host::config::{CompilePriority, SlowConsumerPolicy};
+use wsfn_host::functions::FunctionSettings;
 
 use crate::cli::{FunctionArg, RunArgs, parse_size};
 
@@ -44,6 +45,10 @@ struct FunctionSection {
     /// Accept only signed URLs (as `--require-signed NAME`).
     #[serde(default)]
     require_signed_url: bool,
+    /// What one of its resumable sessions may hold for the client (`--session-retention`
+    /// for this function only).
+    #[serde(default, deserialize_with = "size")]
+    session_retention: Option<usize>,
 }
 
 /// `[limits]`: every limit option of `wsfn-host run`, under the same names.
@@ -77,6 +82,28 @@ struct LimitsSection {
     shutdown_timeout_ms: Option<u64>,
     #[serde(default, deserialize_with = "choice")]
     compile_priority: Option<CompilePriority>,
+    #[serde(default, deserialize_with = "duration")]
+    resume_window: Option<std::time::Duration>,
+    #[serde(default, deserialize_with = "size")]
+    session_retention: Option<usize>,
+}
+
+/// A duration as a number of milliseconds or a text with a unit (`"250ms"`, `"5s"`, `"2m"`).
+fn duration<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<std::time::Duration>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Duration {
+        Millis(u64),
+        Text(String),
+    }
+    match Duration::deserialize(deserializer)? {
+        Duration::Millis(ms) => Ok(Some(std::time::Duration::from_millis(ms))),
+        Duration::Text(text) => crate::cli::parse_duration(&text)
+            .map(Some)
+            .map_err(serde::de::Error::custom),
+    }
 }
 
 /// A size as a number of bytes or a text with a unit (`"64KiB"`, `"1MiB"`).
@@ -174,6 +201,8 @@ impl ConfigFile {
         fill!(limits.max_component_size, "max_component_size" => to.max_component_size);
         fill!(limits.shutdown_timeout_ms, "shutdown_timeout_ms" => to.shutdown_timeout_ms);
         fill!(limits.compile_priority, "compile_priority" => to.compile_priority);
+        fill!(limits.resume_window, "resume_window" => to.resume_window);
+        fill!(limits.session_retention, "session_retention" => to.session_retention);
 
         // A function named on the command line is served from the file given there; its
         // settings from the file still apply.
@@ -181,6 +210,10 @@ impl ConfigFile {
             if function.require_signed_url && !args.require_signed.contains(&name) {
                 args.require_signed.push(name.clone());
             }
+            let settings = FunctionSettings {
+                session_retention: function.session_retention,
+            };
+            args.function_settings.insert(name.clone(), settings);
             if !args.functions.iter().any(|f| f.name == name) {
                 args.functions.push(FunctionArg {
                     name,

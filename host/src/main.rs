@@ -135,6 +135,9 @@ async fn run(args: RunArgs) -> Result<()> {
         }
         None => None,
     };
+    for (name, settings) in &args.function_settings {
+        host.functions.configure(name, settings.clone());
+    }
     let host = Arc::new(host);
     host.functions.restore().await.with_context(|| {
         format!(

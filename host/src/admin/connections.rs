@@ -17,7 +17,7 @@ use super::body::Body;
 use super::error::{ApiError, ErrorBody};
 use crate::cluster::NodeCommand;
 use crate::connections::rules;
-use crate::connections::{Connection, NodeId, Outbound, QueueError};
+use crate::connections::{Connection, NodeId, Outbound, PhaseKind, QueueError};
 use crate::host::Host;
 use crate::reach::{Asker, Reach};
 
@@ -33,6 +33,20 @@ pub struct ConnectionSummary {
     pub groups: Vec<String>,
     /// When the connection was accepted, in milliseconds since the Unix epoch.
     pub connected_at_ms: u64,
+    /// Present when the connection is a resumable session.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session: Option<SessionSummary>,
+}
+
+/// Where a resumable session stands.
+#[derive(Serialize, ToSchema)]
+pub struct SessionSummary {
+    /// `attached` (its socket is open) or `detached` (waiting for its client to resume).
+    pub state: &'static str,
+    /// Payload bytes held for the client: queued, or sent and not yet acknowledged.
+    pub held_bytes: usize,
+    /// The client's messages the function has handled.
+    pub handled: u64,
 }
 
 /// The answer to a push.
@@ -69,6 +83,14 @@ fn summary(connection: &Connection) -> ConnectionSummary {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0),
+        session: connection.session.as_deref().map(|session| SessionSummary {
+            state: match connection.outgoing.kind() {
+                PhaseKind::Detached => "detached",
+                _ => "attached",
+            },
+            held_bytes: connection.outgoing.held_bytes(),
+            handled: session.handled(),
+        }),
     }
 }
 
@@ -148,6 +170,7 @@ pub async fn list_connections(
                 remote: record.remote,
                 groups,
                 connected_at_ms: record.connected_at_ms,
+                session: None,
             })
             .collect(),
         None => host

@@ -14,6 +14,7 @@ use parking_lot::Mutex;
 use super::id::{ConnectionId, HexId};
 use super::lifecycle::PhaseKind;
 use super::outbound::{Outbound, Outgoing, Push, QueueError};
+use super::session::Session;
 use crate::config::SlowConsumerPolicy;
 use crate::connections::FunctionScope;
 
@@ -33,6 +34,8 @@ pub struct Connection {
     /// Groups this connection is in, so they can be left when it closes.
     memberships: Mutex<Vec<Box<str>>>,
     attachment: Mutex<Option<Vec<u8>>>,
+    /// The resumable session this connection is, if its client asked for one.
+    pub session: Option<Box<Session>>,
 }
 
 impl Connection {
@@ -54,7 +57,16 @@ impl Connection {
             slow_consumer,
             memberships: Mutex::new(Vec::new()),
             attachment: Mutex::new(attachment),
+            session: None,
         }
+    }
+
+    /// A connection that is a resumable session, holding at most `retention` bytes of
+    /// messages for its client (see `outbound`), with the subprotocol on-connect chose.
+    pub fn with_session(mut self, retention: usize, subprotocol: Option<&str>) -> Self {
+        self.outgoing = Outgoing::for_session(self.outgoing.max_bytes(), retention);
+        self.session = Some(Box::new(Session::new(subprotocol.map(Into::into))));
+        self
     }
 
     /// The record of a connection that already ended elsewhere (on a node that died), for its

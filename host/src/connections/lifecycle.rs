@@ -5,15 +5,21 @@
 //! ```text
 //!            host closes (function, operator, limit, fault, shutdown)
 //!   Open ──────────────────────────────────────────────► Closing { by the host }
-//!     │      the peer's close frame arrives                   │ the peer answers, or the
-//!     ├──────────────────────────────────────────────► Closing { by the peer }   deadline
-//!     │                                                       │ passes
-//!     └── the socket fails or ends ──────────────────────► Ended ◄────┘
+//!   │ ▲ │    the peer's close frame arrives                   │ the peer answers, or the
+//!   │ │ ├──────────────────────────────────────────────► Closing { by the peer }   deadline
+//!   │ │ │                                                     │ passes
+//!   │ │ └── the socket fails or ends ─────────────────────► Ended ◄────┘
+//!   │ │ resumed                                               ▲
+//!   ▼ │                                                       │ the resume window passes, the
+//!   Detached ─────────────────────────────────────────────────┘ host closes, or it overflows
+//!   (a resumable session whose socket was lost)
 //! ```
 //!
 //! Closing means the close frame has been committed behind everything queued before it: no
 //! frame may follow it, and messages the peer still sends are no longer delivered (RFC 6455
-//! §5.5.1). Ended means the session is over: nothing is read, what was committed drains to the
+//! §5.5.1). Detached means the session's socket is gone but its connection is kept for a
+//! resume: frames are still queued (and kept for the resume), nothing is read or written.
+//! Ended means the connection is over: nothing is read, what was committed drains to the
 //! socket, and on-close runs. The state lives with the connection's outgoing side, whose lock
 //! makes "the close frame is the last frame" hold; the session, the queue and the imports all
 //! ask it the same questions.
@@ -35,6 +41,8 @@ pub struct HostClose {
 pub enum Phase {
     /// Messages flow both ways.
     Open,
+    /// A resumable session lost its socket at `since` and waits for a resume.
+    Detached { since: Instant },
     /// The close frame is committed. `by_host` is the close the host started (`None` when it
     /// answers the peer's close); `since` starts the wait for the peer's answer.
     Closing {
@@ -51,22 +59,24 @@ pub enum Phase {
 #[repr(u8)]
 pub enum PhaseKind {
     Open = 0,
-    Closing = 1,
-    Ended = 2,
+    Detached = 1,
+    Closing = 2,
+    Ended = 3,
 }
 
 impl PhaseKind {
     pub(super) fn from_u8(value: u8) -> Self {
         match value {
             0 => PhaseKind::Open,
-            1 => PhaseKind::Closing,
+            1 => PhaseKind::Detached,
+            2 => PhaseKind::Closing,
             _ => PhaseKind::Ended,
         }
     }
 
-    /// Frames (data or control) may be queued for the peer.
+    /// Frames may be queued for the peer (a detached session keeps them for its resume).
     pub fn accepts_frames(self) -> bool {
-        self == PhaseKind::Open
+        matches!(self, PhaseKind::Open | PhaseKind::Detached)
     }
 
     /// Messages read from the peer are handed to the function.
@@ -79,21 +89,44 @@ impl Phase {
     pub fn kind(&self) -> PhaseKind {
         match self {
             Phase::Open => PhaseKind::Open,
+            Phase::Detached { .. } => PhaseKind::Detached,
             Phase::Closing { .. } => PhaseKind::Closing,
             Phase::Ended { .. } => PhaseKind::Ended,
         }
     }
 
     /// Starts a close: by the host when `by_host` is given, else in answer to the peer's.
-    /// Only an open connection can start closing; false otherwise (the first close wins).
+    /// Only an open connection can start closing; false otherwise (the first close wins). A
+    /// detached session has no socket to say goodbye on: a close by the host ends it at once.
     pub fn start_close(&mut self, by_host: Option<HostClose>, now: Instant) -> bool {
+        match self {
+            Phase::Open => {
+                *self = Phase::Closing {
+                    by_host,
+                    since: now,
+                }
+            }
+            Phase::Detached { .. } if by_host.is_some() => *self = Phase::Ended { by_host },
+            _ => return false,
+        }
+        true
+    }
+
+    /// A resumable session lost its socket; false unless it was open.
+    pub fn detach(&mut self, now: Instant) -> bool {
         if *self != Phase::Open {
             return false;
         }
-        *self = Phase::Closing {
-            by_host,
-            since: now,
-        };
+        *self = Phase::Detached { since: now };
+        true
+    }
+
+    /// A detached session has a socket again; false unless it was detached.
+    pub fn resume(&mut self) -> bool {
+        if !matches!(self, Phase::Detached { .. }) {
+            return false;
+        }
+        *self = Phase::Open;
         true
     }
 
@@ -107,7 +140,7 @@ impl Phase {
     pub fn host_close(&self) -> Option<&HostClose> {
         match self {
             Phase::Closing { by_host, .. } | Phase::Ended { by_host } => by_host.as_ref(),
-            Phase::Open => None,
+            Phase::Open | Phase::Detached { .. } => None,
         }
     }
 
@@ -169,6 +202,24 @@ mod tests {
         assert_eq!(by_host.close_deadline(timeout), Some(now + timeout));
         by_host.end();
         assert_eq!(by_host.close_deadline(timeout), None);
+    }
+
+    #[test]
+    fn a_detached_session_resumes_or_ends_but_never_closes_with_a_frame() {
+        let now = Instant::now();
+        let mut phase = Phase::Open;
+        assert!(phase.detach(now));
+        assert!(!phase.detach(now));
+        assert!(phase.kind().accepts_frames() && !phase.kind().delivers_messages());
+        assert!(!phase.start_close(None, now), "no peer to answer");
+        assert!(phase.resume());
+        assert_eq!(phase, Phase::Open);
+        assert!(!phase.resume());
+
+        phase.detach(now);
+        assert!(phase.start_close(host_close(4000), now));
+        assert_eq!(phase.kind(), PhaseKind::Ended, "no close frame to wait for");
+        assert_eq!(phase.host_close().map(|c| c.code), Some(4000));
     }
 
     #[test]

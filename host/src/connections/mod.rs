@@ -12,12 +12,14 @@ mod lifecycle;
 mod outbound;
 pub mod rules;
 mod scope;
+mod session;
 mod table;
 
 pub use connection::Connection;
 pub use groups::Groups;
 pub use id::{ConnectionId, HexId, InvalidConnectionId, NodeId};
 pub use lifecycle::{HostClose, Phase, PhaseKind};
-pub use outbound::{Flushed, Outbound, Outgoing, Push, QueueError};
+pub use outbound::{Flushed, Outbound, Outgoing, Push, QueueError, ResumeError};
 pub use scope::FunctionScope;
+pub use session::{Handover, Session};
 pub use table::ConnectionTable;

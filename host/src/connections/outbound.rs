@@ -17,6 +17,12 @@
 //!
 //! Closing commits the close frame behind everything queued (or, for a slow consumer, behind
 //! only what is already pending), so no frame can follow it.
+//!
+//! A resumable session's messages are written with their type byte and kept, numbered, from
+//! the moment they are committed until the client acknowledges them; when its socket is lost
+//! the connection detaches and keeps queuing, and a resume writes every kept message again
+//! before anything new. Holding them is bounded by the session's retention limit: what does
+//! not fit ends the connection, never leaves a hole in what the client receives.
 
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
@@ -31,6 +37,7 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::time::Instant;
 
 use super::lifecycle::{HostClose, Phase, PhaseKind};
+use crate::protocol::session::MESSAGE;
 use crate::protocol::{Opcode, ServerHeader, write_close_frame, write_frame};
 
 /// Frames up to this size (header included) are copied into one buffer for a direct write.
@@ -46,23 +53,26 @@ pub enum Outbound {
     Binary(Bytes),
     Ping(Bytes),
     Pong(Bytes),
+    /// A session's control message (a text frame, written as it is): never counted as a
+    /// message, numbered or kept for a resume.
+    Control(Bytes),
 }
 
 impl Outbound {
     fn opcode_and_payload(&self) -> (Opcode, &Bytes) {
         match self {
-            Outbound::Text(b) => (Opcode::Text, b),
+            Outbound::Text(b) | Outbound::Control(b) => (Opcode::Text, b),
             Outbound::Binary(b) => (Opcode::Binary, b),
             Outbound::Ping(b) => (Opcode::Ping, b),
             Outbound::Pong(b) => (Opcode::Pong, b),
         }
     }
 
-    /// The payload's size if this is a data frame (what the message counters count).
+    /// The payload's size if this is a message (what the message counters count).
     pub fn data_len(&self) -> Option<usize> {
         match self {
             Outbound::Text(b) | Outbound::Binary(b) => Some(b.len()),
-            Outbound::Ping(_) | Outbound::Pong(_) => None,
+            Outbound::Ping(_) | Outbound::Pong(_) | Outbound::Control(_) => None,
         }
     }
 
@@ -80,6 +90,56 @@ pub enum QueueError {
     /// The bound in bytes would be exceeded.
     #[error("the connection's outbound queue is full")]
     Full,
+}
+
+/// An acknowledgement or resume that does not fit what was sent.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ResumeError {
+    #[error("acknowledges {received} messages, but {sent} were sent")]
+    BeyondSent { received: u64, sent: u64 },
+    #[error("received only {received} messages, but those up to {acknowledged} were acknowledged")]
+    Behind { received: u64, acknowledged: u64 },
+    #[error("not a detached session")]
+    NotDetached,
+}
+
+/// A session's messages committed and not yet acknowledged.
+#[derive(Debug)]
+struct Retained {
+    /// Numbered from `first`, in the order they were committed.
+    messages: VecDeque<Outbound>,
+    first: u64,
+    /// Payload bytes in `messages`.
+    bytes: usize,
+    /// Most payload bytes the session may hold, queued and kept together.
+    limit: usize,
+}
+
+impl Retained {
+    /// How many messages were committed in all.
+    fn sent(&self) -> u64 {
+        self.first - 1 + self.messages.len() as u64
+    }
+
+    /// Drops what a client that has received `received` messages in all no longer needs;
+    /// returns the payload bytes released. An acknowledgement older than one already seen
+    /// changes nothing.
+    fn acknowledge(&mut self, received: u64) -> Result<usize, ResumeError> {
+        let sent = self.sent();
+        if received > sent {
+            return Err(ResumeError::BeyondSent { received, sent });
+        }
+        let mut freed = 0;
+        while self.first <= received {
+            let Some(message) = self.messages.pop_front() else {
+                break;
+            };
+            freed += message.queued_bytes();
+            self.first += 1;
+        }
+        self.bytes -= freed;
+        Ok(freed)
+    }
 }
 
 /// How a frame is queued.
@@ -117,6 +177,8 @@ struct State {
     written: usize,
     /// A write failed: the socket is gone.
     failed: bool,
+    /// A resumable session's kept messages; `None` for a plain connection.
+    retained: Option<Box<Retained>>,
 }
 
 impl State {
@@ -124,14 +186,41 @@ impl State {
         self.written < self.pending.len()
     }
 
-    /// Encodes every queued frame behind what is pending.
+    /// Encodes every queued frame behind what is pending (keeping a session's messages).
     fn commit_queued(&mut self) {
         for frame in self.frames.drain(..) {
-            let (opcode, payload) = frame.opcode_and_payload();
-            write_frame(&mut self.pending, opcode, payload);
+            commit(&mut self.pending, self.retained.as_deref_mut(), frame);
         }
         self.bytes = 0;
     }
+
+    /// Starts the pending buffer afresh when it holds nothing unwritten.
+    fn reset_pending_if_written(&mut self) {
+        if !self.has_pending() {
+            self.pending.clear();
+            self.written = 0;
+        }
+    }
+}
+
+/// Encodes one frame into `pending`; a session's message gets its type byte and is kept.
+fn commit(pending: &mut Vec<u8>, retained: Option<&mut Retained>, frame: Outbound) {
+    let (opcode, payload) = frame.opcode_and_payload();
+    match retained {
+        Some(retained) if frame.data_len().is_some() => {
+            write_message(pending, opcode, payload);
+            retained.bytes += payload.len();
+            retained.messages.push_back(frame);
+        }
+        _ => write_frame(pending, opcode, payload),
+    }
+}
+
+/// Appends a session's message frame: the header, the type byte, the payload.
+fn write_message(pending: &mut Vec<u8>, opcode: Opcode, payload: &[u8]) {
+    pending.extend_from_slice(ServerHeader::new(opcode, payload.len() + 1).as_bytes());
+    pending.push(MESSAGE);
+    pending.extend_from_slice(payload);
 }
 
 /// The outgoing side of one connection (see the module's documentation).
@@ -150,16 +239,28 @@ pub struct Outgoing {
 impl Outgoing {
     /// An open connection's outgoing side, bounded to `max_bytes` of queued payload.
     pub fn new(max_bytes: usize) -> Self {
-        Self::in_phase(Phase::Open, max_bytes)
+        Self::in_phase(Phase::Open, max_bytes, None)
+    }
+
+    /// The outgoing side of a resumable session, which may hold at most `retention` payload
+    /// bytes queued and unacknowledged together.
+    pub fn for_session(max_bytes: usize, retention: usize) -> Self {
+        let retained = Retained {
+            messages: VecDeque::new(),
+            first: 1,
+            bytes: 0,
+            limit: retention,
+        };
+        Self::in_phase(Phase::Open, max_bytes, Some(Box::new(retained)))
     }
 
     /// The outgoing side of a connection that has already ended (one closed on behalf of
     /// another node, which this host never held): nothing can be sent to it.
     pub fn ended() -> Self {
-        Self::in_phase(Phase::Ended { by_host: None }, 0)
+        Self::in_phase(Phase::Ended { by_host: None }, 0, None)
     }
 
-    fn in_phase(phase: Phase, max_bytes: usize) -> Self {
+    fn in_phase(phase: Phase, max_bytes: usize, retained: Option<Box<Retained>>) -> Self {
         Self {
             kind: AtomicU8::new(phase.kind() as u8),
             state: Mutex::new(State {
@@ -170,10 +271,16 @@ impl Outgoing {
                 pending: Vec::new(),
                 written: 0,
                 failed: false,
+                retained,
             }),
             wake: AtomicWaker::new(),
             max_bytes,
         }
+    }
+
+    /// The bound on queued payload bytes.
+    pub fn max_bytes(&self) -> usize {
+        self.max_bytes
     }
 
     /// The connection's phase, without the lock.
@@ -204,19 +311,28 @@ impl Outgoing {
     /// Queues a frame (see [`Push`]); returns how many frames were dropped to make room.
     pub fn push(&self, mut frame: Outbound, how: Push) -> Result<usize, QueueError> {
         let mut state = self.state.lock();
-        if !state.phase.kind().accepts_frames() || state.failed {
+        if !state.phase.kind().accepts_frames() || (state.failed && state.retained.is_none()) {
             return Err(QueueError::Closing);
         }
-        if how.direct && state.frames.is_empty() && !state.has_pending() {
-            match write_directly(state.socket.as_ref(), frame) {
-                Direct::Written => return Ok(0),
+        if how.direct && state.frames.is_empty() && !state.has_pending() && !state.failed {
+            let session = state.retained.is_some();
+            match write_directly(state.socket.as_ref(), frame, session) {
+                Direct::Written(frame) => {
+                    if let Some(retained) = state.retained.as_deref_mut() {
+                        commit_kept(retained, frame);
+                    }
+                    return Ok(0);
+                }
                 Direct::NotWritten(unwritten) => frame = unwritten,
-                Direct::Partly(rest) => {
+                Direct::Partly(frame, rest) => {
                     // The rest is committed like a flush's pending bytes: the session waits
                     // for the socket and finishes it before anything else.
                     state.pending.clear();
                     state.written = 0;
                     state.pending.extend_from_slice(&rest);
+                    if let Some(retained) = state.retained.as_deref_mut() {
+                        commit_kept(retained, frame);
+                    }
                     drop(state);
                     self.wake.wake();
                     return Ok(0);
@@ -224,11 +340,18 @@ impl Outgoing {
             }
         }
         let size = frame.queued_bytes();
+        if let Some(retained) = state.retained.as_deref() {
+            // A session never drops a message: it would leave a hole in what its client gets.
+            let held = state.bytes + retained.bytes;
+            if held > 0 && held + size > retained.limit {
+                return Err(QueueError::Full);
+            }
+        }
         let mut dropped = 0;
         // An empty queue always takes one frame, so a single message up to the message size
         // limit can be sent even when the bound is smaller than that.
         while !state.frames.is_empty() && state.bytes + size > self.max_bytes {
-            if !how.drop_oldest {
+            if !how.drop_oldest || state.retained.is_some() {
                 return Err(QueueError::Full);
             }
             if let Some(oldest) = state.frames.pop_front() {
@@ -262,15 +385,18 @@ impl Outgoing {
         if !started {
             return false;
         }
+        if state.phase.kind() == PhaseKind::Ended {
+            // A detached session closed by the host: there is no socket to say goodbye on.
+            drop(state);
+            self.wake.wake();
+            return true;
+        }
+        state.reset_pending_if_written();
         if skip_queued {
             state.frames.clear();
             state.bytes = 0;
         } else {
             state.commit_queued();
-        }
-        if !state.has_pending() {
-            state.pending.clear();
-            state.written = 0;
         }
         write_close_frame(&mut state.pending, code, reason);
         drop(state);
@@ -278,11 +404,119 @@ impl Outgoing {
         true
     }
 
-    /// The session is over: nothing more is accepted, and what is committed drains.
-    pub fn end(&self) {
+    /// Says goodbye on the current socket only, without closing the connection: a session
+    /// whose socket is going away (the peer's 1001, or a resume that took over) stays open.
+    pub fn close_socket(&self, code: u16, reason: &str) {
+        let mut state = self.state.lock();
+        if state.socket.is_some() && !state.failed {
+            state.reset_pending_if_written();
+            write_close_frame(&mut state.pending, code, reason);
+        }
+    }
+
+    /// A session's socket is lost: the connection detaches, keeping what it queued and kept
+    /// for a resume. Whatever the old socket had not taken is dropped: the kept messages are
+    /// written again on resume, and the rest was for that socket alone. False unless open.
+    pub fn detach(&self) -> bool {
+        let mut state = self.state.lock();
+        let mut detached = false;
+        self.set_phase(&mut state, |phase| detached = phase.detach(Instant::now()));
+        if !detached {
+            return false;
+        }
+        let socket = state.socket.take();
+        state.pending = Vec::new();
+        state.written = 0;
+        state.failed = false;
+        drop(state);
+        drop(socket);
+        self.wake.wake();
+        true
+    }
+
+    /// A detached session has a socket again. The client has received `received` of the
+    /// host's messages: what it acknowledges is dropped, `hello` (the resumed message) goes
+    /// first, then every kept message after `received`, in order, then anything queued.
+    /// Returns how many messages are written again and the payload bytes released; on
+    /// error, the socket back, to be told why.
+    #[allow(clippy::result_large_err)]
+    pub fn resume(
+        &self,
+        socket: OwnedWriteHalf,
+        received: u64,
+        hello: Outbound,
+    ) -> Result<(usize, usize), (ResumeError, OwnedWriteHalf)> {
+        let mut state = self.state.lock();
+        let state = &mut *state;
+        let retained = match state.retained.as_deref_mut() {
+            Some(retained) if state.phase.kind() == PhaseKind::Detached => retained,
+            _ => return Err((ResumeError::NotDetached, socket)),
+        };
+        if received + 1 < retained.first {
+            let behind = ResumeError::Behind {
+                received,
+                acknowledged: retained.first - 1,
+            };
+            return Err((behind, socket));
+        }
+        let freed = match retained.acknowledge(received) {
+            Ok(freed) => freed,
+            Err(error) => return Err((error, socket)),
+        };
+        state.pending.clear();
+        state.written = 0;
+        commit(&mut state.pending, None, hello);
+        for message in &retained.messages {
+            let (opcode, payload) = message.opcode_and_payload();
+            write_message(&mut state.pending, opcode, payload);
+        }
+        let replayed = retained.messages.len();
+        state.socket = Some(socket);
+        state.phase.resume();
+        self.kind.store(state.phase.kind() as u8, Ordering::Release);
+        self.wake.wake();
+        Ok((replayed, freed))
+    }
+
+    /// The client has received `received` of the host's messages in all; returns the payload
+    /// bytes no longer kept. A plain connection has nothing to acknowledge.
+    pub fn acknowledge(&self, received: u64) -> Result<usize, ResumeError> {
+        match self.state.lock().retained.as_deref_mut() {
+            Some(retained) => retained.acknowledge(received),
+            None => Ok(0),
+        }
+    }
+
+    /// Payload bytes a session holds for its client (queued and kept); 0 for a plain
+    /// connection.
+    pub fn held_bytes(&self) -> usize {
+        let state = self.state.lock();
+        state
+            .retained
+            .as_deref()
+            .map_or(0, |retained| retained.bytes + state.bytes)
+    }
+
+    /// The connection is over: nothing more is accepted, and what is committed drains.
+    /// Returns the payload bytes a session held for its client, now released.
+    pub fn end(&self) -> usize {
         let mut state = self.state.lock();
         self.set_phase(&mut state, Phase::end);
+        let queued = state.bytes;
+        let held = match state.retained.as_deref_mut() {
+            Some(retained) => {
+                retained.messages = VecDeque::new();
+                std::mem::take(&mut retained.bytes) + queued
+            }
+            None => 0,
+        };
         drop(state);
+        self.wake.wake();
+        held
+    }
+
+    /// Wakes the session task, to look at its connection again (a resume handed it a socket).
+    pub fn nudge(&self) {
         self.wake.wake();
     }
 
@@ -323,11 +557,15 @@ impl Outgoing {
                 state.pending = Vec::new();
             }
             if state.frames.is_empty() {
-                return if state.phase.kind() == PhaseKind::Open {
-                    Flushed::All
-                } else {
-                    Flushed::Done
+                return match state.phase.kind() {
+                    PhaseKind::Open | PhaseKind::Detached => Flushed::All,
+                    PhaseKind::Closing | PhaseKind::Ended => Flushed::Done,
                 };
+            }
+            if state.socket.is_none() && state.phase.kind() != PhaseKind::Ended {
+                // Nothing to write to (a detached session, or before the socket is attached):
+                // the frames wait in the queue, which is what a resume or an attach starts from.
+                return Flushed::Blocked;
             }
             state.commit_queued();
         }
@@ -339,9 +577,12 @@ impl Outgoing {
         state.failed = true;
         state.pending = Vec::new();
         state.written = 0;
-        state.frames.clear();
-        state.bytes = 0;
-        self.set_phase(&mut state, Phase::end);
+        // A session keeps its queue and kept messages for a resume on another socket.
+        if state.retained.is_none() {
+            state.frames.clear();
+            state.bytes = 0;
+            self.set_phase(&mut state, Phase::end);
+        }
         Flushed::Failed
     }
 
@@ -351,7 +592,11 @@ impl Outgoing {
         // Registered first, so a push or close after the checks below wakes this caller.
         self.wake.register(cx.waker());
         let state = self.state.lock();
-        if state.failed || !state.frames.is_empty() {
+        if state.failed {
+            // Nothing to do until the session meets the broken socket on its reading side.
+            return Poll::Pending;
+        }
+        if !state.frames.is_empty() && state.socket.is_some() {
             return Poll::Ready(());
         }
         if state.has_pending() {
@@ -374,25 +619,42 @@ impl Outgoing {
 
 /// What a direct write did with a frame.
 enum Direct {
-    Written,
+    /// All of it went out; the frame is given back for a session to keep.
+    Written(Outbound),
     /// Nothing was written (no socket, the socket was full or failed, or not a data frame):
     /// the frame is queued as usual. A failure is left for the session to meet on its own.
     NotWritten(Outbound),
-    /// The socket took the beginning: these bytes must follow before anything else.
-    Partly(Vec<u8>),
+    /// The socket took the beginning of the frame: these bytes must follow before anything
+    /// else.
+    Partly(Outbound, Vec<u8>),
 }
 
-fn write_directly(socket: Option<&OwnedWriteHalf>, frame: Outbound) -> Direct {
+/// Keeps a session's message written directly, as a commit would have.
+fn commit_kept(retained: &mut Retained, frame: Outbound) {
+    retained.bytes += frame.queued_bytes();
+    retained.messages.push_back(frame);
+}
+
+/// Writes a data frame (with a session's type byte when `session`) without waiting.
+fn write_directly(socket: Option<&OwnedWriteHalf>, frame: Outbound, session: bool) -> Direct {
     let Some(socket) = socket else {
         return Direct::NotWritten(frame);
     };
     let socket: &TcpStream = socket.as_ref();
     let (opcode, payload) = frame.opcode_and_payload();
-    if opcode.is_control() {
+    if frame.data_len().is_none() {
         return Direct::NotWritten(frame);
     }
-    let header = ServerHeader::new(opcode, payload.len());
-    let head = header.as_bytes();
+    let mut head = [0u8; crate::protocol::MAX_SERVER_HEADER + 1];
+    let header = ServerHeader::new(opcode, payload.len() + usize::from(session));
+    let used = header.as_bytes().len();
+    head[..used].copy_from_slice(header.as_bytes());
+    let head = if session {
+        head[used] = MESSAGE;
+        &head[..used + 1]
+    } else {
+        &head[..used]
+    };
     let total = head.len() + payload.len();
     let written = if total <= SMALL_FRAME {
         // One contiguous write: cheaper for the kernel than a two-part one.
@@ -405,7 +667,7 @@ fn write_directly(socket: Option<&OwnedWriteHalf>, frame: Outbound) -> Direct {
     }
     .unwrap_or(0);
     if written == total {
-        return Direct::Written;
+        return Direct::Written(frame);
     }
     if written == 0 {
         return Direct::NotWritten(frame);
@@ -413,7 +675,7 @@ fn write_directly(socket: Option<&OwnedWriteHalf>, frame: Outbound) -> Direct {
     let mut rest = Vec::with_capacity(total - written);
     rest.extend_from_slice(head.get(written..).unwrap_or_default());
     rest.extend_from_slice(&payload[written.saturating_sub(head.len())..]);
-    Direct::Partly(rest)
+    Direct::Partly(frame, rest)
 }
 
 #[cfg(test)]
@@ -601,5 +863,138 @@ mod tests {
         assert!(failed, "writing to a closed peer fails");
         assert_eq!(outgoing.kind(), PhaseKind::Ended);
         assert_eq!(outgoing.push(text("late"), QUEUE), Err(QueueError::Closing));
+    }
+
+    /// A session's outgoing side attached to a loopback socket, and the client end.
+    async fn session(retention: usize) -> (Outgoing, TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let (_read, write) = server.into_split();
+        let outgoing = Outgoing::for_session(1 << 20, retention);
+        outgoing.attach(write);
+        (outgoing, client)
+    }
+
+    async fn fresh_socket() -> (OwnedWriteHalf, TcpStream) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        (server.into_split().1, client)
+    }
+
+    #[tokio::test]
+    async fn a_session_s_messages_carry_their_type_and_are_kept_until_acknowledged() {
+        let (outgoing, mut client) = session(1024).await;
+        outgoing.push(text("one"), QUEUE).unwrap();
+        outgoing
+            .push(Outbound::Control(Bytes::from_static(b"a1")), QUEUE)
+            .unwrap();
+        outgoing.push(text("two"), FANOUT).unwrap();
+        assert_eq!(outgoing.flush(), Flushed::All);
+        assert_eq!(
+            read_exactly(&mut client, 6 + 4 + 6).await,
+            [
+                0x81, 4, b'm', b'o', b'n', b'e', 0x81, 2, b'a', b'1', 0x81, 4, b'm', b't', b'w',
+                b'o'
+            ]
+        );
+        assert_eq!(
+            outgoing.held_bytes(),
+            6,
+            "both messages kept, not the control"
+        );
+        assert_eq!(outgoing.acknowledge(1), Ok(3));
+        assert_eq!(outgoing.held_bytes(), 3);
+        assert_eq!(
+            outgoing.acknowledge(3),
+            Err(ResumeError::BeyondSent {
+                received: 3,
+                sent: 2
+            })
+        );
+        assert_eq!(
+            outgoing.acknowledge(1),
+            Ok(0),
+            "an old acknowledgement changes nothing"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_resume_writes_again_what_the_client_missed_then_what_was_queued() {
+        let (outgoing, _lost) = session(1024).await;
+        for message in ["1", "2", "3"] {
+            outgoing
+                .push(Outbound::Text(Bytes::from(message)), QUEUE)
+                .unwrap();
+        }
+        outgoing.flush();
+        assert!(outgoing.detach());
+        assert_eq!(outgoing.kind(), PhaseKind::Detached);
+        outgoing.push(text("4"), FANOUT).unwrap();
+        assert_eq!(outgoing.flush(), Flushed::Blocked, "no socket to write to");
+
+        let (socket, mut client) = fresh_socket().await;
+        let hello = Outbound::Control(Bytes::from_static(b"r0"));
+        let (replayed, freed) = outgoing.resume(socket, 1, hello).map_err(|e| e.0).unwrap();
+        assert_eq!((replayed, freed), (2, 1), "2 and 3 again; 1 was received");
+        assert_eq!(outgoing.kind(), PhaseKind::Open);
+        assert_eq!(outgoing.flush(), Flushed::All);
+        let frames: Vec<u8> = [
+            &[0x81, 2, b'r', b'0'][..],
+            &[0x81, 2, b'm', b'2'],
+            &[0x81, 2, b'm', b'3'],
+            &[0x81, 2, b'm', b'4'],
+        ]
+        .concat();
+        assert_eq!(read_exactly(&mut client, frames.len()).await, frames);
+    }
+
+    #[tokio::test]
+    async fn a_resume_that_does_not_fit_what_was_sent_is_refused() {
+        let (outgoing, _lost) = session(1024).await;
+        outgoing.push(text("a"), QUEUE).unwrap();
+        outgoing.push(text("b"), QUEUE).unwrap();
+        outgoing.flush();
+        outgoing.acknowledge(1).unwrap();
+        outgoing.detach();
+        let hello = || Outbound::Control(Bytes::from_static(b"r0"));
+        let (socket, _client) = fresh_socket().await;
+        let (error, socket) = outgoing.resume(socket, 3, hello()).unwrap_err();
+        assert_eq!(
+            error,
+            ResumeError::BeyondSent {
+                received: 3,
+                sent: 2
+            }
+        );
+        let (error, _) = outgoing.resume(socket, 0, hello()).unwrap_err();
+        assert_eq!(
+            error,
+            ResumeError::Behind {
+                received: 0,
+                acknowledged: 1
+            }
+        );
+        assert_eq!(outgoing.kind(), PhaseKind::Detached, "still waiting");
+    }
+
+    #[tokio::test]
+    async fn a_session_refuses_what_it_cannot_hold_and_never_drops() {
+        let (outgoing, _client) = session(8).await;
+        outgoing.push(text("12345"), QUEUE).unwrap();
+        outgoing.flush();
+        outgoing.detach();
+        outgoing.push(text("678"), DROP_OLDEST).unwrap();
+        assert_eq!(outgoing.push(text("9"), DROP_OLDEST), Err(QueueError::Full));
+        assert_eq!(outgoing.held_bytes(), 8);
+        // Closed by the host while detached: there is no socket to say goodbye on.
+        assert!(outgoing.start_close(1008, "full", true, true));
+        assert_eq!(outgoing.kind(), PhaseKind::Ended);
+        assert_eq!(outgoing.end(), 8, "everything held is released");
     }
 }

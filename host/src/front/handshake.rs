@@ -13,15 +13,17 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
 use fastwebsockets::upgrade::UpgradeFut;
 
 use super::admission::{Permit, Refusal};
 use super::{Front, session};
 use crate::connections::rules;
-use crate::connections::{Connection, ConnectionId};
+use crate::connections::{Connection, ConnectionId, Outbound, Push};
 use crate::functions::FunctionSlot;
 use crate::host::Host;
 use crate::observe::LogEvent;
+use crate::protocol::session::{HostControl, RESUME_PARAM, SESSION_PARAM, SESSION_VERSION};
 use crate::runtime::bindings::exports::wsfn::function::websocket_connection::Accept;
 use crate::runtime::{ConnectRequest, Decision};
 use crate::signing::is_reserved;
@@ -91,6 +93,15 @@ async fn handshake(
 ) -> Result<Response, Refused> {
     let host = &front.host;
     check_request(host, name, &request)?;
+    if SessionAsk::of(&request) == SessionAsk::Unsupported {
+        return Err(Box::new(refuse(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "this host speaks version {SESSION_VERSION} of the session protocol: connect \
+                 with {SESSION_PARAM}={SESSION_VERSION}"
+            ),
+        )));
+    }
     let (response, upgrade) = fastwebsockets::upgrade::upgrade(&mut request).map_err(|error| {
         let mut response = refuse(
             StatusCode::BAD_REQUEST,
@@ -118,6 +129,15 @@ async fn handshake(
                 "too many connections from this address",
             ),
         })?;
+    let asked = SessionAsk::of(&request);
+    if let SessionAsk::Resume(session) = asked {
+        let resuming = Resuming {
+            response: response.map(Body::new),
+            upgrade,
+            permit,
+        };
+        return Ok(resume(front, name, &session, &request, resuming));
+    }
     let id = ConnectionId::random_on(host.node);
     let offer = Offer::read(host, name, remote, &request)?;
     let (accept, permit) = decide(host, slot, name, id, &offer, permit).await?;
@@ -129,6 +149,7 @@ async fn handshake(
         response: response.map(Body::new),
         upgrade,
         permit,
+        session: asked == SessionAsk::New,
     };
     Ok(open(host, slot, id, remote, accept, upgrading))
 }
@@ -190,6 +211,9 @@ impl<'r> Offer<'r> {
             .query()
             .map(|q| form_urlencoded::parse(q.as_bytes()).collect())
             .unwrap_or_default();
+        // The session's own parameters are the host's: a client adds them to any URL, signed
+        // or not, and the function never sees them.
+        query.retain(|(name, _)| name != SESSION_PARAM && name != RESUME_PARAM);
         let pairs: Vec<(&str, &str)> = query.iter().map(|(k, v)| (&**k, &**v)).collect();
         let signed = host
             .signing
@@ -206,15 +230,7 @@ impl<'r> Offer<'r> {
             .iter()
             .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?)))
             .collect();
-        let subprotocols = request
-            .headers()
-            .get_all(header::SEC_WEBSOCKET_PROTOCOL)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .map(str::trim)
-            .filter(|p| !p.is_empty())
-            .collect();
+        let subprotocols = offered_subprotocols(request);
         Ok(Self {
             path: request.uri().path(),
             query,
@@ -305,12 +321,107 @@ fn check_accept(accept: &Accept, offered: &[&str]) -> Result<(), String> {
     Ok(())
 }
 
+/// What a client asked of sessions, in its query (see `protocol::session`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum SessionAsk {
+    /// A plain connection.
+    Plain,
+    /// A new resumable session.
+    New,
+    /// Resume the session with this id.
+    Resume(String),
+    /// A session protocol version this host does not speak.
+    Unsupported,
+}
+
+impl SessionAsk {
+    fn of(request: &Request) -> Self {
+        let Some(query) = request.uri().query() else {
+            return SessionAsk::Plain;
+        };
+        let (mut version, mut resume) = (None, None);
+        for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+            if name == SESSION_PARAM {
+                version = Some(value);
+            } else if name == RESUME_PARAM {
+                resume = Some(value);
+            }
+        }
+        match (version, resume) {
+            (None, None) => SessionAsk::Plain,
+            (Some(version), _) if version != SESSION_VERSION => SessionAsk::Unsupported,
+            (Some(_), None) => SessionAsk::New,
+            (_, Some(id)) => SessionAsk::Resume(id.into_owned()),
+        }
+    }
+}
+
+/// A resume's upgrade on its way.
+struct Resuming {
+    response: Response,
+    upgrade: UpgradeFut,
+    permit: Permit,
+}
+
+/// Answers a resume with the 101 (confirming the subprotocol the session was opened with,
+/// when offered again) and leaves the rest to `resume::take_over`, after the 101: a refusal
+/// must reach browsers, which see no HTTP status of a failed handshake.
+fn resume(
+    front: &Front,
+    name: &str,
+    session: &str,
+    request: &Request,
+    resuming: Resuming,
+) -> Response {
+    let Resuming {
+        mut response,
+        upgrade,
+        permit,
+    } = resuming;
+    let host = &front.host;
+    if let Ok(connection) = super::resume::find(host, name, session)
+        && let Some(protocol) = connection
+            .session
+            .as_deref()
+            .and_then(|s| s.subprotocol.as_deref())
+        && offered_subprotocols(request).contains(&protocol)
+        && let Ok(value) = HeaderValue::from_str(protocol)
+    {
+        response
+            .headers_mut()
+            .insert(header::SEC_WEBSOCKET_PROTOCOL, value);
+    }
+    host.tasks.spawn(super::resume::take_over(
+        host.clone(),
+        name.to_owned(),
+        session.to_owned(),
+        upgrade,
+        permit,
+    ));
+    response
+}
+
+/// The subprotocols a client offers, in its order.
+fn offered_subprotocols(request: &Request) -> Vec<&str> {
+    request
+        .headers()
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .collect()
+}
+
 /// An upgrade on its way: the 101 to answer, the socket once it is sent, and the place the
 /// connection holds under the caps.
 struct Upgrading {
     response: Response,
     upgrade: UpgradeFut,
     permit: Permit,
+    /// The client asked for a resumable session.
+    session: bool,
 }
 
 /// Opens an accepted connection: into the table and its groups, its session started, and the
@@ -327,15 +438,38 @@ fn open(
         mut response,
         upgrade,
         permit,
+        session,
     } = upgrading;
-    let connection = Arc::new(Connection::new(
+    let mut connection = Connection::new(
         id,
         slot.scope.clone(),
         remote,
         host.limits.outbound_queue_bytes,
         host.limits.slow_consumer,
         accept.attachment,
-    ));
+    );
+    if session {
+        connection = connection.with_session(
+            host.functions.session_retention(&slot.scope.name),
+            accept.subprotocol.as_deref(),
+        );
+        // The session's first frame, before anything a group or the function may send.
+        if let Some(session) = connection.session.as_deref() {
+            let started = HostControl::Started {
+                id: connection.id_str(),
+                secret: &session.secret_hex(),
+            }
+            .encode();
+            let _ = connection.outgoing.push(
+                Outbound::Control(Bytes::from(started.into_bytes())),
+                Push {
+                    drop_oldest: false,
+                    direct: false,
+                },
+            );
+        }
+    }
+    let connection = Arc::new(connection);
     host.connections.insert(connection.clone());
     // Shutdown closes the connections in the table; one inserted just after that sweep closes
     // itself here, so none is missed.

@@ -10,6 +10,8 @@ mod admission;
 mod handshake;
 mod liveness;
 mod reader;
+mod reading;
+mod resume;
 mod server;
 mod session;
 pub mod static_files;

@@ -52,6 +52,16 @@ impl FrameReader {
         }
     }
 
+    /// Gives the socket back with what was read past the last frame taken.
+    pub fn into_parts(self) -> (OwnedReadHalf, BytesMut) {
+        (self.socket, self.buffer)
+    }
+
+    /// Waits for the next frame.
+    pub async fn next_frame(&mut self) -> Result<Frame, ReadError> {
+        std::future::poll_fn(|cx| self.poll_next_frame(cx)).await
+    }
+
     /// Polls for the next frame. Only the waker of the latest call is woken when the socket
     /// has more to read. Polling keeps no state outside the reader, so a session waiting on
     /// several things at once needs no future per thing (each would sit in every idle

@@ -83,6 +83,14 @@ impl FunctionSlot {
     }
 }
 
+/// Settings of one function that differ from the host's (the config file's
+/// `[functions.NAME]`); what is not set here is the host's limit.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FunctionSettings {
+    /// Payload bytes one of its resumable sessions may hold for the client.
+    pub session_retention: Option<usize>,
+}
+
 /// Function names are URL path segments and directory names, so they are kept plain.
 pub fn is_valid_function_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
@@ -108,6 +116,8 @@ pub struct Functions {
     catalog: Catalog,
     shared: Shared,
     slots: RwLock<HashMap<Arc<str>, Arc<FunctionSlot>>>,
+    /// Per-function settings, by name; they hold for every version.
+    settings: RwLock<HashMap<String, FunctionSettings>>,
     /// Deploys, rollbacks and removals run one at a time.
     changes: tokio::sync::Mutex<()>,
     _epoch: EpochTicker,
@@ -140,6 +150,7 @@ impl Functions {
                 metrics,
             },
             slots: RwLock::new(HashMap::new()),
+            settings: RwLock::new(HashMap::new()),
             changes: tokio::sync::Mutex::new(()),
         })
     }
@@ -151,6 +162,20 @@ impl Functions {
 
     pub(crate) fn set_signing(&mut self, signing: Arc<UrlSigning>) {
         self.shared.signing = signing;
+    }
+
+    /// Sets what differs for the function `name` from the host's limits.
+    pub fn configure(&self, name: &str, settings: FunctionSettings) {
+        self.settings.write().insert(name.to_owned(), settings);
+    }
+
+    /// Payload bytes a resumable session of `name` may hold for its client.
+    pub fn session_retention(&self, name: &str) -> usize {
+        self.settings
+            .read()
+            .get(name)
+            .and_then(|s| s.session_retention)
+            .unwrap_or(self.shared.limits.session_retention)
     }
 
     pub fn get(&self, name: &str) -> Option<Arc<FunctionSlot>> {

@@ -87,6 +87,11 @@ pub struct Metrics {
     rollbacks: PerFunction<Counter>,
     idle_instances: PerFunction<Gauge>,
     pool_misses: PerFunction<Counter>,
+    sessions_detached: PerFunction<Gauge>,
+    sessions_resumed: PerFunction<Counter>,
+    sessions_expired: PerFunction<Counter>,
+    messages_replayed: PerFunction<Counter>,
+    session_bytes_held: PerFunction<Gauge>,
 }
 
 impl Default for Metrics {
@@ -115,6 +120,11 @@ impl Metrics {
             rollbacks: Family::default(),
             idle_instances: Family::default(),
             pool_misses: Family::default(),
+            sessions_detached: Family::default(),
+            sessions_resumed: Family::default(),
+            sessions_expired: Family::default(),
+            messages_replayed: Family::default(),
+            session_bytes_held: Family::default(),
         };
         let r = &mut this.registry;
         macro_rules! register {
@@ -140,6 +150,11 @@ impl Metrics {
             "rollbacks", "Rollbacks to an earlier version" => rollbacks;
             "instances_idle", "Warm instances waiting in the pool" => idle_instances;
             "instance_pool_misses", "Events that found no warm instance and instantiated a new one" => pool_misses;
+            "sessions_detached", "Resumable sessions whose socket is lost, waiting for a resume" => sessions_detached;
+            "sessions_resumed", "Resumes of a session on a new socket" => sessions_resumed;
+            "sessions_expired", "Sessions ended because no resume came within the resume window" => sessions_expired;
+            "session_messages_replayed", "Messages written again to a resumed session" => messages_replayed;
+            "session_bytes_held", "Payload bytes sessions hold for their clients: queued, or sent and not acknowledged" => session_bytes_held;
         }
         this
     }
@@ -180,6 +195,11 @@ impl Metrics {
             rollbacks: self.rollbacks.get_or_create_owned(&labels),
             idle_instances: self.idle_instances.get_or_create_owned(&labels),
             pool_misses: self.pool_misses.get_or_create_owned(&labels),
+            sessions_detached: self.sessions_detached.get_or_create_owned(&labels),
+            sessions_resumed: self.sessions_resumed.get_or_create_owned(&labels),
+            sessions_expired: self.sessions_expired.get_or_create_owned(&labels),
+            messages_replayed: self.messages_replayed.get_or_create_owned(&labels),
+            session_bytes_held: self.session_bytes_held.get_or_create_owned(&labels),
         }
     }
 
@@ -212,6 +232,11 @@ pub struct FunctionMetrics {
     pub rollbacks: Counter,
     pub idle_instances: Gauge,
     pub pool_misses: Counter,
+    pub sessions_detached: Gauge,
+    pub sessions_resumed: Counter,
+    pub sessions_expired: Counter,
+    pub messages_replayed: Counter,
+    pub session_bytes_held: Gauge,
 }
 
 impl FunctionMetrics {

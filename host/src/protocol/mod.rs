@@ -11,6 +11,7 @@ mod assembler;
 mod close;
 mod frame;
 mod opcode;
+pub mod session;
 mod text;
 
 pub use assembler::{AssembleError, Assembled, Assembler, Message};
