@@ -29,6 +29,7 @@ mod openapi;
 mod restart;
 mod routing;
 mod scaffold;
+mod sessions;
 mod shutdown;
 mod signed_urls;
 mod slow_consumer;
