@@ -9,6 +9,7 @@
 
 mod assembler;
 mod close;
+pub mod deflate;
 mod frame;
 mod opcode;
 pub mod session;
