@@ -267,6 +267,25 @@ pub struct LimitArgs {
     /// client receives. Accepts suffixes KiB and MiB.
     #[arg(long, value_name = "BYTES", default_value = "1MiB", value_parser = parse_size)]
     pub session_retention: usize,
+
+    /// Whether clients may negotiate permessage-deflate (RFC 7692; every browser offers it):
+    /// `on` or `off`.
+    #[arg(long, value_name = "on|off", default_value = "on", value_parser = parse_toggle)]
+    pub deflate: bool,
+
+    /// Messages smaller than this go uncompressed even where permessage-deflate was
+    /// negotiated. Accepts suffixes KiB and MiB.
+    #[arg(long, value_name = "BYTES", default_value = "128", value_parser = parse_size)]
+    pub deflate_threshold: usize,
+}
+
+/// Parses `on` or `off`.
+pub fn parse_toggle(text: &str) -> Result<bool, String> {
+    match text.trim() {
+        "on" | "true" => Ok(true),
+        "off" | "false" => Ok(false),
+        other => Err(format!("`{other}` is neither `on` nor `off`")),
+    }
 }
 
 impl LimitArgs {
@@ -295,6 +314,8 @@ impl LimitArgs {
             max_component_size: self.max_component_size,
             resume_window: self.resume_window,
             session_retention: self.session_retention,
+            deflate: self.deflate,
+            deflate_threshold: self.deflate_threshold,
             ..Limits::default()
         }
     }

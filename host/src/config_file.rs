@@ -49,6 +49,11 @@ struct FunctionSection {
     /// for this function only).
     #[serde(default, deserialize_with = "size")]
     session_retention: Option<usize>,
+    /// Whether its clients may negotiate permessage-deflate (`--deflate` for this function).
+    deflate: Option<bool>,
+    /// Its smallest compressed message (`--deflate-threshold` for this function).
+    #[serde(default, deserialize_with = "size")]
+    deflate_threshold: Option<usize>,
 }
 
 /// `[limits]`: every limit option of `wsfn-host run`, under the same names.
@@ -86,6 +91,9 @@ struct LimitsSection {
     resume_window: Option<std::time::Duration>,
     #[serde(default, deserialize_with = "size")]
     session_retention: Option<usize>,
+    deflate: Option<bool>,
+    #[serde(default, deserialize_with = "size")]
+    deflate_threshold: Option<usize>,
 }
 
 /// A duration as a number of milliseconds or a text with a unit (`"250ms"`, `"5s"`, `"2m"`).
@@ -203,6 +211,8 @@ impl ConfigFile {
         fill!(limits.compile_priority, "compile_priority" => to.compile_priority);
         fill!(limits.resume_window, "resume_window" => to.resume_window);
         fill!(limits.session_retention, "session_retention" => to.session_retention);
+        fill!(limits.deflate, "deflate" => to.deflate);
+        fill!(limits.deflate_threshold, "deflate_threshold" => to.deflate_threshold);
 
         // A function named on the command line is served from the file given there; its
         // settings from the file still apply.
@@ -212,6 +222,8 @@ impl ConfigFile {
             }
             let settings = FunctionSettings {
                 session_retention: function.session_retention,
+                deflate: function.deflate,
+                deflate_threshold: function.deflate_threshold,
             };
             args.function_settings.insert(name.clone(), settings);
             if !args.functions.iter().any(|f| f.name == name) {

@@ -38,17 +38,25 @@ pub struct FrameReader {
     socket: OwnedReadHalf,
     buffer: BytesMut,
     max_frame: usize,
+    /// permessage-deflate was negotiated: RSV1 may mark a compressed message.
+    compression: bool,
 }
 
 impl FrameReader {
     /// `already_read` holds bytes the HTTP layer read past the handshake, if any. They are
     /// copied and the view dropped here: it points into the HTTP layer's whole read buffer,
     /// which would otherwise stay allocated for the life of the connection.
-    pub fn new(socket: OwnedReadHalf, already_read: Bytes, max_frame: usize) -> Self {
+    pub fn new(
+        socket: OwnedReadHalf,
+        already_read: Bytes,
+        max_frame: usize,
+        compression: bool,
+    ) -> Self {
         Self {
             socket,
             buffer: BytesMut::from(&already_read[..]),
             max_frame,
+            compression,
         }
     }
 
@@ -68,7 +76,7 @@ impl FrameReader {
     /// connection's task).
     pub fn poll_next_frame(&mut self, cx: &mut Context<'_>) -> Poll<Result<Frame, ReadError>> {
         loop {
-            if let Some(frame) = decode_client_frame(&mut self.buffer, self.max_frame)? {
+            if let Some(frame) = decode_client_frame(&mut self.buffer, self.max_frame, self.compression)? {
                 return Poll::Ready(Ok(frame));
             }
             if self.buffer.is_empty() {

@@ -21,6 +21,8 @@ pub const MAX_SERVER_HEADER: usize = 10;
 pub struct Frame {
     pub fin: bool,
     pub opcode: Opcode,
+    /// RSV1: the message this frame begins is compressed (permessage-deflate).
+    pub compressed: bool,
     pub payload: BytesMut,
 }
 
@@ -37,20 +39,30 @@ pub enum FrameError {
 
 /// Takes one complete frame off the front of `buffer`, or returns `None` (having reserved
 /// room for the rest) when it is not all there yet. Nothing is taken until the whole frame
-/// is there, so a caller may stop reading at any point without losing a frame.
+/// is there, so a caller may stop reading at any point without losing a frame. With
+/// `compression` (permessage-deflate negotiated), RSV1 may mark the first frame of a data
+/// message as compressed (RFC 7692 §6); the other reserved bits are always refused.
 pub fn decode_client_frame(
     buffer: &mut BytesMut,
     max_frame: usize,
+    compression: bool,
 ) -> Result<Option<Frame>, FrameError> {
     let [first, second, ..] = buffer[..] else {
         return Ok(None);
     };
-    if first & 0x70 != 0 {
+    let compressed = first & 0x40 != 0;
+    if first & 0x30 != 0 || (compressed && !compression) {
         return Err(FrameError::Protocol(
             "reserved bits set without a negotiated extension",
         ));
     }
     let opcode = Opcode::from_bits(first & 0x0F).ok_or(FrameError::Protocol("reserved opcode"))?;
+    if compressed && opcode.is_control() {
+        return Err(FrameError::Protocol("a compressed control frame"));
+    }
+    if compressed && opcode == Opcode::Continuation {
+        return Err(FrameError::Protocol("RSV1 set on a continuation frame"));
+    }
     let fin = first & 0x80 != 0;
     if second & 0x80 == 0 {
         return Err(FrameError::Protocol("client frames must be masked"));
@@ -104,6 +116,7 @@ pub fn decode_client_frame(
     Ok(Some(Frame {
         fin,
         opcode,
+        compressed,
         payload,
     }))
 }
@@ -134,8 +147,14 @@ pub struct ServerHeader {
 
 impl ServerHeader {
     pub fn new(opcode: Opcode, len: usize) -> Self {
+        Self::with_rsv1(opcode, len, false)
+    }
+
+    /// The header of a message compressed with permessage-deflate (RSV1 set) when
+    /// `compressed`.
+    pub fn with_rsv1(opcode: Opcode, len: usize, compressed: bool) -> Self {
         let mut bytes = [0u8; MAX_SERVER_HEADER];
-        bytes[0] = 0x80 | opcode.bits();
+        bytes[0] = 0x80 | if compressed { 0x40 } else { 0 } | opcode.bits();
         let used = if len < 126 {
             bytes[1] = len as u8;
             2
@@ -187,7 +206,7 @@ mod tests {
     }
 
     fn decode_all(bytes: &[u8], max: usize) -> Result<Option<Frame>, FrameError> {
-        decode_client_frame(&mut BytesMut::from(bytes), max)
+        decode_client_frame(&mut BytesMut::from(bytes), max, false)
     }
 
     #[test]
@@ -208,7 +227,7 @@ mod tests {
         let mut buffer = BytesMut::new();
         for (i, byte) in bytes.iter().enumerate() {
             buffer.extend_from_slice(&[*byte]);
-            let frame = decode_client_frame(&mut buffer, 1024).unwrap();
+            let frame = decode_client_frame(&mut buffer, 1024, false).unwrap();
             assert_eq!(frame.is_some(), i == bytes.len() - 1);
             if let Some(frame) = frame {
                 assert_eq!(&frame.payload[..], b"hello there");
@@ -245,6 +264,28 @@ mod tests {
     }
 
     #[test]
+    fn rsv1_marks_a_compressed_message_only_where_negotiated_and_allowed() {
+        let decode = |first: u8, compression: bool| {
+            decode_client_frame(&mut BytesMut::from(&masked(first, b"x")[..]), 64, compression)
+        };
+        let frame = decode(0xC1, true).unwrap().unwrap();
+        assert!(frame.compressed && frame.opcode == Opcode::Text);
+        assert!(!decode(0x81, true).unwrap().unwrap().compressed);
+        let refused = |first: u8, compression: bool| match decode(first, compression) {
+            Err(FrameError::Protocol(reason)) => reason,
+            other => panic!("expected a refusal, got {other:?}"),
+        };
+        assert_eq!(
+            refused(0xC1, false),
+            "reserved bits set without a negotiated extension"
+        );
+        assert_eq!(refused(0xA1, true), "reserved bits set without a negotiated extension");
+        assert_eq!(refused(0x91, true), "reserved bits set without a negotiated extension");
+        assert_eq!(refused(0xC9, true), "a compressed control frame");
+        assert_eq!(refused(0xC0, true), "RSV1 set on a continuation frame");
+    }
+
+    #[test]
     fn refuses_frames_over_the_limit_from_the_header_alone() {
         let header = &masked(0x82, &[0; 2000])[..8];
         assert_eq!(
@@ -277,6 +318,10 @@ mod tests {
         assert_eq!(
             ServerHeader::new(Opcode::Binary, 70_000).as_bytes(),
             [0x82, 127, 0, 0, 0, 0, 0, 1, 0x11, 0x70]
+        );
+        assert_eq!(
+            ServerHeader::with_rsv1(Opcode::Text, 5, true).as_bytes(),
+            [0xC1, 5]
         );
     }
 }
