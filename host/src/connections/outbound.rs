@@ -766,11 +766,8 @@ fn write_directly(
         None if session => (&[MESSAGE], payload),
         None => (&[], payload),
     };
-    let header = ServerHeader::with_rsv1(
-        opcode,
-        type_byte.len() + body.len(),
-        compressed.is_some(),
-    );
+    let header =
+        ServerHeader::with_rsv1(opcode, type_byte.len() + body.len(), compressed.is_some());
     let mut head = [0u8; crate::protocol::MAX_SERVER_HEADER + 1];
     let used = header.as_bytes().len();
     head[..used].copy_from_slice(header.as_bytes());
@@ -1061,7 +1058,10 @@ mod tests {
 
         let (socket, mut client) = fresh_socket().await;
         let hello = Outbound::Control(Bytes::from_static(b"r0"));
-        let (replayed, freed) = outgoing.resume(socket, None, 1, hello).map_err(|e| e.0).unwrap();
+        let (replayed, freed) = outgoing
+            .resume(socket, None, 1, hello)
+            .map_err(|e| e.0)
+            .unwrap();
         assert_eq!((replayed, freed), (2, 1), "2 and 3 again; 1 was received");
         assert_eq!(outgoing.kind(), PhaseKind::Open);
         assert_eq!(outgoing.flush(), Flushed::All);

@@ -76,7 +76,9 @@ impl FrameReader {
     /// connection's task).
     pub fn poll_next_frame(&mut self, cx: &mut Context<'_>) -> Poll<Result<Frame, ReadError>> {
         loop {
-            if let Some(frame) = decode_client_frame(&mut self.buffer, self.max_frame, self.compression)? {
+            if let Some(frame) =
+                decode_client_frame(&mut self.buffer, self.max_frame, self.compression)?
+            {
                 return Poll::Ready(Ok(frame));
             }
             if self.buffer.is_empty() {

@@ -194,7 +194,10 @@ fn resume(
         received,
         compression,
     } = handover;
-    match connection.outgoing.resume(write, compression, received, hello) {
+    match connection
+        .outgoing
+        .resume(write, compression, received, hello)
+    {
         Ok((replayed, freed)) => {
             let metrics = &slot.scope.metrics;
             metrics.sessions_resumed.inc();

@@ -35,9 +35,7 @@ impl AssembleError {
     pub fn close_code(&self) -> u16 {
         match self {
             AssembleError::TooLarge(_) => CloseCode::TOO_BIG.0,
-            AssembleError::InvalidUtf8 | AssembleError::BadCompression => {
-                CloseCode::INVALID_DATA.0
-            }
+            AssembleError::InvalidUtf8 | AssembleError::BadCompression => CloseCode::INVALID_DATA.0,
             AssembleError::UnexpectedContinuation | AssembleError::UnfinishedMessage => {
                 CloseCode::PROTOCOL_ERROR.0
             }
@@ -212,7 +210,10 @@ mod tests {
         let text = "héllo ".repeat(100);
         let deflated = crate::protocol::deflate::deflate(&[text.as_bytes()], 15);
         let mut assembler = Assembler::new(1024);
-        assert_eq!(text_of(assembler.push(&compressed(true, Opcode::Text, &deflated))), text);
+        assert_eq!(
+            text_of(assembler.push(&compressed(true, Opcode::Text, &deflated))),
+            text
+        );
         assembler.reset();
         let (head, tail) = deflated.split_at(deflated.len() / 2);
         assert!(matches!(
@@ -236,7 +237,9 @@ mod tests {
         let mut assembler = Assembler::new(4096);
         let invalid = crate::protocol::deflate::deflate(&[b"ok\xff"], 15);
         assert_eq!(
-            assembler.push(&compressed(true, Opcode::Text, &invalid)).err(),
+            assembler
+                .push(&compressed(true, Opcode::Text, &invalid))
+                .err(),
             Some(AssembleError::InvalidUtf8)
         );
     }

@@ -266,7 +266,11 @@ mod tests {
     #[test]
     fn rsv1_marks_a_compressed_message_only_where_negotiated_and_allowed() {
         let decode = |first: u8, compression: bool| {
-            decode_client_frame(&mut BytesMut::from(&masked(first, b"x")[..]), 64, compression)
+            decode_client_frame(
+                &mut BytesMut::from(&masked(first, b"x")[..]),
+                64,
+                compression,
+            )
         };
         let frame = decode(0xC1, true).unwrap().unwrap();
         assert!(frame.compressed && frame.opcode == Opcode::Text);
@@ -279,8 +283,14 @@ mod tests {
             refused(0xC1, false),
             "reserved bits set without a negotiated extension"
         );
-        assert_eq!(refused(0xA1, true), "reserved bits set without a negotiated extension");
-        assert_eq!(refused(0x91, true), "reserved bits set without a negotiated extension");
+        assert_eq!(
+            refused(0xA1, true),
+            "reserved bits set without a negotiated extension"
+        );
+        assert_eq!(
+            refused(0x91, true),
+            "reserved bits set without a negotiated extension"
+        );
         assert_eq!(refused(0xC9, true), "a compressed control frame");
         assert_eq!(refused(0xC0, true), "RSV1 set on a continuation frame");
     }

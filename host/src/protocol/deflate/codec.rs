@@ -97,7 +97,12 @@ pub struct Inflater {
 
 impl Inflater {
     /// Inflates the next fragment of a message onto `out`, which must not grow past `limit`.
-    pub fn inflate(&mut self, input: &[u8], out: &mut Vec<u8>, limit: usize) -> Result<(), InflateError> {
+    pub fn inflate(
+        &mut self,
+        input: &[u8],
+        out: &mut Vec<u8>,
+        limit: usize,
+    ) -> Result<(), InflateError> {
         self.run(input, out, limit)
     }
 
@@ -203,7 +208,11 @@ mod tests {
             for len in [0, 1, 50, 1000, 100_000] {
                 let compressed = deflate(&[&text[..len]], bits);
                 assert!(!compressed.ends_with(&TAIL), "the tail is removed");
-                assert_eq!(inflate_all(&compressed, 1 << 20).unwrap(), &text[..len], "{bits} {len}");
+                assert_eq!(
+                    inflate_all(&compressed, 1 << 20).unwrap(),
+                    &text[..len],
+                    "{bits} {len}"
+                );
             }
         }
         let parts = deflate(&[b"m", &text[..500]], 15);
@@ -229,7 +238,11 @@ mod tests {
     fn a_bomb_stops_at_the_limit_without_allocating_its_size() {
         let zeros = vec![0u8; 50 << 20];
         let bomb = deflate(&[&zeros], 15);
-        assert!(bomb.len() < 1 << 20, "50 MiB of zeros compress to {} bytes", bomb.len());
+        assert!(
+            bomb.len() < 1 << 20,
+            "50 MiB of zeros compress to {} bytes",
+            bomb.len()
+        );
         let mut inflater = Inflater::default();
         let mut out = Vec::new();
         let limit = 1 << 20;
@@ -237,12 +250,24 @@ mod tests {
             inflater.inflate(&bomb, &mut out, limit),
             Err(InflateError::TooLarge(limit))
         );
-        assert!(out.capacity() <= limit + INFLATE_CHUNK, "{}", out.capacity());
-        assert_eq!(inflate_all(&deflate(&[&zeros[..limit]], 15), limit).unwrap().len(), limit);
+        assert!(
+            out.capacity() <= limit + INFLATE_CHUNK,
+            "{}",
+            out.capacity()
+        );
+        assert_eq!(
+            inflate_all(&deflate(&[&zeros[..limit]], 15), limit)
+                .unwrap()
+                .len(),
+            limit
+        );
     }
 
     #[test]
     fn garbage_is_refused() {
-        assert_eq!(inflate_all(&[0xff; 32], 1 << 20), Err(InflateError::Corrupt));
+        assert_eq!(
+            inflate_all(&[0xff; 32], 1 << 20),
+            Err(InflateError::Corrupt)
+        );
     }
 }

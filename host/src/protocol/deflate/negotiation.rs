@@ -88,7 +88,10 @@ fn accept(extension: &str) -> Option<(Deflate, String)> {
     let mut server_window = None;
     for param in parts {
         let (name, value) = match param.split_once('=') {
-            Some((name, value)) => (name.trim().to_ascii_lowercase(), Some(unquote(value.trim())?)),
+            Some((name, value)) => (
+                name.trim().to_ascii_lowercase(),
+                Some(unquote(value.trim())?),
+            ),
             None => (param.to_ascii_lowercase(), None),
         };
         if seen.contains(&name) {
@@ -132,7 +135,10 @@ mod tests {
     fn the_offers_of_autobahn_category_13_get_their_answers() {
         // What a browser offers, and the offers Autobahn's cases 13.1 to 13.7 make.
         let cases = [
-            ("permessage-deflate; client_max_window_bits", Some(BOTH.to_owned())),
+            (
+                "permessage-deflate; client_max_window_bits",
+                Some(BOTH.to_owned()),
+            ),
             (
                 "permessage-deflate; client_no_context_takeover; client_max_window_bits",
                 Some(BOTH.to_owned()),
