@@ -135,6 +135,12 @@ impl Assembler {
         }
     }
 
+    /// A continuation frame would continue a text message that is not compressed (its bytes
+    /// can be checked as they arrive).
+    pub fn continues_text(&self) -> bool {
+        self.pending == Some(Opcode::Text) && !self.compressed
+    }
+
     /// Clears what the previous message left, releasing a large buffer so an idle connection
     /// does not keep the memory of its biggest message.
     pub fn reset(&mut self) {

@@ -37,16 +37,28 @@ pub enum FrameError {
     TooLarge(usize),
 }
 
-/// Takes one complete frame off the front of `buffer`, or returns `None` (having reserved
-/// room for the rest) when it is not all there yet. Nothing is taken until the whole frame
-/// is there, so a caller may stop reading at any point without losing a frame. With
-/// `compression` (permessage-deflate negotiated), RSV1 may mark the first frame of a data
-/// message as compressed (RFC 7692 §6); the other reserved bits are always refused.
-pub fn decode_client_frame(
-    buffer: &mut BytesMut,
+/// A client frame's header, decoded and checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    pub fin: bool,
+    pub opcode: Opcode,
+    /// RSV1: the message this frame begins is compressed (permessage-deflate).
+    pub compressed: bool,
+    /// Bytes of the header, mask included.
+    pub len: usize,
+    pub payload_len: usize,
+    pub mask: [u8; 4],
+}
+
+/// Decodes and checks the header at the front of `buffer`, or returns `None` when it is not
+/// all there yet. With `compression` (permessage-deflate negotiated), RSV1 may mark the first
+/// frame of a data message as compressed (RFC 7692 §6); the other reserved bits are always
+/// refused. A frame over `max_frame` is refused from its header alone.
+pub fn decode_header(
+    buffer: &[u8],
     max_frame: usize,
     compression: bool,
-) -> Result<Option<Frame>, FrameError> {
+) -> Result<Option<Header>, FrameError> {
     let [first, second, ..] = buffer[..] else {
         return Ok(None);
     };
@@ -72,7 +84,7 @@ pub fn decode_client_frame(
         127 => (8, None),
         length => (0, Some(u64::from(length))),
     };
-    let header = 2 + length_bytes + 4;
+    let len = 2 + length_bytes + 4;
     if buffer.len() < 2 + length_bytes {
         return Ok(None);
     }
@@ -99,26 +111,69 @@ pub fn decode_client_frame(
             return Err(FrameError::Protocol("control frame payload over 125 bytes"));
         }
     }
-    let length = usize::try_from(length).map_err(|_| FrameError::TooLarge(max_frame))?;
-    if length > max_frame {
+    let payload_len = usize::try_from(length).map_err(|_| FrameError::TooLarge(max_frame))?;
+    if payload_len > max_frame {
         return Err(FrameError::TooLarge(max_frame));
     }
-    if buffer.len() < header + length {
-        // Room for the rest of this frame and the next header, so it arrives in few reads.
-        buffer.reserve(header + length + MAX_CLIENT_HEADER - buffer.len());
+    if buffer.len() < len {
         return Ok(None);
     }
     let mut mask = [0u8; 4];
-    mask.copy_from_slice(&buffer[header - 4..header]);
-    buffer.advance(header);
-    let mut payload = buffer.split_to(length);
-    unmask(&mut payload, mask);
-    Ok(Some(Frame {
+    mask.copy_from_slice(&buffer[len - 4..len]);
+    Ok(Some(Header {
         fin,
         opcode,
         compressed,
-        payload,
+        len,
+        payload_len,
+        mask,
     }))
+}
+
+/// Takes the frame `header` describes off the front of `buffer`, which holds all of it; the
+/// first `unmasked` payload bytes were unmasked in place already.
+pub fn take_frame(buffer: &mut BytesMut, header: &Header, unmasked: usize) -> Frame {
+    buffer.advance(header.len);
+    let mut payload = buffer.split_to(header.payload_len);
+    let unmasked = unmasked.min(payload.len());
+    unmask_from(&mut payload[unmasked..], header.mask, unmasked);
+    Frame {
+        fin: header.fin,
+        opcode: header.opcode,
+        compressed: header.compressed,
+        payload,
+    }
+}
+
+/// Takes one complete frame off the front of `buffer`, or returns `None` (having reserved
+/// room for the rest) when it is not all there yet. Nothing is taken until the whole frame
+/// is there, so a caller may stop reading at any point without losing a frame.
+pub fn decode_client_frame(
+    buffer: &mut BytesMut,
+    max_frame: usize,
+    compression: bool,
+) -> Result<Option<Frame>, FrameError> {
+    let Some(header) = decode_header(buffer, max_frame, compression)? else {
+        return Ok(None);
+    };
+    let total = header.len + header.payload_len;
+    if buffer.len() < total {
+        // Room for the rest of this frame and the next header, so it arrives in few reads.
+        buffer.reserve(total + MAX_CLIENT_HEADER - buffer.len());
+        return Ok(None);
+    }
+    Ok(Some(take_frame(buffer, &header, 0)))
+}
+
+/// Unmasks payload bytes that start `offset` bytes into the payload.
+pub fn unmask_from(payload: &mut [u8], mask: [u8; 4], offset: usize) {
+    let rotated = [
+        mask[offset % 4],
+        mask[(offset + 1) % 4],
+        mask[(offset + 2) % 4],
+        mask[(offset + 3) % 4],
+    ];
+    unmask(payload, rotated);
 }
 
 /// XORs the payload with the masking key, eight bytes at a time where it can.
@@ -302,6 +357,22 @@ mod tests {
             decode_all(header, 1000).err(),
             Some(FrameError::TooLarge(1000))
         );
+    }
+
+    #[test]
+    fn a_payload_unmasked_in_pieces_is_the_payload() {
+        let payload: Vec<u8> = (0..100).map(|i| i as u8).collect();
+        let mut data: Vec<u8> = masked(0x82, &payload)[6..].to_vec();
+        let (head, tail) = data.split_at_mut(37);
+        unmask_from(head, MASK, 0);
+        unmask_from(tail, MASK, 37);
+        assert_eq!(data, payload);
+        let bytes = masked(0x82, &payload);
+        let mut buffer = BytesMut::from(&bytes[..]);
+        let header = decode_header(&buffer, 1024, false).unwrap().unwrap();
+        unmask_from(&mut buffer[header.len..header.len + 10], header.mask, 0);
+        let frame = take_frame(&mut buffer, &header, 10);
+        assert_eq!(&frame.payload[..], &payload[..]);
     }
 
     #[test]
