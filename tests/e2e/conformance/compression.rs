@@ -282,3 +282,51 @@ async fn a_decompression_bomb_closes_with_1009_without_inflating_it() {
     let (mut socket, _) = connect_offering(&host, BROWSER_OFFER).await;
     echo_compressed(&mut socket, op::TEXT, &json_text(1000), 0).await;
 }
+
+/// The next message on `socket` that contains `marker`, inflated if it came compressed, and
+/// whether it did.
+async fn next_containing(socket: &mut RawSocket, marker: &str) -> (String, bool) {
+    loop {
+        let frame = socket.next_frame().await;
+        let text = if frame.compressed {
+            inflate(&frame.payload)
+        } else {
+            frame.payload.clone()
+        };
+        let text = String::from_utf8(text).expect("chat sends text");
+        if text.contains(marker) {
+            return (text, frame.compressed);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_publish_reaches_compressing_and_plain_members_alike() {
+    let host = crate::support::Host::builder()
+        .function("chat")
+        .start()
+        .await;
+    let connect = |user: &'static str, offer: Option<&'static str>| {
+        let addr = host.addr();
+        async move {
+            let path = format!("chat?room=r&user={user}");
+            RawSocket::connect_offering(addr, &path, offer).await.0
+        }
+    };
+    let mut ann = connect("ann", Some(BROWSER_OFFER)).await;
+    let mut bob = connect("bob", Some(BROWSER_OFFER)).await;
+    let mut cid = connect("cid", None).await;
+    let long = "all together now ".repeat(200);
+    ann.send(RawFrame::text(long.clone().into_bytes())).await;
+    let (to_ann, ann_compressed) = next_containing(&mut ann, "all together").await;
+    let (to_bob, bob_compressed) = next_containing(&mut bob, "all together").await;
+    let (to_cid, cid_compressed) = next_containing(&mut cid, "all together").await;
+    assert!(
+        to_ann.contains(&long) && to_ann.contains("\"user\":\"ann\""),
+        "{to_ann}"
+    );
+    assert_eq!(to_ann, to_bob);
+    assert_eq!(to_ann, to_cid);
+    assert!(ann_compressed && bob_compressed, "both negotiated deflate");
+    assert!(!cid_compressed, "cid did not offer it");
+}
