@@ -1,13 +1,13 @@
 // A loopback TCP proxy in front of a wsfn host that cuts connections the way a bad network
-// does: both sockets are destroyed, no WebSocket close frame is sent either way, and each
-// side sees its connection vanish. The tests of the client's sessions put it between the
-// client and the host.
+// does: a connection first goes dark (what either side writes is swallowed, as a dead network
+// swallows what is in flight), then both of its sockets are reset, without a WebSocket close
+// frame either way. The tests of the client's sessions put it between the client and the host.
 //
 //   const proxy = new CuttingProxy(new URL('http://127.0.0.1:8080'), { onlyUpgrades: true });
 //   await proxy.listen();          // proxy.url: http://127.0.0.1:<port>
-//   proxy.startCutting({ min: 50, max: 500 });
+//   proxy.startCutting({ min: 50, max: 500, dark: 300 });   // at random, until stopCutting()
+//   proxy.darkenAll(); proxy.cutAll();                      // now, as the test chooses
 //   proxy.refuse(true);            // new connections are dropped as they arrive
-//   proxy.cutAll();
 
 import net from 'node:net';
 
@@ -25,12 +25,12 @@ export class CuttingProxy {
     this.onlyUpgrades = onlyUpgrades;
     /** Connections cut so far. */
     this.cuts = 0;
-    /** Connections accepted and passed on so far. */
-    this.accepted = 0;
     this._refusing = false;
     this._cutting = null;
     /** Open connections that may be cut, each with its cut timer. */
-    this._pairs = new Set();
+    this._live = new Set();
+    /** Connections gone dark or cut, until both of their sockets have closed. */
+    this._dying = new Set();
     this._server = net.createServer((client) => this._accept(client));
   }
 
@@ -45,17 +45,24 @@ export class CuttingProxy {
 
   /**
    * Cuts every open connection, and every later one, a random `min` to `max` ms after it
-   * opened (or after now, for those already open), until `limit` cuts were made.
+   * opened (or after now, for those already open); each goes dark for a random part of
+   * `dark` ms before its sockets are reset.
    */
-  startCutting({ min = 50, max = 500, limit = Infinity } = {}) {
-    this._cutting = { min, max, limit };
-    for (const pair of this._pairs) this._schedule(pair);
+  startCutting({ min = 50, max = 500, dark = 0 } = {}) {
+    this._cutting = { min, max, dark };
+    for (const pair of this._live) this._schedule(pair);
   }
 
-  /** No more cuts; connections open now stay open. */
-  stopCutting() {
+  /** No more random cuts. Resolves once the connections already cut have closed. */
+  async stopCutting() {
     this._cutting = null;
-    for (const pair of this._pairs) clearTimeout(pair.timer);
+    for (const pair of this._live) clearTimeout(pair.timer);
+    while (this._dying.size > 0) await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+
+  /** @returns {number} open connections that have not been cut or darkened */
+  get openConnections() {
+    return this._live.size;
   }
 
   /** While on, every new connection is dropped as soon as it arrives. */
@@ -63,13 +70,18 @@ export class CuttingProxy {
     this._refusing = on;
   }
 
-  /** Cuts every connection open now. */
+  /** Every open connection goes dark: what is written to it from now on is swallowed. */
+  darkenAll() {
+    for (const pair of [...this._live]) this._darken(pair);
+  }
+
+  /** Resets every open or dark connection now. */
   cutAll() {
-    for (const pair of [...this._pairs]) this._cut(pair, true);
+    for (const pair of [...this._live, ...this._dying]) this._reset(pair);
   }
 
   async close() {
-    this.stopCutting();
+    await this.stopCutting();
     this.cutAll();
     await new Promise((resolve) => this._server.close(resolve));
   }
@@ -79,7 +91,6 @@ export class CuttingProxy {
       client.destroy();
       return;
     }
-    this.accepted += 1;
     client.on('error', () => {});
     if (!this.onlyUpgrades) {
       this._connect(client, Buffer.alloc(0), true);
@@ -102,10 +113,12 @@ export class CuttingProxy {
   _connect(client, head, cuttable) {
     const upstream = net.connect(this.target);
     upstream.on('error', () => {});
-    const pair = { client, upstream, timer: null };
+    const pair = { client, upstream, timer: null, counted: false, closed: false };
     const end = () => {
+      pair.closed = true;
       clearTimeout(pair.timer);
-      this._pairs.delete(pair);
+      this._live.delete(pair);
+      this._dying.delete(pair);
       client.destroy();
       upstream.destroy();
     };
@@ -115,27 +128,48 @@ export class CuttingProxy {
       if (head.length > 0) upstream.write(head);
       client.pipe(upstream);
       upstream.pipe(client);
-      client.resume();
     });
     if (!cuttable) return;
-    this._pairs.add(pair);
+    this._live.add(pair);
     if (this._cutting) this._schedule(pair);
   }
 
   _schedule(pair) {
     const { min, max } = this._cutting;
     clearTimeout(pair.timer);
-    pair.timer = setTimeout(() => this._cut(pair), min + Math.random() * (max - min));
+    pair.timer = setTimeout(() => {
+      const dark = Math.random() * (this._cutting?.dark ?? 0);
+      this._darken(pair);
+      setTimeout(() => this._reset(pair), dark);
+    }, min + Math.random() * (max - min));
   }
 
-  _cut(pair, always = false) {
-    if (!this._pairs.has(pair)) return;
-    if (!always && !(this._cutting && this.cuts < this._cutting.limit)) return;
-    this.cuts += 1;
-    this._pairs.delete(pair);
+  /** Stops passing bytes on: both sides keep writing into a void, as on a dead network. */
+  _darken(pair) {
+    if (!this._live.delete(pair)) return;
     clearTimeout(pair.timer);
-    // resetAndDestroy sends a TCP RST: the peer learns at once that the socket is gone.
+    this._dying.add(pair);
+    this._count(pair);
+    pair.client.unpipe(pair.upstream);
+    pair.upstream.unpipe(pair.client);
+    pair.client.on('data', () => {}).resume();
+    pair.upstream.on('data', () => {}).resume();
+  }
+
+  /** Resets both sockets: a TCP RST tells each peer at once that the connection is gone. */
+  _reset(pair) {
+    if (pair.closed) return;
+    clearTimeout(pair.timer);
+    this._live.delete(pair);
+    this._dying.add(pair);
+    this._count(pair);
     pair.client.resetAndDestroy();
     pair.upstream.resetAndDestroy();
+  }
+
+  _count(pair) {
+    if (pair.counted) return;
+    pair.counted = true;
+    this.cuts += 1;
   }
 }

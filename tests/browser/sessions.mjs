@@ -145,7 +145,9 @@ async function drops(base, proxy) {
   check(/^[0-9a-f]{32}$/.test(id), `the session's connection id is ${id}`);
   await until('the observer saw the client join', () => observer.count('join', 'js') === 1);
 
-  proxy.startCutting({ min: 50, max: 500 });
+  // Each cut connection first goes dark for up to 300 ms, as a dead network does: both sides
+  // then have messages in flight that only the session brings back.
+  proxy.startCutting({ min: 50, max: 500, dark: 300 });
   let sent = 0;
   while (sent < LINES || client.count('resumed') < RESUMES) {
     sent += 1;
@@ -172,8 +174,9 @@ async function drops(base, proxy) {
   check(proxy.cuts >= RESUMES, `the proxy cut ${proxy.cuts} times`);
   console.log(`drops: ${sent} lines each way, ${proxy.cuts} cuts, ${client.count('resumed')} resumes`);
 
-  proxy.stopCutting();
-  await until('the client is connected', () => client.readyState === OPEN);
+  await proxy.stopCutting();
+  // One connection open at the proxy means the client saw every cut and opened another.
+  await until('the client is connected for good', () => proxy.openConnections === 1 && client.readyState === OPEN);
   const ofClient = (kind) => log.lines.filter((line) => line.kind === kind && line.connection === id);
   check(ofClient('close').length === 0, `on-close ran before the client closed: ${JSON.stringify(ofClient('close'))}`);
   client.close(1000, 'done');
