@@ -69,8 +69,9 @@ export function isFinalCloseCode(code) {
  *   query parameters added to the URL (on-connect reads them). Leave it out for a signed
  *   URL, whose signature covers the query as issued.
  * @property {string|string[]} [protocols] subprotocols offered to the function
- * @property {boolean} [session=true] ask the host for a resumable session; `false` speaks
- *   plain WebSocket (for a host without sessions, or a server that is not wsfn)
+ * @property {boolean} [session] ask the host for a resumable session (the default, unless
+ *   `reconnect` is false); `false` speaks plain WebSocket (for a host without sessions, or a
+ *   server that is not wsfn)
  * @property {boolean|ReconnectOptions} [reconnect=true] reconnect after an unexpected close
  * @property {number} [queueLimit=100] messages kept while not connected (0 disables the
  *   queue); send() returns false for a message that does not fit
@@ -392,7 +393,8 @@ export class WsfnSocket extends EventTarget {
     this.url = resolveUrl(target, options.query, options.base).href;
     this._protocols = options.protocols;
     this._binaryType = options.binaryType ?? 'arraybuffer';
-    this._sessions = options.session !== false;
+    // Without reconnects a session could never be resumed: it would only delay on-close.
+    this._sessions = options.session ?? options.reconnect !== false;
     this._WebSocket = options.WebSocket ?? globalThis.WebSocket;
     if (typeof this._WebSocket !== 'function') {
       throw new TypeError('no WebSocket implementation: pass options.WebSocket');

@@ -77,7 +77,7 @@ test('a session is asked for in the URL, and the client opens only when the host
   assert.deepEqual(socket.sent, ['mearly']);
 });
 
-test('session: false speaks plain WebSocket', () => {
+test('session: false speaks plain WebSocket, and so does reconnect: false unless told otherwise', () => {
   const chat = client({ session: false, binaryType: 'blob' });
   const socket = ScriptedSocket.last();
   assert.equal(socket.url, 'wss://example.test/chat?room=lobby');
@@ -87,6 +87,12 @@ test('session: false speaks plain WebSocket', () => {
   chat.send('plain');
   assert.deepEqual(socket.sent, ['plain']);
   assert.equal(chat.connectionId, '');
+
+  // A session nobody would resume only delays on-close: reconnect: false asks for none.
+  client({ reconnect: false });
+  assert.equal(ScriptedSocket.last().query.has('wsfn-session'), false);
+  client({ reconnect: false, session: true });
+  assert.equal(ScriptedSocket.last().query.get('wsfn-session'), '1');
 });
 
 test('a signed URL keeps its query as written, with the session asked for after it', () => {
