@@ -21,7 +21,7 @@ fn repo_root() -> PathBuf {
 }
 
 /// Runs `tests/browser/sessions.mjs SCENARIO BASE` and fails with its report unless it passed.
-async fn run_scenario(host: &Host, scenario: &str) -> String {
+async fn run_scenario(host: &Host, scenario: &str) {
     let root = repo_root();
     assert!(
         root.join("tests/browser/node_modules/ws").is_dir(),
@@ -53,7 +53,6 @@ async fn run_scenario(host: &Host, scenario: &str) -> String {
         report.contains(&format!("{scenario}: ok")),
         "the scenario ran to its end: {report}"
     );
-    report
 }
 
 #[tokio::test(flavor = "multi_thread")]
