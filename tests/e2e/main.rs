@@ -19,6 +19,7 @@ mod error_event;
 mod faults;
 mod handler_errors;
 mod hot_swap;
+mod js_sessions;
 mod lifecycle;
 mod lifecycle_paths;
 mod limits;
