@@ -6,6 +6,8 @@
 //! [`state`] behind one trait so backends can be swapped. With Redis, [`cluster`] routes
 //! sends, closes and group publishes to the node holding each connection, and keeps deploys
 //! and the connection directory cluster-wide.
+//!
+//! [`launch`] starts a whole host (store, cluster, functions, both listeners) from settings.
 
 pub mod admin;
 pub mod catalog;
@@ -15,6 +17,7 @@ pub mod connections;
 pub mod front;
 pub mod host;
 pub mod imports;
+pub mod launch;
 pub mod observe;
 pub mod runtime;
 pub mod scaffold;
