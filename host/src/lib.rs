@@ -7,7 +7,8 @@
 //! sends, closes and group publishes to the node holding each connection, and keeps deploys
 //! and the connection directory cluster-wide.
 //!
-//! [`launch`] starts a whole host (store, cluster, functions, both listeners) from settings.
+//! [`launch`] starts a whole host (store, cluster, functions, both listeners) from settings
+//! that [`options`] reads from the command line, `WSFN_*` variables and the config file.
 
 pub mod admin;
 pub mod catalog;
@@ -19,6 +20,7 @@ pub mod host;
 pub mod imports;
 pub mod launch;
 pub mod observe;
+pub mod options;
 pub mod runtime;
 pub mod scaffold;
 pub mod scope;
