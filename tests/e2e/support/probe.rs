@@ -105,7 +105,7 @@ impl Host {
     /// Counts the host's open sockets whose local port is the WebSocket listener's and whose
     /// remote port is `client_port`, or any remote port.
     fn websocket_sockets(&self, client_port: Option<u16>) -> usize {
-        let pid = self.pid();
+        let pid = self.socket_owner_pid();
         let host_port = self.addr().port();
         let inodes: Vec<String> = ["tcp", "tcp6"]
             .iter()
