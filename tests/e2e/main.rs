@@ -19,6 +19,7 @@ mod durable_state;
 mod echo;
 mod error_event;
 mod faults;
+mod host_command;
 mod hot_swap;
 mod lifecycle;
 mod lifecycle_paths;
