@@ -55,16 +55,13 @@ pub async fn start(settings: Settings) -> Result<RunningHost, StartError> {
     let signing = secrets::url_signing(&settings)?;
     let admin_token = secrets::admin_token(&settings)?;
     let (host, cluster) = build_host(&settings, signing).await?;
-    host.restore().await.map_err(|cause| StartError::Restore {
-        path: settings.data_dir.clone(),
-        cause,
-    })?;
-    if let Some(link) = &cluster {
-        take_part_in_cluster(&host, link).await?;
-    }
-    deploy_functions(&host, &settings.functions).await?;
-    warn_about_what_is_missing(&host, &settings);
-    let listeners = Listeners::bind(&settings).await?;
+    let listeners = match prepare(&host, cluster.as_ref(), &settings).await {
+        Ok(listeners) => listeners,
+        Err(error) => {
+            abandon(&host, cluster.as_deref()).await;
+            return Err(error);
+        }
+    };
     let token = AdminToken::new(&admin_token).with_public_metrics(settings.public_metrics);
     Ok(RunningHost::serve(
         host,
@@ -74,6 +71,35 @@ pub async fn start(settings: Settings) -> Result<RunningHost, StartError> {
         token,
         admin_token,
     ))
+}
+
+/// Restores and deploys the functions, takes part in the cluster, and binds the listeners.
+async fn prepare(
+    host: &Arc<Host>,
+    cluster: Option<&Arc<ClusterLink>>,
+    settings: &Settings,
+) -> Result<Listeners, StartError> {
+    host.restore().await.map_err(|cause| StartError::Restore {
+        path: settings.data_dir.clone(),
+        cause,
+    })?;
+    if let Some(link) = cluster {
+        take_part_in_cluster(host, link).await?;
+    }
+    deploy_functions(host, &settings.functions).await?;
+    warn_about_what_is_missing(host, settings);
+    Listeners::bind(settings).await
+}
+
+/// Undoes a start that failed half-way, so nothing of it keeps running: the cluster's tasks
+/// end with the host's shutdown, and the node leaves the cluster.
+async fn abandon(host: &Host, cluster: Option<&ClusterLink>) {
+    host.shutdown.cancel();
+    if let Some(link) = cluster
+        && let Err(error) = link.leave().await
+    {
+        tracing::warn!("could not leave the cluster cleanly: {error}");
+    }
 }
 
 /// The host with its store, and its link to the cluster when there is one.

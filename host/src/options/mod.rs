@@ -50,20 +50,21 @@ pub struct RunOptions {
 
     /// Address of the WebSocket listener: an IP address and a port. Port 0 picks a free port;
     /// the address actually bound is printed on stdout as `wsfn-host listening on ws://ADDR`.
-    #[arg(long, env = "WSFN_LISTEN", default_value = "127.0.0.1:8080",
+    #[arg(long, env = "WSFN_LISTEN", value_name = "ADDR", default_value = "127.0.0.1:8080",
           value_parser = values::listen_address)]
     pub listen: SocketAddr,
 
     /// Address of the admin API. A non-loopback address requires a token
     /// (WSFN_ADMIN_TOKEN or --admin-token-file). The address actually bound is printed on
     /// stdout as `wsfn-host admin API on http://ADDR`.
-    #[arg(long, env = "WSFN_ADMIN_LISTEN", default_value = "127.0.0.1:8081",
+    #[arg(long, env = "WSFN_ADMIN_LISTEN", value_name = "ADDR", default_value = "127.0.0.1:8081",
           value_parser = values::listen_address)]
     pub admin_listen: SocketAddr,
 
     /// Where deployed versions, their compiled code, the generated admin token and the durable
     /// key-value store (state.redb) are kept.
-    #[arg(long, env = "WSFN_DATA_DIR", default_value = ".wsfn", value_hint = ValueHint::DirPath)]
+    #[arg(long, env = "WSFN_DATA_DIR", value_name = "DIR", default_value = ".wsfn",
+          value_hint = ValueHint::DirPath)]
     pub data_dir: PathBuf,
 
     /// File holding the admin bearer token. Without it (and without WSFN_ADMIN_TOKEN, which
@@ -97,13 +98,15 @@ pub struct RunOptions {
     /// Where key-value state is kept on this host: `durable` in <data-dir>/state.redb (every
     /// acknowledged write survives a crash) or `memory` (lost when the host stops). Ignored
     /// with --redis.
-    #[arg(long, env = "WSFN_STORE", value_enum, default_value_t = StoreKind::Durable)]
+    #[arg(long, env = "WSFN_STORE", value_name = "KIND", value_enum,
+          default_value_t = StoreKind::Durable)]
     pub store: StoreKind,
 
     /// How the log on stderr is written: `text` for people (coloured only on a terminal, and
     /// never with NO_COLOR set), `json` for log shippers: one object per line with the same
     /// fields. RUST_LOG chooses what is logged (default: info).
-    #[arg(long, env = "WSFN_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, env = "WSFN_LOG_FORMAT", value_name = "FORMAT", value_enum,
+          default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
     /// Redis to keep state in and to cluster through, e.g. `redis://127.0.0.1:6379/`. Every
@@ -197,7 +200,7 @@ pub struct LimitOptions {
     pub outbound_queue: usize,
 
     /// What to do when a client does not read what is sent to it and its queue is full.
-    #[arg(long, value_enum, default_value_t = SlowConsumerPolicy::Close)]
+    #[arg(long, value_name = "POLICY", value_enum, default_value_t = SlowConsumerPolicy::Close)]
     pub slow_consumer: SlowConsumerPolicy,
 
     /// Messages one event may send (reply, send, each id of send-many, each publish).
@@ -268,7 +271,7 @@ pub struct LimitOptions {
 
     /// How compiling a deployed component shares the CPU with serving: `idle` keeps serving
     /// latency unchanged on a busy host (deploys then take longer), `low` is nice 10.
-    #[arg(long, value_enum, default_value_t = CompilePriority::Low)]
+    #[arg(long, value_name = "PRIORITY", value_enum, default_value_t = CompilePriority::Low)]
     pub compile_priority: CompilePriority,
 }
 

@@ -103,6 +103,19 @@ pub(super) async fn start(builder: &HostBuilder, dir: &TestDir) -> Announced {
         log_path,
         stdout_lines,
     };
+    let (addr, admin_addr) = wait_for_announcements(&mut new_lines, &mut process).await;
+    Announced {
+        process,
+        addr,
+        admin_addr,
+    }
+}
+
+/// The addresses of both listeners, as the host announces them on stdout.
+async fn wait_for_announcements(
+    new_lines: &mut mpsc::UnboundedReceiver<String>,
+    process: &mut HostProcess,
+) -> (SocketAddr, SocketAddr) {
     // The admin API is announced right after the WebSocket listener; both are bound before
     // either line is printed.
     let waiting_for_ready_lines = async {
@@ -119,8 +132,7 @@ pub(super) async fn start(builder: &HostBuilder, dir: &TestDir) -> Announced {
         }
         None
     };
-    let (addr, admin_addr) = match tokio::time::timeout(STARTUP_WAIT, waiting_for_ready_lines).await
-    {
+    match tokio::time::timeout(STARTUP_WAIT, waiting_for_ready_lines).await {
         Ok(Some(addresses)) => addresses,
         Ok(None) => panic!(
             "wsfn-host closed stdout without announcing both its listeners (exit status: {:?}, \
@@ -129,11 +141,6 @@ pub(super) async fn start(builder: &HostBuilder, dir: &TestDir) -> Announced {
             process.stdout_lines()
         ),
         Err(_) => panic!("wsfn-host did not announce both its listeners within {STARTUP_WAIT:?}"),
-    };
-    Announced {
-        process,
-        addr,
-        admin_addr,
     }
 }
 
