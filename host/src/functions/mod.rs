@@ -83,10 +83,13 @@ impl FunctionSlot {
     }
 }
 
-/// Settings of one function that differ from the host's (the config file's
-/// `[functions.NAME]`); what is not set here is the host's limit.
+/// What one function may set for itself (the config file's `[functions.NAME]`); what is not
+/// set here is the host's. A new per-function setting is a field here, read by the config
+/// file's section of the same name.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FunctionSettings {
+    /// Accept only signed URLs; others get 401.
+    pub require_signed_url: bool,
     /// Payload bytes one of its resumable sessions may hold for the client.
     pub session_retention: Option<usize>,
     /// Whether its clients may negotiate permessage-deflate.
