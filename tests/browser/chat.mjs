@@ -112,6 +112,10 @@ async function closeAllChats(admin, token, code, reason) {
   check(listed.ok, `listing connections answered ${listed.status}`);
   const connections = await listed.json();
   check(connections.length === 2, `expected 2 chat connections, the host has ${connections.length}`);
+  // Chromium offers permessage-deflate, and the host accepts it by default.
+  for (const { id, deflate } of connections) {
+    check(deflate === true, `connection ${id} should have negotiated permessage-deflate`);
+  }
   for (const { id } of connections) {
     const query = new URLSearchParams({ code: String(code), reason });
     const closed = await fetch(`${admin}/v1/connections/${id}?${query}`, { method: 'DELETE', headers });

@@ -194,7 +194,7 @@ async fn a_component_without_on_error_is_not_affected() {
 /// fault gives the cause without the guest's backtrace.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_trap_is_told_and_logged_by_its_cause_alone() {
-    let host = Host::builder().function("lifecycle").start().await;
+    let host = Host::builder().function("lifecycle").start_process().await;
     let mut client = host.connect("lifecycle").await;
     let id = client.connection_id().await;
 

@@ -25,7 +25,7 @@ async fn logged_guest_line(host: &Host, text: &str, connection: &str) -> String 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_err_from_on_message_is_logged_with_the_handler_and_the_connection_carries_on() {
-    let host = Host::builder().function("fallible").start().await;
+    let host = Host::builder().function("fallible").start_process().await;
     let mut client = host.connect("fallible").await;
     let id = client.ask("id").await;
 
@@ -50,7 +50,7 @@ async fn an_err_from_on_message_is_logged_with_the_handler_and_the_connection_ca
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_err_from_on_connect_refuses_with_500_and_keeps_the_error_in_the_log() {
-    let host = Host::builder().function("fallible").start().await;
+    let host = Host::builder().function("fallible").start_process().await;
 
     let refused = raw_upgrade(host.addr(), "fallible?fail=no%20database", &[]).await;
 
@@ -67,7 +67,7 @@ async fn an_err_from_on_connect_refuses_with_500_and_keeps_the_error_in_the_log(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_err_from_on_close_is_logged_with_the_connection() {
-    let host = Host::builder().function("fallible").start().await;
+    let host = Host::builder().function("fallible").start_process().await;
     let mut client = host.connect("fallible").await;
     let id = client.ask("id").await;
 

@@ -140,3 +140,25 @@ async fn a_resume_writes_again_under_the_new_socket_s_compression() {
         "the same message, written again"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_compressed_resume_request_resumes() {
+    use crate::support::{RSV1, RawFrame, RawSocket};
+    use flate2::{Compress, Compression, FlushCompress};
+    let host = Host::builder().function("echo").start().await;
+    let (_client, id, secret) = start(&host).await;
+    // Browsers compress every message once permessage-deflate is negotiated, the resume
+    // request included.
+    let offer = Some("permessage-deflate; client_max_window_bits");
+    let path = format!("echo?wsfn-session=1&wsfn-resume={id}");
+    let (mut resumed, answered) = RawSocket::connect_offering(host.addr(), &path, offer).await;
+    assert!(answered.is_some());
+    let request = format!("r{secret} 0");
+    let mut compressed = Vec::with_capacity(128);
+    Compress::new(Compression::default(), false)
+        .compress_vec(request.as_bytes(), &mut compressed, FlushCompress::Sync)
+        .unwrap();
+    compressed.truncate(compressed.len() - 4);
+    resumed.send(RawFrame::text(compressed).rsv(RSV1)).await;
+    resumed.expect_text("r0").await;
+}

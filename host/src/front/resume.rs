@@ -18,7 +18,10 @@ use super::reader::FrameReader;
 use super::session::{max_frame, refuse_socket, take_socket};
 use crate::connections::{Compression, Connection, Handover, PhaseKind};
 use crate::host::Host;
-use crate::protocol::session::{ClientFrame, HostControl, Refusal, parse_client_frame};
+use crate::protocol::session::{
+    ClientFrame, HostControl, MAX_CONTROL, Refusal, parse_client_frame,
+};
+use crate::protocol::{Assembled, Assembler, Message};
 use crate::protocol::{CloseCode, Opcode, write_frame};
 use crate::reach::{Asker, Reach};
 
@@ -68,16 +71,12 @@ pub async fn take_over(
         .as_ref()
         .map_or(host.limits.max_frame_size, |c| max_frame(&host, c));
     let mut reader = FrameReader::new(read, already_read, limit, compression.is_some());
-    let request = tokio::time::timeout(host.limits.handshake_timeout, reader.next_frame()).await;
-    let received = match request {
-        Ok(Ok(frame)) if frame.opcode == Opcode::Text && frame.fin => {
-            match parse_client_frame(&frame.payload, true) {
-                Ok(ClientFrame::Resume { secret, received }) => Some((secret.to_owned(), received)),
-                _ => None,
-            }
-        }
-        _ => None,
-    };
+    let request = tokio::time::timeout(
+        host.limits.handshake_timeout,
+        read_resume_request(&mut reader),
+    )
+    .await;
+    let received = request.ok().flatten();
     let verdict = match (connection, received) {
         (_, None) => Err(Refusal::Malformed),
         (Err(refusal), _) => Err(refusal),
@@ -103,6 +102,27 @@ pub async fn take_over(
         Err(refusal) => {
             tracing::debug!(session = %id, function = %function, reason = refusal.as_str(), "resume refused");
             refuse(&write, refusal);
+        }
+    }
+}
+
+/// The resume request, the socket's first message: a text message, compressed or not, in one
+/// frame or several; `None` for anything else.
+async fn read_resume_request(reader: &mut FrameReader) -> Option<(String, u64)> {
+    let mut assembler = Assembler::new(MAX_CONTROL + 1);
+    loop {
+        let frame = reader.next_frame().await.ok()?;
+        if frame.opcode.is_control() {
+            return None;
+        }
+        if let Assembled::Complete(message) = assembler.push(&frame).ok()? {
+            let Message::Text(text) = message else {
+                return None;
+            };
+            return match parse_client_frame(text.as_bytes(), true) {
+                Ok(ClientFrame::Resume { secret, received }) => Some((secret.to_owned(), received)),
+                _ => None,
+            };
         }
     }
 }
