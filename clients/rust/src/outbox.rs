@@ -35,25 +35,36 @@ impl Outbox {
         self.kept.push_back(framed);
     }
 
-    /// The host says it handled `handled` messages: those are dropped.
-    pub(crate) fn confirm(&mut self, handled: u64) -> Result<(), BadConfirmation> {
+    /// An acknowledgement (`a<handled>`): the messages it covers are dropped. One older than
+    /// what is already confirmed changes nothing: the host may replay acknowledgements it
+    /// queued before a resume, after the resume's own `r<handled>`.
+    pub(crate) fn acknowledge(&mut self, handled: u64) -> Result<(), BadConfirmation> {
         if handled > self.sent {
             return Err(BadConfirmation::BeyondSent {
                 handled,
                 sent: self.sent,
             });
         }
-        if handled < self.confirmed {
-            return Err(BadConfirmation::Backwards {
-                handled,
-                confirmed: self.confirmed,
-            });
+        if handled <= self.confirmed {
+            return Ok(());
         }
         // Both bounds are checked above, so this fits in the kept queue's length.
         let newly = usize::try_from(handled - self.confirmed).unwrap_or(usize::MAX);
         self.kept.drain(..newly.min(self.kept.len()));
         self.confirmed = handled;
         Ok(())
+    }
+
+    /// A resume's `r<handled>`: like an acknowledgement, but the host's count going backwards
+    /// here means it lost messages it had confirmed handling.
+    pub(crate) fn resume_at(&mut self, handled: u64) -> Result<(), BadConfirmation> {
+        if handled < self.confirmed {
+            return Err(BadConfirmation::Backwards {
+                handled,
+                confirmed: self.confirmed,
+            });
+        }
+        self.acknowledge(handled)
     }
 
     /// The messages still kept, oldest first: after a resume they are sent again.
@@ -88,11 +99,18 @@ mod tests {
     #[test]
     fn keeps_what_is_not_confirmed_in_order() {
         let mut outbox = outbox_of(5);
-        outbox.confirm(2).unwrap();
+        outbox.acknowledge(2).unwrap();
         assert_eq!(kept(&outbox), ["3", "4", "5"]);
-        outbox.confirm(2).unwrap();
-        assert_eq!(outbox.unconfirmed_len(), 3);
-        outbox.confirm(5).unwrap();
+        outbox.acknowledge(2).unwrap();
+        outbox.acknowledge(1).unwrap();
+        assert_eq!(
+            outbox.unconfirmed_len(),
+            3,
+            "an older acknowledgement changes nothing"
+        );
+        outbox.resume_at(4).unwrap();
+        assert_eq!(kept(&outbox), ["5"]);
+        outbox.acknowledge(5).unwrap();
         assert!(kept(&outbox).is_empty());
         outbox.push(Message::text("6"));
         assert_eq!(kept(&outbox), ["6"]);
@@ -102,15 +120,22 @@ mod tests {
     fn refuses_confirmations_that_cannot_be_true() {
         let mut outbox = outbox_of(3);
         assert_eq!(
-            outbox.confirm(4),
+            outbox.acknowledge(4),
             Err(BadConfirmation::BeyondSent {
                 handled: 4,
                 sent: 3
             })
         );
-        outbox.confirm(2).unwrap();
         assert_eq!(
-            outbox.confirm(1),
+            outbox.resume_at(4),
+            Err(BadConfirmation::BeyondSent {
+                handled: 4,
+                sent: 3
+            })
+        );
+        outbox.acknowledge(2).unwrap();
+        assert_eq!(
+            outbox.resume_at(1),
             Err(BadConfirmation::Backwards {
                 handled: 1,
                 confirmed: 2

@@ -117,7 +117,7 @@ impl Driver {
         let Some(state) = self.session.as_mut() else {
             return Err(AttemptError::Failed(Error::Closed));
         };
-        if let Err(bad) = state.outbox.confirm(handled) {
+        if let Err(bad) = state.outbox.resume_at(handled) {
             return Err(violation(&mut socket, bad.to_string()).await);
         }
         // The resume request told the host how much arrived.

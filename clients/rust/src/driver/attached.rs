@@ -144,19 +144,22 @@ impl Driver {
             Ok(HostFrame::Message(payload)) => {
                 session.received += 1;
                 let unacknowledged = session.received - session.acknowledged;
-                if unacknowledged >= ACK_EVERY {
-                    self.acknowledge(socket, attached).await?;
-                } else if attached.ack_due.is_none() {
-                    attached.ack_due = Some(Instant::now() + ACK_DELAY);
-                }
+                // Counted means delivered: the event goes out before anything that could fail,
+                // or a resume would skip a message the application never saw.
                 self.emit(match payload {
                     Payload::Text(text) => Event::Text(text),
                     Payload::Binary(bytes) => Event::Binary(bytes),
                 })
                 .await;
+                if unacknowledged >= ACK_EVERY {
+                    return self.acknowledge(socket, attached).await;
+                }
+                attached
+                    .ack_due
+                    .get_or_insert_with(|| Instant::now() + ACK_DELAY);
                 return Ok(());
             }
-            Ok(HostFrame::Ack(handled)) => match session.outbox.confirm(handled) {
+            Ok(HostFrame::Ack(handled)) => match session.outbox.acknowledge(handled) {
                 Ok(()) => return Ok(()),
                 Err(bad) => bad.to_string(),
             },
