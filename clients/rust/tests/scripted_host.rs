@@ -40,6 +40,8 @@ impl ScriptedHost {
     }
 
     /// Accepts the next connection and returns it with the path and query it asked for.
+    // The handshake callback's error type is tungstenite's own, large as it is.
+    #[allow(clippy::result_large_err)]
     async fn accept(&self) -> (Peer, String) {
         let (stream, _) = within(self.listener.accept()).await.expect("a connection");
         let mut target = String::new();

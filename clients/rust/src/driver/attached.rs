@@ -66,8 +66,11 @@ impl Driver {
             let open = !attached.close_sent;
             let step = tokio::select! {
                 incoming = socket.next() => {
+                    let step = self.on_incoming(socket, incoming, &mut attached).await;
+                    // After handling, which may have waited for the application to read: that
+                    // wait is not the host's silence.
                     attached.last_heard = Instant::now();
-                    self.on_incoming(socket, incoming, &mut attached).await
+                    step
                 }
                 () = until(ack_due) => self.acknowledge(socket, &mut attached).await,
                 outgoing = self.links.sends.recv(), if open => match outgoing {
