@@ -152,6 +152,21 @@ async fn a_resume_that_claims_more_than_was_sent_or_less_than_was_acknowledged_i
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_resuming_socket_whose_first_frame_is_not_a_resume_request_is_refused() {
+    let host = Host::builder().function("echo").start().await;
+    let session = start(&host, "echo").await;
+    let mut resuming = host
+        .connect(&format!("echo?wsfn-session=1&wsfn-resume={}", session.id))
+        .await;
+    resuming.send_text("mhello").await;
+    assert_eq!(resuming.receive_text().await, "xmalformed");
+    assert_eq!(
+        resuming.expect_close().await,
+        CloseInfo::new(1008, "session refused: malformed")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_resume_takes_over_a_socket_that_is_still_open() {
     let host = Host::builder().function("echo").start().await;
     let mut session = start(&host, "echo").await;

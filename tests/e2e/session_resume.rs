@@ -32,13 +32,13 @@ const WATCHED_COUNTER: &str = "theirs";
 
 /// Options for a client that reconnects at once and never gives up while the test runs.
 pub(crate) fn fast_options(options: Options) -> Options {
-    options
-        .reconnect(
-            Reconnect::default()
-                .initial_delay(Duration::from_millis(2))
-                .max_delay(Duration::from_millis(50)),
-        )
-        .close_timeout(WAIT)
+    options.reconnect(fast_reconnect()).close_timeout(WAIT)
+}
+
+fn fast_reconnect() -> Reconnect {
+    Reconnect::default()
+        .initial_delay(Duration::from_millis(2))
+        .max_delay(Duration::from_millis(50))
 }
 
 /// What the session client received, by source.
@@ -340,4 +340,23 @@ async fn lifecycle_lines(
             _ => {}
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_resumes_with_the_subprotocol_on_connect_chose() {
+    let host = Host::builder().function("lifecycle").start().await;
+    let proxy = Proxy::start(host.addr()).await;
+    // The fixture confirms the first offered subprotocol starting with `wsfn.`; a resume that
+    // did not confirm it again would fail the client's handshake, attempt after attempt.
+    let options = fast_options(Options::new(proxy.url("lifecycle")).protocol("wsfn.test"));
+    let options = options.reconnect(fast_reconnect().max_attempts(20));
+    let mut session = within("the session to start", Session::connect(options))
+        .await
+        .unwrap_or_else(|error| panic!("connecting with a subprotocol: {error}"));
+    proxy.cut();
+    let resumed = within("the resume", session.next_event()).await;
+    assert_eq!(resumed, Some(Event::Resumed { resent: 0 }));
+    session.send_text("id").expect("open");
+    let id = within("the reply", session.next_event()).await;
+    assert_eq!(id, Some(Event::Text(session.id().expect("a session id"))));
 }
