@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the programs the end-to-end tests start besides wsfn-host: a real redis-server for
-# the Redis backend and cluster tests, and for the browser test Debian's chromium and the
-# pinned playwright-core of tests/browser (which needs node and npm). Safe to run again: it
-# installs only what is missing.
+# the Redis backend and cluster tests, and for the browser client's tests Debian's chromium and
+# the pinned node modules of tests/browser (playwright-core, and ws for the client in node;
+# they need node and npm). Safe to run again: it installs only what is missing.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -42,8 +42,9 @@ if ((${#missing[@]} > 0)); then
         apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-# The browser test drives chromium with the exact playwright-core version of its lock file.
-if [[ ! -d tests/browser/node_modules/playwright-core ]]; then
+# The browser tests drive chromium with the exact playwright-core version of the lock file, and
+# run the client in node on its ws.
+if [[ ! -d tests/browser/node_modules/playwright-core || ! -d tests/browser/node_modules/ws ]]; then
     say "installing tests/browser's node modules"
     npm ci --prefix tests/browser --no-audit --no-fund >/dev/null
 fi

@@ -93,6 +93,10 @@ pub struct Limits {
     /// Payload bytes a resumable session may hold for its client (queued, or sent and not yet
     /// acknowledged); more ends the connection rather than leave a hole in its stream.
     pub session_retention: usize,
+    /// Whether permessage-deflate is offered to clients that ask for it.
+    pub deflate: bool,
+    /// Messages smaller than this are sent uncompressed even where deflate was negotiated.
+    pub deflate_threshold: usize,
 }
 
 impl Default for Limits {
@@ -127,6 +131,8 @@ impl Default for Limits {
             compile_priority: CompilePriority::Low,
             resume_window: Duration::from_secs(120),
             session_retention: 1 << 20,
+            deflate: true,
+            deflate_threshold: 128,
         }
     }
 }

@@ -9,6 +9,9 @@
 //! in [`state`] behind one trait so backends can be swapped. With Redis, [`cluster`] routes
 //! sends, closes and group publishes to the node holding each connection, and keeps deploys
 //! and the connection directory cluster-wide.
+//!
+//! [`launch`] starts a whole host (store, cluster, functions, both listeners) from settings
+//! that [`options`] reads from the command line, `WSFN_*` variables and the config file.
 
 pub mod admin;
 pub mod catalog;
@@ -19,7 +22,9 @@ pub mod front;
 pub mod functions;
 pub mod host;
 pub mod imports;
+pub mod launch;
 pub mod observe;
+pub mod options;
 pub mod protocol;
 pub mod reach;
 pub mod runtime;

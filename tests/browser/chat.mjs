@@ -4,22 +4,30 @@
 //
 // The host must serve the `chat` function with `--static clients/js`. Two pages join the same
 // room, one sends a message, and both must show it; a screenshot of the two pages side by
-// side is saved. When WSFN_ADMIN_URL and WSFN_ADMIN_TOKEN are set, the client's reconnect is
-// tested too: the host closes both connections with 3000 (the pages must come back and chat
-// again), then with 4000 (an application code: the pages must stay closed).
+// side is saved. One page (ann) is loaded through a proxy that then cuts its WebSocket a few
+// times while both pages chat, with lines in flight both ways at each cut: its session resumes
+// each time, and both pages must show every line exactly once and in order. When WSFN_ADMIN_URL and WSFN_ADMIN_TOKEN are set, the
+// client's reconnect is tested too: the host closes both connections with 3000 (the pages
+// must come back and chat again), then with 4000 (an application code: the pages must stay
+// closed).
 //
 // Exits 0 when every check passed, 1 with the reason otherwise.
 
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { chromium } from 'playwright-core';
+
+import { CuttingProxy } from './cutting-proxy.mjs';
 
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 // Bounds every wait, so a broken page fails the test instead of hanging it.
 const WAIT_MS = 20_000;
 const ROOM = 'e2e-room';
 const MESSAGE = 'hello from ann ✓ <b>not bold</b>';
+/** Cuts of ann's WebSocket: the client's backoff grows with each, as after any drop. */
+const CUTS = 4;
 
 function parseArgs(argv) {
   const args = { base: undefined, out: undefined };
@@ -111,6 +119,74 @@ async function closeAllChats(admin, token, code, reason) {
   }
 }
 
+/** The chat lines a page shows, as [user, text] pairs, in order. */
+async function chatLines(page) {
+  return page.$$eval('#messages li.message', (items) =>
+    items.map((item) => [item.querySelector('.user')?.textContent.replace(/:$/, ''), item.lastChild.textContent]),
+  );
+}
+
+/** Fails unless `page` shows `who 1` .. `who count`, then `who end`, each once and in order. */
+async function expectEveryLine(page, who, count, where) {
+  const pattern = new RegExp(`^${who} (\\d+|end)$`);
+  const lines = (await chatLines(page)).filter(([user, text]) => user === who && pattern.test(text)).map(([, text]) => text);
+  const expected = Array.from({ length: count }, (_, i) => `${who} ${i + 1}`).concat(`${who} end`);
+  check(
+    JSON.stringify(lines) === JSON.stringify(expected),
+    `${where} should show ${expected.length} lines of ${who} once each, in order; it shows ${JSON.stringify(lines)}`,
+  );
+}
+
+/** Waits until ann's page is connected on a connection the proxy has not cut. */
+async function annConnected(ann, proxy) {
+  // One connection open at the proxy means ann's page saw every cut and opened another.
+  const deadline = Date.now() + WAIT_MS;
+  while (proxy.openConnections !== 1) {
+    check(Date.now() < deadline, `the proxy has ${proxy.openConnections} connections open for ann`);
+    await sleep(10);
+  }
+  await ann.waitForSelector('#status[data-state="open"]');
+}
+
+/**
+ * Cuts ann's connection CUTS times. Before each cut it goes dark while both pages send a
+ * line, so that a line from each side is in flight when the socket dies; more lines are
+ * sent while ann is away. Both pages must then show every line once, in order.
+ */
+async function testDrops(ann, bob, proxy) {
+  let sent = 0;
+  const sendBoth = async () => {
+    sent += 1;
+    await sendFrom(ann, `ann ${sent}`);
+    await sendFrom(bob, `bob ${sent}`);
+  };
+  for (let cut = 1; cut <= CUTS; cut += 1) {
+    await annConnected(ann, proxy);
+    await sendBoth();
+    proxy.darkenAll();
+    await sendBoth();
+    proxy.cutAll();
+    await sendBoth();
+  }
+  await sendFrom(ann, 'ann end');
+  await sendFrom(bob, 'bob end');
+  for (const [page, who] of [
+    [ann, 'ann'],
+    [bob, 'bob'],
+  ]) {
+    await expectLine(page, '#messages li.message', 'ann end', who);
+    await expectLine(page, '#messages li.message', 'bob end', who);
+    await expectEveryLine(page, 'ann', sent, `${who}'s page`);
+    await expectEveryLine(page, 'bob', sent, `${who}'s page`);
+    const notices = await page.locator('#messages li.notice').allInnerTexts();
+    check(!notices.some((text) => /lost|resumed/.test(text)), `${who}'s page noticed a drop: ${JSON.stringify(notices)}`);
+  }
+  await annConnected(ann, proxy);
+  const status = await ann.textContent('#status');
+  check(status.includes('resumed'), `ann's status should say the session resumed, it reads ${status}`);
+  console.log(`drops: ${sent} lines from each page, ${proxy.cuts} cuts; ann: ${status}`);
+}
+
 async function testReconnect(ann, bob, admin, token) {
   // 3000-3999 are not final codes: both clients must come back and rejoin the room.
   await closeAllChats(admin, token, 3000, 'restarting');
@@ -140,6 +216,9 @@ async function testReconnect(ann, bob, admin, token) {
 
 async function main() {
   const args = parseArgs(process.argv.slice(2));
+  // ann's page, and so its WebSocket, goes through the proxy; only WebSockets are ever cut.
+  const proxy = new CuttingProxy(new URL(args.base), { onlyUpgrades: true });
+  await proxy.listen();
   const browser = await chromium.launch({
     executablePath: CHROMIUM,
     args: [
@@ -165,7 +244,7 @@ async function main() {
       `/wsfn.js has Content-Type ${client.headers()['content-type']}`,
     );
 
-    const ann = await join(context, args.base, 'ann');
+    const ann = await join(context, proxy.url, 'ann');
     const bob = await join(context, args.base, 'bob');
     await expectLine(ann, '#messages li.notice', 'bob joined', 'ann');
 
@@ -184,6 +263,9 @@ async function main() {
     await writeFile(args.out.replace(/\.png$/, '-bob.png'), shots[1].png);
     console.log(`screenshot: ${args.out}`);
 
+    await testDrops(ann, bob, proxy);
+    console.log('drops: ok');
+
     const admin = process.env.WSFN_ADMIN_URL;
     const token = process.env.WSFN_ADMIN_TOKEN;
     if (admin && token) {
@@ -193,6 +275,7 @@ async function main() {
     console.log('chat: ok');
   } finally {
     await browser.close();
+    await proxy.close();
   }
 }
 

@@ -1,7 +1,9 @@
-//! The admin client commands, `wsfn-host deploy`, `functions` and `rollback`, against a
-//! running host.
+//! The admin client commands (`wsfn-host deploy`, `functions`, `rollback`, `remove`, `send`,
+//! `signed-url`) run as processes against a running host.
 
 use std::fs;
+
+use serde_json::{Value, json};
 
 use crate::support::{Host, TestDir, function_wasm, run_wsfn_host};
 
@@ -191,4 +193,238 @@ async fn failing_client_commands_exit_non_zero_and_say_why() {
         "none of the failed commands changed the function"
     );
     assert_eq!(host.admin().current_version("swap").await, 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn deploy_names_the_function_as_run_does_and_the_admin_url_needs_no_scheme() {
+    let host = Host::builder().start().await;
+    let dir = TestDir::new();
+    let url = host.admin_url();
+    let without_scheme = url.trim_start_matches("http://").to_owned();
+    let token = [("WSFN_ADMIN_TOKEN", host.admin_token())];
+    let echo = function_wasm("echo").display().to_string();
+
+    let after_the_file = run_wsfn_host(
+        dir.path(),
+        &["deploy", &echo, "--admin-url", &without_scheme],
+        &token,
+    )
+    .await;
+    assert!(
+        after_the_file
+            .expect_success()
+            .contains("`echo` now serves version 1"),
+        "{after_the_file:?}"
+    );
+    let name_equals_file = format!("mirror={echo}");
+    let named = run_wsfn_host(
+        dir.path(),
+        &["deploy", &name_equals_file, "--admin-url", &url],
+        &token,
+    )
+    .await;
+    assert!(
+        named
+            .expect_success()
+            .contains("`mirror` now serves version 1"),
+        "{named:?}"
+    );
+    for function in ["echo", "mirror"] {
+        let mut client = host.connect(function).await;
+        assert_eq!(client.ask("hello").await, "hello", "{function}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn remove_takes_a_function_off_the_host_and_closes_its_connections() {
+    let host = Host::builder().function("echo").start().await;
+    let dir = TestDir::new();
+    let url = host.admin_url();
+    let token = [("WSFN_ADMIN_TOKEN", host.admin_token())];
+    let mut client = host.connect("echo").await;
+    assert_eq!(client.ask("before").await, "before");
+
+    let removed = run_wsfn_host(dir.path(), &["remove", "echo", "--admin-url", &url], &token).await;
+    let stdout = removed.expect_success();
+    assert!(stdout.contains("`echo` removed"), "{removed:?}");
+    assert!(stdout.contains("1 connections closed"), "{removed:?}");
+    assert_eq!(client.expect_close().await.code, 1001);
+    host.admin()
+        .get("/v1/functions/echo")
+        .await
+        .expect_error(404);
+
+    let again = run_wsfn_host(dir.path(), &["remove", "echo", "--admin-url", &url], &token).await;
+    assert!(
+        again.expect_failure().contains("no function named `echo`"),
+        "{again:?}"
+    );
+}
+
+/// The id of the one connection of `function` in `group`.
+async fn id_in_group(host: &Host, function: &str, group: &str) -> String {
+    let connections = host.admin().connections(function).await;
+    let member: Vec<&Value> = connections
+        .iter()
+        .filter(|connection| connection["groups"] == json!([group]))
+        .collect();
+    assert_eq!(
+        member.len(),
+        1,
+        "one connection in {group}: {connections:?}"
+    );
+    member[0]["id"].as_str().expect("an id").to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn send_reaches_a_connection_or_a_group_as_text_or_binary() {
+    let host = Host::builder().function("notify").start().await;
+    let dir = TestDir::new();
+    let url = host.admin_url();
+    let token = [("WSFN_ADMIN_TOKEN", host.admin_token())];
+    let mut bob = host.connect("notify?user=bob").await;
+    let mut carol = host.connect("notify?user=carol").await;
+    let bob_id = id_in_group(&host, "notify", "user:bob").await;
+    let send = async |args: &[&str]| {
+        let mut all = vec!["send"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--admin-url", &url]);
+        run_wsfn_host(dir.path(), &all, &token).await
+    };
+
+    let text = send(&["--connection", &bob_id, "from the operator ✓"]).await;
+    assert!(text.expect_success().contains("delivered to 1"), "{text:?}");
+    assert_eq!(bob.receive_text().await, "from the operator ✓");
+
+    send(&["--connection", &bob_id, "--binary", "raw"])
+        .await
+        .expect_success();
+    assert_eq!(bob.receive_binary().await, b"raw".as_slice());
+
+    let blob = dir.path().join("blob");
+    fs::write(&blob, [0u8, 1, 0xfe, 0xff]).expect("writing a scratch file");
+    let blob = blob.display().to_string();
+    send(&["--connection", &bob_id, "--file", &blob])
+        .await
+        .expect_success();
+    assert_eq!(bob.receive_binary().await, [0u8, 1, 0xfe, 0xff].as_slice());
+
+    let group = send(&["--function", "notify", "--group", "user:carol", "for carol"]).await;
+    assert!(
+        group.expect_success().contains("delivered to 1"),
+        "{group:?}"
+    );
+    assert_eq!(carol.receive_text().await, "for carol");
+
+    let nowhere = send(&["no target"]).await;
+    assert!(nowhere.expect_failure().contains("required"), "{nowhere:?}");
+    let gone = send(&["--connection", "no-such-connection", "hello?"]).await;
+    assert!(gone.expect_failure().contains("404"), "{gone:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn signed_url_prints_a_url_the_host_accepts() {
+    let host = Host::builder()
+        .function("lifecycle")
+        .signing_key("a signing key for the command line, 32+ bytes")
+        .option("--require-signed", "lifecycle")
+        .start()
+        .await;
+    let dir = TestDir::new();
+    let url = host.admin_url();
+    let token = [("WSFN_ADMIN_TOKEN", host.admin_token())];
+    assert_eq!(host.refused_handshake_status("lifecycle").await, 401);
+
+    let signed = run_wsfn_host(
+        dir.path(),
+        &[
+            "signed-url",
+            "lifecycle",
+            "--query",
+            "room=a b",
+            "--admin-url",
+            &url,
+        ],
+        &token,
+    )
+    .await;
+    let printed = signed.expect_success().trim().to_owned();
+    let prefix = format!("ws://{}/lifecycle?", host.addr());
+    assert!(printed.starts_with(&prefix), "{signed:?}");
+
+    let path_only = run_wsfn_host(
+        dir.path(),
+        &[
+            "signed-url",
+            "lifecycle",
+            "--query",
+            "room=a b",
+            "--ttl-seconds",
+            "60",
+            "--path-only",
+            "--admin-url",
+            &url,
+        ],
+        &token,
+    )
+    .await;
+    let path = path_only.expect_success().trim().to_owned();
+    assert!(path.starts_with("/lifecycle?"), "{path_only:?}");
+    let printed_path = printed
+        .strip_prefix(&format!("ws://{}", host.addr()))
+        .expect("the URL is on the host's listener");
+    for accepted in [printed_path, path.as_str()] {
+        let mut client = host.connect(accepted).await;
+        let seen: Value =
+            serde_json::from_str(&client.ask("last-connect").await).expect("last-connect is JSON");
+        assert_eq!(seen, json!({"signed": true, "query": [["room", "a b"]]}));
+    }
+}
+
+/// A client command's token, given in one way, and how its refusal must name that way.
+struct TokenFrom<'a> {
+    args: &'a [&'a str],
+    env: &'a [(&'a str, &'a str)],
+    named: &'a str,
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_refused_token_is_named_with_the_url_and_where_it_came_from() {
+    let host = Host::builder().function("echo").start().await;
+    let dir = TestDir::new();
+    let url = host.admin_url();
+    let token_file = dir.path().join("wrong.token");
+    fs::write(&token_file, "wrong\n").expect("writing a scratch file");
+    let other_data_dir = dir.path().join("other-data");
+    fs::create_dir_all(&other_data_dir).expect("creating a scratch directory");
+    fs::write(other_data_dir.join("admin-token"), "also wrong").expect("writing a token");
+    let token_file = token_file.display().to_string();
+    let other_data_dir = other_data_dir.display().to_string();
+
+    let sources = [
+        TokenFrom {
+            args: &[],
+            env: &[("WSFN_ADMIN_TOKEN", "wrong")],
+            named: "WSFN_ADMIN_TOKEN",
+        },
+        TokenFrom {
+            args: &["--admin-token-file", &token_file],
+            env: &[],
+            named: &token_file,
+        },
+        TokenFrom {
+            args: &["--data-dir", &other_data_dir],
+            env: &[],
+            named: "other-data/admin-token",
+        },
+    ];
+    for TokenFrom { args, env, named } in sources {
+        let mut all = vec!["functions", "--admin-url", &url];
+        all.extend_from_slice(args);
+        let output = run_wsfn_host(dir.path(), &all, env).await;
+        let message = output.expect_failure();
+        assert!(message.contains("401"), "{output:?}");
+        assert!(message.contains(&url), "names the URL: {output:?}");
+        assert!(message.contains(named), "names {named}: {output:?}");
+    }
 }

@@ -22,7 +22,19 @@ struct Cluster {
     nodes: Vec<Host>,
 }
 
+/// Where the nodes run: in the test process, or as processes, for the tests that kill or
+/// stall a node with a signal.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Nodes {
+    InProcess,
+    Processes,
+}
+
 async fn cluster(size: usize, serve: &[(&str, &str)]) -> Cluster {
+    cluster_of(Nodes::InProcess, size, serve).await
+}
+
+async fn cluster_of(nodes_run: Nodes, size: usize, serve: &[(&str, &str)]) -> Cluster {
     let dir = TestDir::new();
     let redis = RedisServer::start(&dir);
     let mut nodes = Vec::new();
@@ -33,7 +45,10 @@ async fn cluster(size: usize, serve: &[(&str, &str)]) -> Cluster {
         for (served_as, file_stem) in serve {
             builder = builder.function_served_as(served_as, file_stem);
         }
-        nodes.push(builder.start().await);
+        nodes.push(match nodes_run {
+            Nodes::InProcess => builder.start().await,
+            Nodes::Processes => builder.start_process().await,
+        });
     }
     Cluster { redis, nodes }
 }
@@ -206,7 +221,7 @@ async fn a_deploy_on_one_node_is_served_by_the_others() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_killed_node_s_connections_get_on_close_on_a_survivor_and_leave_their_groups() {
-    let cluster = cluster(2, &[("chat", "chat")]).await;
+    let cluster = cluster_of(Nodes::Processes, 2, &[("chat", "chat")]).await;
     let (a, b) = (&cluster.nodes[0], &cluster.nodes[1]);
     let mut ann = a.connect("chat?room=r&user=ann").await;
     let bob = b.connect("chat?room=r&user=bob").await;
@@ -245,7 +260,7 @@ async fn a_killed_node_s_connections_get_on_close_on_a_survivor_and_leave_their_
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_node_that_stalled_past_the_timeout_closes_the_connections_the_cluster_closed_for_it() {
-    let cluster = cluster(2, &[("chat", "chat")]).await;
+    let cluster = cluster_of(Nodes::Processes, 2, &[("chat", "chat")]).await;
     let (a, b) = (&cluster.nodes[0], &cluster.nodes[1]);
     let mut ann = a.connect("chat?room=r&user=ann").await;
     let mut bob = b.connect("chat?room=r&user=bob").await;

@@ -61,7 +61,7 @@ async fn at_idle_priority_the_compiler_runs_as_sched_idle_and_serving_is_untouch
     let host = Host::builder()
         .function("echo")
         .option("--compile-priority", "idle")
-        .start()
+        .start_process()
         .await;
     let threads = deploy_and_look(&host).await;
     for thread in threads
@@ -78,7 +78,7 @@ async fn at_idle_priority_the_compiler_runs_as_sched_idle_and_serving_is_untouch
 
 #[tokio::test(flavor = "multi_thread")]
 async fn by_default_the_compiler_runs_at_nice_10() {
-    let host = Host::builder().function("echo").start().await;
+    let host = Host::builder().function("echo").start_process().await;
     let threads = deploy_and_look(&host).await;
     for thread in threads
         .iter()
@@ -113,7 +113,7 @@ async fn the_config_file_sets_it_and_an_unknown_value_is_named_with_the_choices(
     };
 
     write("idle");
-    let host = Host::builder().config(&file).start().await;
+    let host = Host::builder().config(&file).start_process().await;
     let threads = deploy_and_look(&host).await;
     for thread in threads
         .iter()

@@ -97,6 +97,21 @@ async fn a_flag_overrides_the_file() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_wsfn_variable_overrides_the_file() {
+    let (_dir, file) = write_config("data-dir = \"data-from-the-file\"\n");
+    // The process gets its data directory from WSFN_DATA_DIR, where the harness then finds
+    // the generated admin token: the start only succeeds if the variable won.
+    let host = Host::builder().config(&file).start_process().await;
+    let mut client = host.connect("echo").await;
+    assert_eq!(client.ask("from the file").await, "from the file");
+    let site = file.parent().expect("the file's directory");
+    assert!(
+        !site.join("data-from-the-file").exists(),
+        "the file's data directory was not used"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn an_unknown_key_stops_the_host_with_a_message_naming_it() {
     let (dir, file) = write_config("[limts]\nmax-connections = 5\n");
     let data_dir = dir.data_dir().display().to_string();

@@ -52,7 +52,7 @@ async fn increment_until_the_host_dies(url: String, acknowledged: Arc<Acknowledg
 #[tokio::test(flavor = "multi_thread")]
 async fn increments_acknowledged_before_kill_9_survive_it() {
     const CONNECTIONS: usize = 4;
-    let host = Host::builder().function("counter").start().await;
+    let host = Host::builder().function("counter").start_process().await;
     let acknowledged = Arc::new(Acknowledged::default());
     let clients: Vec<_> = (0..CONNECTIONS)
         .map(|_| {
@@ -81,7 +81,7 @@ async fn increments_acknowledged_before_kill_9_survive_it() {
     let host = Host::builder()
         .function("counter")
         .data_dir_of(stopped)
-        .start()
+        .start_process()
         .await;
     let mut client = host.connect("counter").await;
     let count_before = increment(&mut client).await - 1;
@@ -97,7 +97,7 @@ async fn increments_acknowledged_before_kill_9_survive_it() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_count_after_kill_9_is_exactly_what_was_acknowledged() {
-    let host = Host::builder().function("counter").start().await;
+    let host = Host::builder().function("counter").start_process().await;
     let mut client = host.connect("counter").await;
     for expected in 1..=25 {
         assert_eq!(increment(&mut client).await, expected);
@@ -107,7 +107,7 @@ async fn the_count_after_kill_9_is_exactly_what_was_acknowledged() {
     let host = Host::builder()
         .function("counter")
         .data_dir_of(stopped)
-        .start()
+        .start_process()
         .await;
     let mut client = host.connect("counter").await;
     assert_eq!(increment(&mut client).await, 26);
@@ -118,7 +118,7 @@ async fn the_memory_store_starts_empty_after_a_restart() {
     let host = Host::builder()
         .function("counter")
         .option("--store", "memory")
-        .start()
+        .start_process()
         .await;
     let mut client = host.connect("counter").await;
     assert_eq!(increment(&mut client).await, 1);
@@ -129,7 +129,7 @@ async fn the_memory_store_starts_empty_after_a_restart() {
         .function("counter")
         .option("--store", "memory")
         .data_dir_of(stopped)
-        .start()
+        .start_process()
         .await;
     let mut client = host.connect("counter").await;
     assert_eq!(increment(&mut client).await, 1);

@@ -46,7 +46,7 @@ async fn fault_with(client: &mut Client, command: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_trap_in_on_message_runs_on_error_once_before_on_close() {
-    let host = Host::builder().function("lifecycle").start().await;
+    let host = Host::builder().function("lifecycle").start_process().await;
     let mut client = host.connect("lifecycle").await;
     let id = client.connection_id().await;
 
@@ -82,7 +82,7 @@ async fn a_deadline_in_on_message_runs_on_error_once() {
     let host = Host::builder()
         .function("lifecycle")
         .event_timeout_ms(EVENT_TIMEOUT_MS)
-        .start()
+        .start_process()
         .await;
     let mut client = host.connect("lifecycle").await;
     let id = client.connection_id().await;
@@ -100,7 +100,7 @@ async fn a_deadline_in_on_message_runs_on_error_once() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_trap_in_on_close_runs_on_error_once_after_it() {
-    let host = Host::builder().function("lifecycle").start().await;
+    let host = Host::builder().function("lifecycle").start_process().await;
     let mut client = host.connect("lifecycle?tag=trap-on-close").await;
     let id = client.connection_id().await;
 
@@ -119,7 +119,7 @@ async fn a_trap_in_on_close_runs_on_error_once_after_it() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_trap_in_on_connect_runs_on_error_once_and_refuses_with_500() {
-    let host = Host::builder().function("lifecycle").start().await;
+    let host = Host::builder().function("lifecycle").start_process().await;
 
     let status = host
         .refused_handshake_status("lifecycle?trap-connect")
@@ -153,7 +153,7 @@ async fn a_trap_in_on_connect_runs_on_error_once_and_refuses_with_500() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_trap_in_on_error_is_only_logged_and_counted() {
-    let mut host = Host::builder().function("lifecycle").start().await;
+    let mut host = Host::builder().function("lifecycle").start_process().await;
     let mut client = host.connect("lifecycle?tag=trap-on-error").await;
     let id = client.connection_id().await;
 
@@ -174,7 +174,7 @@ async fn a_trap_in_on_error_is_only_logged_and_counted() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_component_without_on_error_is_not_affected() {
-    let mut host = Host::builder().function("faulty").start().await;
+    let mut host = Host::builder().function("faulty").start_process().await;
     let mut client = host.connect("faulty").await;
 
     fault_with(&mut client, "trap").await;

@@ -55,7 +55,7 @@ async fn assert_still_once_after_another_connection(host: &Host, function: &str,
 
 #[tokio::test(flavor = "multi_thread")]
 async fn peer_close_runs_on_close_once_with_the_peers_code() {
-    let host = Host::builder().function("lifecycle").start().await;
+    let host = Host::builder().function("lifecycle").start_process().await;
     let mut client = host.connect("lifecycle").await;
     let id = client.connection_id().await;
 
@@ -71,7 +71,7 @@ async fn peer_close_runs_on_close_once_with_the_peers_code() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_vanished_peer_runs_on_close_once_with_1006() {
-    let host = Host::builder().function("lifecycle").start().await;
+    let host = Host::builder().function("lifecycle").start_process().await;
     let mut client = host.connect("lifecycle").await;
     let id = client.connection_id().await;
 
@@ -87,7 +87,7 @@ async fn an_idle_connection_is_closed_with_1001_and_runs_on_close_once() {
         .function("lifecycle")
         // Long enough that the first round trip always fits in it, even on a loaded machine.
         .option("--idle-timeout-ms", "1500")
-        .start()
+        .start_process()
         .await;
     let mut client = host.connect("lifecycle").await;
     let id = client.connection_id().await;
@@ -112,7 +112,7 @@ async fn quick_ping_host() -> Host {
         .function("lifecycle")
         .option("--ping-interval-ms", "1000")
         .option("--pong-timeout-ms", "1000")
-        .start()
+        .start_process()
         .await
 }
 
@@ -138,7 +138,7 @@ async fn a_peer_that_never_answers_pings_runs_on_close_once_with_1006() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_peer_that_never_answers_the_hosts_close_runs_on_close_once_with_1006() {
-    let host = Host::builder().function("lifecycle").start().await;
+    let host = Host::builder().function("lifecycle").start_process().await;
     let mut client = host.silent_connect("lifecycle").await;
     client.send_text("id").await;
     let id = client.next_text().await;
@@ -163,7 +163,7 @@ async fn a_peer_that_never_answers_the_hosts_close_runs_on_close_once_with_1006(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_protocol_error_closes_with_1002_and_runs_on_close_once() {
-    let host = Host::builder().function("lifecycle").start().await;
+    let host = Host::builder().function("lifecycle").start_process().await;
     let mut client = host.silent_connect("lifecycle").await;
     client.send_text("id").await;
     let id = client.next_text().await;
@@ -179,7 +179,7 @@ async fn a_protocol_error_closes_with_1002_and_runs_on_close_once() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_oversized_message_closes_with_1009_and_runs_on_close_once() {
-    let host = Host::builder().function("lifecycle").start().await;
+    let host = Host::builder().function("lifecycle").start_process().await;
     let mut client = host.connect("lifecycle").await;
     let id = client.connection_id().await;
 
@@ -217,7 +217,7 @@ async fn a_slow_consumer_is_closed_with_1008_and_runs_on_close_once() {
     let host = Host::builder()
         .function("lifecycle")
         .option("--outbound-queue", SMALL_QUEUE)
-        .start()
+        .start_process()
         .await;
     let admin = host.admin();
     let mut client = host
@@ -244,7 +244,7 @@ async fn a_slow_consumer_is_closed_with_1008_and_runs_on_close_once() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_guest_fault_closes_with_1011_and_runs_on_close_once() {
-    let host = Host::builder().function("lifecycle").start().await;
+    let host = Host::builder().function("lifecycle").start_process().await;
     let mut client = host.connect("lifecycle").await;
     let id = client.connection_id().await;
 
@@ -257,7 +257,7 @@ async fn a_guest_fault_closes_with_1011_and_runs_on_close_once() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_close_by_the_function_runs_on_close_once_with_its_code() {
-    let host = Host::builder().function("lifecycle").start().await;
+    let host = Host::builder().function("lifecycle").start_process().await;
     let mut client = host.connect("lifecycle").await;
     let id = client.connection_id().await;
 
@@ -270,7 +270,7 @@ async fn a_close_by_the_function_runs_on_close_once_with_its_code() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_close_by_the_admin_api_runs_on_close_once_with_its_code() {
-    let host = Host::builder().function("lifecycle").start().await;
+    let host = Host::builder().function("lifecycle").start_process().await;
     let mut client = host.connect("lifecycle").await;
     let id = client.connection_id().await;
 
@@ -286,7 +286,7 @@ async fn a_close_by_the_admin_api_runs_on_close_once_with_its_code() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn removing_the_function_closes_with_1001_and_runs_on_close_once() {
-    let host = Host::builder().function("lifecycle").start().await;
+    let host = Host::builder().function("lifecycle").start_process().await;
     let admin = host.admin();
     let mut clients = vec![
         host.connect("lifecycle").await,
@@ -325,7 +325,7 @@ async fn removing_the_function_closes_with_1001_and_runs_on_close_once() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn shutdown_closes_with_1001_and_runs_on_close_once_before_exiting() {
-    let mut host = Host::builder().function("lifecycle").start().await;
+    let mut host = Host::builder().function("lifecycle").start_process().await;
     let mut clients = vec![
         host.connect("lifecycle").await,
         host.connect("lifecycle").await,
@@ -358,7 +358,7 @@ async fn shutdown_closes_with_1001_and_runs_on_close_once_before_exiting() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rejected_connection_never_runs_on_close() {
-    let host = Host::builder().function("lifecycle").start().await;
+    let host = Host::builder().function("lifecycle").start_process().await;
 
     for status in [400, 403, 429, 503] {
         host.refused_handshake_status(&format!("lifecycle?reject={status}"))

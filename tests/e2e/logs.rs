@@ -91,7 +91,7 @@ async fn unknown_functions_get_404_and_the_stream_needs_the_token() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_open_stream_ends_after_shutdown_has_closed_every_connection() {
-    let mut host = Host::builder().function("lifecycle").start().await;
+    let mut host = Host::builder().function("lifecycle").start_process().await;
     let mut logs = LogStream::open(&host.admin(), "lifecycle").await;
     let mut client = host.connect("lifecycle").await;
     let id = client.ask("id").await;

@@ -1,5 +1,7 @@
-//! End-to-end tests: each test starts the real `wsfn-host` binary with prebuilt functions
-//! from `target/functions/` and talks to it over real sockets.
+//! End-to-end tests: each test starts a host with prebuilt functions from `target/functions/`
+//! and talks to it over real sockets. A host runs inside the test process unless the test
+//! needs the real `wsfn-host` process: its command line, stdout, log, signals, restarts or
+//! being killed (see `support/host.rs`).
 
 mod support;
 
@@ -18,7 +20,9 @@ mod echo;
 mod error_event;
 mod faults;
 mod handler_errors;
+mod host_command;
 mod hot_swap;
+mod js_sessions;
 mod lifecycle;
 mod lifecycle_paths;
 mod limits;

@@ -27,7 +27,7 @@ fn assert_restored_without_compiling(host: &Host, function: &str, version: u64) 
 async fn a_restarted_host_serves_the_last_deployed_versions_without_recompiling() {
     let first = Host::builder()
         .function_served_as("swap", "swap-a")
-        .start()
+        .start_process()
         .await;
     let admin = first.admin();
     assert_eq!(admin.deploy("swap", function_bytes("swap-b")).await, 2);
@@ -43,7 +43,7 @@ async fn a_restarted_host_serves_the_last_deployed_versions_without_recompiling(
     // No functions on the command line: everything served comes from the data directory.
     let second = Host::builder()
         .data_dir_of(first.stop().await)
-        .start()
+        .start_process()
         .await;
     let admin = second.admin();
 
@@ -93,7 +93,7 @@ async fn a_restarted_host_serves_the_last_deployed_versions_without_recompiling(
 async fn a_rollback_is_still_in_effect_after_a_restart_and_can_be_undone() {
     let first = Host::builder()
         .function_served_as("swap", "swap-a")
-        .start()
+        .start_process()
         .await;
     assert_eq!(
         first.admin().deploy("swap", function_bytes("swap-b")).await,
@@ -103,7 +103,7 @@ async fn a_rollback_is_still_in_effect_after_a_restart_and_can_be_undone() {
 
     let second = Host::builder()
         .data_dir_of(first.stop().await)
-        .start()
+        .start_process()
         .await;
 
     assert_restored_without_compiling(&second, "swap", 1);
@@ -129,10 +129,10 @@ async fn a_rollback_is_still_in_effect_after_a_restart_and_can_be_undone() {
 async fn a_restored_function_publishes_to_the_groups_its_connections_join() {
     // Only restored, never deployed by this process: the restored version and the
     // connections must share one set of groups.
-    let first = Host::builder().function("chat").start().await;
+    let first = Host::builder().function("chat").start_process().await;
     let second = Host::builder()
         .data_dir_of(first.stop().await)
-        .start()
+        .start_process()
         .await;
     let mut ann = second.connect("chat?room=r&user=ann").await;
     let mut bob = second.connect("chat?room=r&user=bob").await;

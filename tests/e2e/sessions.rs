@@ -99,3 +99,44 @@ async fn a_frame_without_a_known_type_is_a_protocol_error() {
     let close = client.expect_close().await;
     assert_eq!(close.code, 1002, "{close:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_resume_writes_again_under_the_new_socket_s_compression() {
+    use crate::support::{RawFrame, RawSocket};
+    let host = Host::builder().function("echo").start().await;
+    let offer = Some("permessage-deflate; client_max_window_bits");
+    let (mut first, answered) =
+        RawSocket::connect_offering(host.addr(), "echo?wsfn-session=1", offer).await;
+    assert!(answered.is_some(), "deflate negotiated");
+    let hello = first.next_frame().await;
+    let hello = String::from_utf8(hello.payload).unwrap();
+    let (id, secret) = hello[1..].split_once(' ').unwrap();
+    let long = format!("m{}", "resumable and compressed ".repeat(100));
+    first.send(RawFrame::text(long.clone().into_bytes())).await;
+    let echoed = first.next_frame().await;
+    assert!(
+        echoed.compressed,
+        "the echo is compressed, type byte inside: {echoed}"
+    );
+    drop(first);
+
+    // The resume offers no compression: what it missed comes back plain.
+    let mut resumed = RawSocket::connect_offering(
+        host.addr(),
+        &format!("echo?wsfn-session=1&wsfn-resume={id}"),
+        None,
+    )
+    .await
+    .0;
+    resumed
+        .send(RawFrame::text(format!("r{secret} 0").into_bytes()))
+        .await;
+    resumed.expect_text("r1").await;
+    let replayed = resumed.next_frame().await;
+    assert!(!replayed.compressed, "{replayed}");
+    assert_eq!(
+        replayed.payload,
+        long.as_bytes(),
+        "the same message, written again"
+    );
+}

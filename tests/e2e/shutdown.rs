@@ -12,7 +12,7 @@ async fn sigterm_closes_every_connection_with_1001_and_exits_with_status_0() {
         .function("echo")
         .function("chat")
         .function("lifecycle")
-        .start()
+        .start_process()
         .await;
     let mut clients = vec![
         host.connect("echo").await,
@@ -47,7 +47,7 @@ async fn sigterm_closes_every_connection_with_1001_and_exits_with_status_0() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_without_connections_exits_with_status_0() {
-    let mut host = Host::builder().function("echo").start().await;
+    let mut host = Host::builder().function("echo").start_process().await;
 
     host.send_sigterm();
 

@@ -49,7 +49,7 @@ async fn slow_consumer_host(policy: &str) -> Host {
         .function("lifecycle")
         .option("--outbound-queue", QUEUE)
         .option("--slow-consumer", policy)
-        .start()
+        .start_process()
         .await
 }
 

@@ -249,7 +249,7 @@ async fn soak_churn_leaves_no_connections_groups_keys_sockets_or_memory_behind()
     let host = Host::builder()
         .function("chat")
         .function("counter")
-        .start()
+        .start_process()
         .await;
     let admin = host.admin();
     let chat_keys_before = kv_keys(&admin.function("chat").await);

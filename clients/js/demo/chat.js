@@ -55,13 +55,26 @@ function onMessage(event) {
 
 function join(user, room) {
   chat = connect('chat', { query: { room, user } });
+  let resumes = 0;
+  let resuming = false;
   setStatus('connecting', 'connecting…');
   chat.addEventListener('open', () => setStatus('open', `connected as ${user}`));
   chat.addEventListener('message', onMessage);
-  chat.addEventListener('reconnecting', (event) =>
-    setStatus('reconnecting', `reconnecting (attempt ${event.attempt}, in ${(event.delay / 1000).toFixed(1)} s)`),
+  // A resumed session is the same connection: nothing was lost, so only the status says so.
+  chat.addEventListener('resumed', () => {
+    resumes += 1;
+    setStatus('open', `connected as ${user} · resumed after ${resumes === 1 ? 'a drop' : `${resumes} drops`}`);
+  });
+  chat.addEventListener('reset', (event) =>
+    show('notice', undefined, `the connection could not be resumed (${event.reason}): lines in flight may be lost`),
   );
+  chat.addEventListener('reconnecting', (event) => {
+    const what = resuming ? 'resuming' : 'reconnecting';
+    setStatus('reconnecting', `${what} (attempt ${event.attempt}, in ${(event.delay / 1000).toFixed(1)} s)`);
+  });
   chat.addEventListener('close', (event) => {
+    resuming = event.willResume;
+    if (event.willResume) return;
     if (event.willReconnect) {
       show('notice', undefined, `connection lost (${event.code})`);
       return;
@@ -96,6 +109,10 @@ $('compose').addEventListener('submit', (event) => {
 });
 
 $('leave').addEventListener('click', () => chat?.close(1000, 'left the room'));
+
+// A page going away closes its socket with 1001, which leaves a session waiting for a resume
+// that never comes: closing first tells the room at once.
+addEventListener('pagehide', () => chat?.close(1000, 'left the page'));
 
 // ?user=ann&room=lobby fills the form in, for links to a room.
 const params = new URLSearchParams(location.search);

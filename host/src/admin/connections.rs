@@ -36,6 +36,10 @@ pub struct ConnectionSummary {
     /// Present when the connection is a resumable session.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub session: Option<SessionSummary>,
+    /// Whether its socket negotiated permessage-deflate (absent for connections on other
+    /// nodes).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deflate: Option<bool>,
 }
 
 /// Where a resumable session stands.
@@ -91,6 +95,7 @@ fn summary(connection: &Connection) -> ConnectionSummary {
             held_bytes: connection.outgoing.held_bytes(),
             handled: session.handled(),
         }),
+        deflate: Some(connection.outgoing.compression().is_some()),
     }
 }
 
@@ -171,6 +176,7 @@ pub async fn list_connections(
                 groups,
                 connected_at_ms: record.connected_at_ms,
                 session: None,
+                deflate: None,
             })
             .collect(),
         None => host

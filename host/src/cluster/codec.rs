@@ -98,6 +98,8 @@ impl Writer {
         match frame {
             Outbound::Text(b) => self.u8(0).bytes(b),
             Outbound::Binary(b) => self.u8(1).bytes(b),
+            Outbound::Shared(message) if message.binary => self.u8(1).bytes(&message.raw),
+            Outbound::Shared(message) => self.u8(0).bytes(&message.raw),
             // Only data frames are routed between nodes.
             _ => self.u8(2),
         }

@@ -66,6 +66,13 @@ impl Groups {
                 .collect(),
             None => return 0,
         };
+        // One message for all: its compressed form is made once for every member that
+        // negotiated the same compression.
+        let frame = if members.len() > 1 {
+            frame.clone().shared()
+        } else {
+            frame.clone()
+        };
         let delivered = members
             .iter()
             .filter(|member| member.send_fanout(frame.clone()).is_ok())

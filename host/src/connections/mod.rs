@@ -19,7 +19,9 @@ pub use connection::Connection;
 pub use groups::Groups;
 pub use id::{ConnectionId, HexId, InvalidConnectionId, NodeId};
 pub use lifecycle::{HostClose, Phase, PhaseKind};
-pub use outbound::{Flushed, Outbound, Outgoing, Push, QueueError, ResumeError};
+pub use outbound::{
+    Compression, Flushed, Outbound, Outgoing, Push, QueueError, ResumeError, SharedMessage,
+};
 pub use scope::FunctionScope;
 pub use session::{Handover, Session};
 pub use table::ConnectionTable;

@@ -24,9 +24,11 @@
 //! before anything new. Holding them is bounded by the session's retention limit: what does
 //! not fit ends the connection, never leaves a hole in what the client receives.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 
 use atomic_waker::AtomicWaker;
@@ -37,6 +39,7 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::time::Instant;
 
 use super::lifecycle::{HostClose, Phase, PhaseKind};
+use crate::protocol::deflate::deflate;
 use crate::protocol::session::MESSAGE;
 use crate::protocol::{Opcode, ServerHeader, write_close_frame, write_frame};
 
@@ -56,6 +59,35 @@ pub enum Outbound {
     /// A session's control message (a text frame, written as it is): never counted as a
     /// message, numbered or kept for a resume.
     Control(Bytes),
+    /// One message going to many connections (a group publish): compressed at most once
+    /// for all the members that negotiated the same compression.
+    Shared(Arc<SharedMessage>),
+}
+
+/// A message of a fan-out, with its compressed forms made on first use.
+#[derive(Debug)]
+pub struct SharedMessage {
+    pub binary: bool,
+    pub raw: Bytes,
+    /// Compressed with the usual 32 KiB window: as it is, and with a session's type byte.
+    deflated: [OnceLock<Vec<u8>>; 2],
+}
+
+impl PartialEq for SharedMessage {
+    fn eq(&self, other: &Self) -> bool {
+        self.binary == other.binary && self.raw == other.raw
+    }
+}
+
+impl Eq for SharedMessage {}
+
+/// How a connection's socket compresses its messages (permessage-deflate, negotiated in its
+/// handshake): with which window, and from which size on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Compression {
+    pub window_bits: u8,
+    /// Messages smaller than this go uncompressed (RSV1 clear).
+    pub threshold: usize,
 }
 
 impl Outbound {
@@ -65,6 +97,8 @@ impl Outbound {
             Outbound::Binary(b) => (Opcode::Binary, b),
             Outbound::Ping(b) => (Opcode::Ping, b),
             Outbound::Pong(b) => (Opcode::Pong, b),
+            Outbound::Shared(message) if message.binary => (Opcode::Binary, &message.raw),
+            Outbound::Shared(message) => (Opcode::Text, &message.raw),
         }
     }
 
@@ -72,7 +106,41 @@ impl Outbound {
     pub fn data_len(&self) -> Option<usize> {
         match self {
             Outbound::Text(b) | Outbound::Binary(b) => Some(b.len()),
+            Outbound::Shared(message) => Some(message.raw.len()),
             Outbound::Ping(_) | Outbound::Pong(_) | Outbound::Control(_) => None,
+        }
+    }
+
+    /// The same message as one of a fan-out (see [`SharedMessage`]); other frames as they
+    /// are.
+    pub fn shared(self) -> Outbound {
+        let (binary, raw) = match self {
+            Outbound::Text(raw) => (false, raw),
+            Outbound::Binary(raw) => (true, raw),
+            other => return other,
+        };
+        Outbound::Shared(Arc::new(SharedMessage {
+            binary,
+            raw,
+            deflated: [OnceLock::new(), OnceLock::new()],
+        }))
+    }
+
+    /// The message compressed with `window_bits` (with a session's type byte in front when
+    /// `session`): made once for all members of a fan-out with the usual window, else now.
+    fn deflated(&self, session: bool, window_bits: u8) -> Cow<'_, [u8]> {
+        let compress = |payload: &[u8]| {
+            if session {
+                deflate(&[&[MESSAGE], payload], window_bits)
+            } else {
+                deflate(&[payload], window_bits)
+            }
+        };
+        match self {
+            Outbound::Shared(message) if window_bits == 15 => Cow::Borrowed(
+                message.deflated[usize::from(session)].get_or_init(|| compress(&message.raw)),
+            ),
+            other => Cow::Owned(compress(other.opcode_and_payload().1)),
         }
     }
 
@@ -179,6 +247,8 @@ struct State {
     failed: bool,
     /// A resumable session's kept messages; `None` for a plain connection.
     retained: Option<Box<Retained>>,
+    /// permessage-deflate as negotiated with the current socket.
+    compression: Option<Compression>,
 }
 
 impl State {
@@ -189,7 +259,12 @@ impl State {
     /// Encodes every queued frame behind what is pending (keeping a session's messages).
     fn commit_queued(&mut self) {
         for frame in self.frames.drain(..) {
-            commit(&mut self.pending, self.retained.as_deref_mut(), frame);
+            commit(
+                &mut self.pending,
+                self.retained.as_deref_mut(),
+                self.compression,
+                frame,
+            );
         }
         self.bytes = 0;
     }
@@ -204,23 +279,46 @@ impl State {
 }
 
 /// Encodes one frame into `pending`; a session's message gets its type byte and is kept.
-fn commit(pending: &mut Vec<u8>, retained: Option<&mut Retained>, frame: Outbound) {
+fn commit(
+    pending: &mut Vec<u8>,
+    retained: Option<&mut Retained>,
+    compression: Option<Compression>,
+    frame: Outbound,
+) {
     let (opcode, payload) = frame.opcode_and_payload();
-    match retained {
-        Some(retained) if frame.data_len().is_some() => {
-            write_message(pending, opcode, payload);
-            retained.bytes += payload.len();
-            retained.messages.push_back(frame);
-        }
-        _ => write_frame(pending, opcode, payload),
+    if frame.data_len().is_none() {
+        write_frame(pending, opcode, payload);
+        return;
+    }
+    write_message(pending, &frame, retained.is_some(), compression);
+    if let Some(retained) = retained {
+        retained.bytes += payload.len();
+        retained.messages.push_back(frame);
     }
 }
 
-/// Appends a session's message frame: the header, the type byte, the payload.
-fn write_message(pending: &mut Vec<u8>, opcode: Opcode, payload: &[u8]) {
-    pending.extend_from_slice(ServerHeader::new(opcode, payload.len() + 1).as_bytes());
-    pending.push(MESSAGE);
-    pending.extend_from_slice(payload);
+/// Appends a message's frame: compressed (RSV1) when the socket negotiated it and the message
+/// is large enough, and with a session's type byte.
+fn write_message(
+    pending: &mut Vec<u8>,
+    message: &Outbound,
+    session: bool,
+    compression: Option<Compression>,
+) {
+    let (opcode, payload) = message.opcode_and_payload();
+    match compression.filter(|c| payload.len() >= c.threshold) {
+        Some(compression) => {
+            let body = message.deflated(session, compression.window_bits);
+            pending.extend_from_slice(ServerHeader::with_rsv1(opcode, body.len(), true).as_bytes());
+            pending.extend_from_slice(&body);
+        }
+        None if session => {
+            pending.extend_from_slice(ServerHeader::new(opcode, payload.len() + 1).as_bytes());
+            pending.push(MESSAGE);
+            pending.extend_from_slice(payload);
+        }
+        None => write_frame(pending, opcode, payload),
+    }
 }
 
 /// The outgoing side of one connection (see the module's documentation).
@@ -272,6 +370,7 @@ impl Outgoing {
                 written: 0,
                 failed: false,
                 retained,
+                compression: None,
             }),
             wake: AtomicWaker::new(),
             max_bytes,
@@ -281,6 +380,11 @@ impl Outgoing {
     /// The bound on queued payload bytes.
     pub fn max_bytes(&self) -> usize {
         self.max_bytes
+    }
+
+    /// The compression negotiated with the current socket, if any.
+    pub fn compression(&self) -> Option<Compression> {
+        self.state.lock().compression
     }
 
     /// The connection's phase, without the lock.
@@ -298,11 +402,13 @@ impl Outgoing {
         self.kind.store(state.phase.kind() as u8, Ordering::Release);
     }
 
-    /// Gives the connection its socket once the upgrade completed.
-    pub fn attach(&self, socket: OwnedWriteHalf) {
+    /// Gives the connection its socket once the upgrade completed, with the compression
+    /// negotiated in its handshake.
+    pub fn attach(&self, socket: OwnedWriteHalf, compression: Option<Compression>) {
         let mut state = self.state.lock();
         if state.phase.kind() != PhaseKind::Ended {
             state.socket = Some(socket);
+            state.compression = compression;
         }
         drop(state);
         self.wake.wake();
@@ -316,7 +422,7 @@ impl Outgoing {
         }
         if how.direct && state.frames.is_empty() && !state.has_pending() && !state.failed {
             let session = state.retained.is_some();
-            match write_directly(state.socket.as_ref(), frame, session) {
+            match write_directly(state.socket.as_ref(), frame, session, state.compression) {
                 Direct::Written(frame) => {
                     if let Some(retained) = state.retained.as_deref_mut() {
                         commit_kept(retained, frame);
@@ -443,6 +549,7 @@ impl Outgoing {
     pub fn resume(
         &self,
         socket: OwnedWriteHalf,
+        compression: Option<Compression>,
         received: u64,
         hello: Outbound,
     ) -> Result<(usize, usize), (ResumeError, OwnedWriteHalf)> {
@@ -465,13 +572,13 @@ impl Outgoing {
         };
         state.pending.clear();
         state.written = 0;
-        commit(&mut state.pending, None, hello);
+        commit(&mut state.pending, None, None, hello);
         for message in &retained.messages {
-            let (opcode, payload) = message.opcode_and_payload();
-            write_message(&mut state.pending, opcode, payload);
+            write_message(&mut state.pending, message, true, compression);
         }
         let replayed = retained.messages.len();
         state.socket = Some(socket);
+        state.compression = compression;
         state.phase.resume();
         self.kind.store(state.phase.kind() as u8, Ordering::Release);
         self.wake.wake();
@@ -635,35 +742,46 @@ fn commit_kept(retained: &mut Retained, frame: Outbound) {
     retained.messages.push_back(frame);
 }
 
-/// Writes a data frame (with a session's type byte when `session`) without waiting.
-fn write_directly(socket: Option<&OwnedWriteHalf>, frame: Outbound, session: bool) -> Direct {
+/// Writes a message (compressed and with a session's type byte as `write_message` would)
+/// without waiting.
+fn write_directly(
+    socket: Option<&OwnedWriteHalf>,
+    frame: Outbound,
+    session: bool,
+    compression: Option<Compression>,
+) -> Direct {
     let Some(socket) = socket else {
         return Direct::NotWritten(frame);
     };
     let socket: &TcpStream = socket.as_ref();
-    let (opcode, payload) = frame.opcode_and_payload();
     if frame.data_len().is_none() {
         return Direct::NotWritten(frame);
     }
+    let (opcode, payload) = frame.opcode_and_payload();
+    let compressed = compression
+        .filter(|c| payload.len() >= c.threshold)
+        .map(|c| frame.deflated(session, c.window_bits));
+    let (type_byte, body): (&[u8], &[u8]) = match &compressed {
+        Some(body) => (&[], body),
+        None if session => (&[MESSAGE], payload),
+        None => (&[], payload),
+    };
+    let header =
+        ServerHeader::with_rsv1(opcode, type_byte.len() + body.len(), compressed.is_some());
     let mut head = [0u8; crate::protocol::MAX_SERVER_HEADER + 1];
-    let header = ServerHeader::new(opcode, payload.len() + usize::from(session));
     let used = header.as_bytes().len();
     head[..used].copy_from_slice(header.as_bytes());
-    let head = if session {
-        head[used] = MESSAGE;
-        &head[..used + 1]
-    } else {
-        &head[..used]
-    };
-    let total = head.len() + payload.len();
+    head[used..used + type_byte.len()].copy_from_slice(type_byte);
+    let head = &head[..used + type_byte.len()];
+    let total = head.len() + body.len();
     let written = if total <= SMALL_FRAME {
         // One contiguous write: cheaper for the kernel than a two-part one.
         let mut bytes = [0u8; SMALL_FRAME];
         bytes[..head.len()].copy_from_slice(head);
-        bytes[head.len()..total].copy_from_slice(payload);
+        bytes[head.len()..total].copy_from_slice(body);
         socket.try_write(&bytes[..total])
     } else {
-        socket.try_write_vectored(&[IoSlice::new(head), IoSlice::new(payload)])
+        socket.try_write_vectored(&[IoSlice::new(head), IoSlice::new(body)])
     }
     .unwrap_or(0);
     if written == total {
@@ -674,7 +792,7 @@ fn write_directly(socket: Option<&OwnedWriteHalf>, frame: Outbound, session: boo
     }
     let mut rest = Vec::with_capacity(total - written);
     rest.extend_from_slice(head.get(written..).unwrap_or_default());
-    rest.extend_from_slice(&payload[written.saturating_sub(head.len())..]);
+    rest.extend_from_slice(&body[written.saturating_sub(head.len())..]);
     Direct::Partly(frame, rest)
 }
 
@@ -710,7 +828,7 @@ mod tests {
         let (server, _) = listener.accept().await.unwrap();
         let (_read, write) = server.into_split();
         let outgoing = Outgoing::new(max_bytes);
-        outgoing.attach(write);
+        outgoing.attach(write, None);
         (outgoing, client)
     }
 
@@ -874,7 +992,7 @@ mod tests {
         let (server, _) = listener.accept().await.unwrap();
         let (_read, write) = server.into_split();
         let outgoing = Outgoing::for_session(1 << 20, retention);
-        outgoing.attach(write);
+        outgoing.attach(write, None);
         (outgoing, client)
     }
 
@@ -940,7 +1058,10 @@ mod tests {
 
         let (socket, mut client) = fresh_socket().await;
         let hello = Outbound::Control(Bytes::from_static(b"r0"));
-        let (replayed, freed) = outgoing.resume(socket, 1, hello).map_err(|e| e.0).unwrap();
+        let (replayed, freed) = outgoing
+            .resume(socket, None, 1, hello)
+            .map_err(|e| e.0)
+            .unwrap();
         assert_eq!((replayed, freed), (2, 1), "2 and 3 again; 1 was received");
         assert_eq!(outgoing.kind(), PhaseKind::Open);
         assert_eq!(outgoing.flush(), Flushed::All);
@@ -964,7 +1085,7 @@ mod tests {
         outgoing.detach();
         let hello = || Outbound::Control(Bytes::from_static(b"r0"));
         let (socket, _client) = fresh_socket().await;
-        let (error, socket) = outgoing.resume(socket, 3, hello()).unwrap_err();
+        let (error, socket) = outgoing.resume(socket, None, 3, hello()).unwrap_err();
         assert_eq!(
             error,
             ResumeError::BeyondSent {
@@ -972,7 +1093,7 @@ mod tests {
                 sent: 2
             }
         );
-        let (error, _) = outgoing.resume(socket, 0, hello()).unwrap_err();
+        let (error, _) = outgoing.resume(socket, None, 0, hello()).unwrap_err();
         assert_eq!(
             error,
             ResumeError::Behind {

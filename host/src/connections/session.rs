@@ -12,6 +12,8 @@ use parking_lot::Mutex;
 use subtle::ConstantTimeEq;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
+use super::outbound::Compression;
+
 /// Bytes of a session's secret.
 const SECRET_BYTES: usize = 16;
 
@@ -23,6 +25,8 @@ pub struct Handover {
     pub buffered: BytesMut,
     pub write: OwnedWriteHalf,
     pub received: u64,
+    /// permessage-deflate as negotiated in the resume's handshake.
+    pub compression: Option<Compression>,
 }
 
 /// The session of one connection.

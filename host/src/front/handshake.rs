@@ -19,10 +19,11 @@ use fastwebsockets::upgrade::UpgradeFut;
 use super::admission::{Permit, Refusal};
 use super::{Front, session};
 use crate::connections::rules;
-use crate::connections::{Connection, ConnectionId, Outbound, Push};
+use crate::connections::{Compression, Connection, ConnectionId, Outbound, Push};
 use crate::functions::FunctionSlot;
 use crate::host::Host;
 use crate::observe::LogEvent;
+use crate::protocol::deflate;
 use crate::protocol::session::{HostControl, RESUME_PARAM, SESSION_PARAM, SESSION_VERSION};
 use crate::runtime::bindings::exports::wsfn::function::websocket_connection::Accept;
 use crate::runtime::{ConnectRequest, Decision};
@@ -129,11 +130,12 @@ async fn handshake(
                 "too many connections from this address",
             ),
         })?;
+    let (response, compression) = negotiate_compression(host, name, &request, response);
     let asked = SessionAsk::of(&request);
     if let SessionAsk::Resume(session) = asked {
         let resuming = Resuming {
-            response: response.map(Body::new),
-            upgrade,
+            response,
+            upgrade: (upgrade, compression),
             permit,
         };
         return Ok(resume(front, name, &session, &request, resuming));
@@ -146,8 +148,8 @@ async fn handshake(
         Box::new(function_failed())
     })?;
     let upgrading = Upgrading {
-        response: response.map(Body::new),
-        upgrade,
+        response,
+        upgrade: (upgrade, compression),
         permit,
         session: asked == SessionAsk::New,
     };
@@ -321,6 +323,39 @@ fn check_accept(accept: &Accept, offered: &[&str]) -> Result<(), String> {
     Ok(())
 }
 
+/// Answers the client's permessage-deflate offers, when the function compresses: the 101
+/// names what was accepted, and the connection compresses with it.
+fn negotiate_compression(
+    host: &Host,
+    name: &str,
+    request: &Request,
+    response: hyper::Response<http_body_util::Empty<Bytes>>,
+) -> (Response, Option<Compression>) {
+    let mut response = response.map(Body::new);
+    let Some(threshold) = host.functions.deflate_threshold(name) else {
+        return (response, None);
+    };
+    let offers = request
+        .headers()
+        .get_all(header::SEC_WEBSOCKET_EXTENSIONS)
+        .iter()
+        .filter_map(|v| v.to_str().ok());
+    let Some((deflate, answer)) = deflate::negotiate(offers) else {
+        return (response, None);
+    };
+    let Ok(answer) = HeaderValue::from_str(&answer) else {
+        return (response, None);
+    };
+    response
+        .headers_mut()
+        .insert(header::SEC_WEBSOCKET_EXTENSIONS, answer);
+    let compression = Compression {
+        window_bits: deflate.server_window_bits,
+        threshold,
+    };
+    (response, Some(compression))
+}
+
 /// What a client asked of sessions, in its query (see `protocol::session`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum SessionAsk {
@@ -359,7 +394,7 @@ impl SessionAsk {
 /// A resume's upgrade on its way.
 struct Resuming {
     response: Response,
-    upgrade: UpgradeFut,
+    upgrade: (UpgradeFut, Option<Compression>),
     permit: Permit,
 }
 
@@ -418,7 +453,7 @@ fn offered_subprotocols(request: &Request) -> Vec<&str> {
 /// connection holds under the caps.
 struct Upgrading {
     response: Response,
-    upgrade: UpgradeFut,
+    upgrade: (UpgradeFut, Option<Compression>),
     permit: Permit,
     /// The client asked for a resumable session.
     session: bool,

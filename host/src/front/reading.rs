@@ -177,7 +177,8 @@ fn wait<'a>(
             {
                 timer.as_mut().reset(due);
             }
-            if let Poll::Ready(result) = reader.poll_next_frame(cx) {
+            let in_text = reading.assembler.continues_text();
+            if let Poll::Ready(result) = reader.poll_next_frame(cx, in_text) {
                 return Poll::Ready(Woken::Frame(result));
             }
             // Frames sent by other connections, groups, the operator or a timer, or the
@@ -404,6 +405,7 @@ async fn deliver(
 fn fail(connection: &Connection, error: &ReadError) -> Ending {
     let code = match error {
         ReadError::Eof | ReadError::Io(_) => return Ending::lost(1006, "connection lost"),
+        ReadError::InvalidUtf8 => CloseCode::INVALID_DATA,
         ReadError::Frame(FrameError::TooLarge(_)) => CloseCode::TOO_BIG,
         ReadError::Frame(FrameError::Protocol(_)) => CloseCode::PROTOCOL_ERROR,
     };

@@ -16,7 +16,7 @@ use tokio::net::tcp::OwnedWriteHalf;
 use super::admission::Permit;
 use super::reader::FrameReader;
 use super::session::{max_frame, refuse_socket, take_socket};
-use crate::connections::{Connection, Handover, PhaseKind};
+use crate::connections::{Compression, Connection, Handover, PhaseKind};
 use crate::host::Host;
 use crate::protocol::session::{ClientFrame, HostControl, Refusal, parse_client_frame};
 use crate::protocol::{CloseCode, Opcode, write_frame};
@@ -48,7 +48,7 @@ pub async fn take_over(
     host: Arc<Host>,
     function: String,
     id: String,
-    upgrade: UpgradeFut,
+    (upgrade, compression): (UpgradeFut, Option<Compression>),
     _permit: Permit,
 ) {
     let socket = upgrade
@@ -67,7 +67,7 @@ pub async fn take_over(
     let limit = connection
         .as_ref()
         .map_or(host.limits.max_frame_size, |c| max_frame(&host, c));
-    let mut reader = FrameReader::new(read, already_read, limit);
+    let mut reader = FrameReader::new(read, already_read, limit, compression.is_some());
     let request = tokio::time::timeout(host.limits.handshake_timeout, reader.next_frame()).await;
     let received = match request {
         Ok(Ok(frame)) if frame.opcode == Opcode::Text && frame.fin => {
@@ -95,6 +95,7 @@ pub async fn take_over(
                     buffered,
                     write,
                     received,
+                    compression,
                 });
                 connection.outgoing.nudge();
             }

@@ -25,7 +25,9 @@ use tokio::time::{Instant, sleep_until};
 use super::admission::Permit;
 use super::reader::FrameReader;
 use super::reading::{Ending, read_until_closed};
-use crate::connections::{Connection, Flushed, Handover, HostClose, Outbound, PhaseKind, Session};
+use crate::connections::{
+    Compression, Connection, Flushed, Handover, HostClose, Outbound, PhaseKind, Session,
+};
 use crate::functions::FunctionSlot;
 use crate::host::Host;
 use crate::observe::LogEvent;
@@ -39,12 +41,12 @@ pub async fn run(
     host: Arc<Host>,
     slot: Arc<FunctionSlot>,
     connection: Arc<Connection>,
-    upgrade: UpgradeFut,
+    upgrading: (UpgradeFut, Option<Compression>),
     _permit: Permit,
 ) {
     // The reader lives here, not in the reading loop's future: a value moved into an async
     // call is stored twice while it runs, and this state sits in every idle connection.
-    let mut reader = attach_socket(&host, &connection, upgrade).await;
+    let mut reader = attach_socket(&host, &connection, upgrading).await;
     let ending = loop {
         let ending = match &mut reader {
             Some(reader) => read_until_closed(&host, &slot, &connection, reader).await,
@@ -70,11 +72,11 @@ pub async fn run(
 }
 
 /// Takes the socket of a completed upgrade: its write half goes to the connection's outgoing
-/// side, its read half to the returned reader.
+/// side (with the compression its handshake negotiated), its read half to the returned reader.
 async fn attach_socket(
     host: &Host,
     connection: &Connection,
-    upgrade: UpgradeFut,
+    (upgrade, compression): (UpgradeFut, Option<Compression>),
 ) -> Option<FrameReader> {
     let upgraded = upgrade
         .await
@@ -83,11 +85,12 @@ async fn attach_socket(
     match upgraded {
         Ok((stream, already_read)) => {
             let (read, write) = stream.into_split();
-            connection.outgoing.attach(write);
+            connection.outgoing.attach(write, compression);
             Some(FrameReader::new(
                 read,
                 already_read,
                 max_frame(host, connection),
+                compression.is_some(),
             ))
         }
         Err(error) => {
@@ -189,8 +192,12 @@ fn resume(
         buffered,
         write,
         received,
+        compression,
     } = handover;
-    match connection.outgoing.resume(write, received, hello) {
+    match connection
+        .outgoing
+        .resume(write, compression, received, hello)
+    {
         Ok((replayed, freed)) => {
             let metrics = &slot.scope.metrics;
             metrics.sessions_resumed.inc();
@@ -202,6 +209,7 @@ fn resume(
                 read,
                 buffered.freeze(),
                 max_frame(host, connection),
+                compression.is_some(),
             ))
         }
         Err((error, socket)) => {

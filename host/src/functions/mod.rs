@@ -83,12 +83,19 @@ impl FunctionSlot {
     }
 }
 
-/// Settings of one function that differ from the host's (the config file's
-/// `[functions.NAME]`); what is not set here is the host's limit.
+/// What one function may set for itself (the config file's `[functions.NAME]`); what is not
+/// set here is the host's. A new per-function setting is a field here, read by the config
+/// file's section of the same name.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FunctionSettings {
+    /// Accept only signed URLs; others get 401.
+    pub require_signed_url: bool,
     /// Payload bytes one of its resumable sessions may hold for the client.
     pub session_retention: Option<usize>,
+    /// Whether its clients may negotiate permessage-deflate.
+    pub deflate: Option<bool>,
+    /// Its messages smaller than this go uncompressed.
+    pub deflate_threshold: Option<usize>,
 }
 
 /// Function names are URL path segments and directory names, so they are kept plain.
@@ -176,6 +183,22 @@ impl Functions {
             .get(name)
             .and_then(|s| s.session_retention)
             .unwrap_or(self.shared.limits.session_retention)
+    }
+
+    /// The smallest message `name` compresses, or `None` when it does not negotiate
+    /// permessage-deflate.
+    pub fn deflate_threshold(&self, name: &str) -> Option<usize> {
+        let settings = self.settings.read();
+        let settings = settings.get(name);
+        let limits = &self.shared.limits;
+        settings
+            .and_then(|s| s.deflate)
+            .unwrap_or(limits.deflate)
+            .then(|| {
+                settings
+                    .and_then(|s| s.deflate_threshold)
+                    .unwrap_or(limits.deflate_threshold)
+            })
     }
 
     pub fn get(&self, name: &str) -> Option<Arc<FunctionSlot>> {

@@ -5,6 +5,7 @@
 //! the size limit applies to the whole message, not to each frame.
 
 use super::close::CloseCode;
+use super::deflate::{InflateError, Inflater};
 use super::frame::Frame;
 use super::opcode::Opcode;
 
@@ -25,6 +26,8 @@ pub enum AssembleError {
     UnexpectedContinuation,
     #[error("new message started before the previous one was finished")]
     UnfinishedMessage,
+    #[error("compressed message is not valid deflate data")]
+    BadCompression,
 }
 
 impl AssembleError {
@@ -32,7 +35,7 @@ impl AssembleError {
     pub fn close_code(&self) -> u16 {
         match self {
             AssembleError::TooLarge(_) => CloseCode::TOO_BIG.0,
-            AssembleError::InvalidUtf8 => CloseCode::INVALID_DATA.0,
+            AssembleError::InvalidUtf8 | AssembleError::BadCompression => CloseCode::INVALID_DATA.0,
             AssembleError::UnexpectedContinuation | AssembleError::UnfinishedMessage => {
                 CloseCode::PROTOCOL_ERROR.0
             }
@@ -48,6 +51,10 @@ pub struct Assembler {
     buffer: Vec<u8>,
     /// Bytes of `buffer` already known to be valid UTF-8.
     checked: usize,
+    /// The message being reassembled is compressed: its fragments are inflated into
+    /// `buffer` as they arrive.
+    compressed: bool,
+    inflater: Inflater,
 }
 
 /// What a data frame produced.
@@ -65,6 +72,8 @@ impl Assembler {
             pending: None,
             buffer: Vec::new(),
             checked: 0,
+            compressed: false,
+            inflater: Inflater::default(),
         }
     }
 
@@ -75,55 +84,93 @@ impl Assembler {
             (Opcode::Text | Opcode::Binary, Some(_)) => Err(AssembleError::UnfinishedMessage),
             (Opcode::Continuation, None) => Err(AssembleError::UnexpectedContinuation),
             (opcode @ (Opcode::Text | Opcode::Binary), None) => {
-                if payload.len() > self.max_size {
-                    return Err(AssembleError::TooLarge(self.max_size));
-                }
-                if frame.fin {
+                if frame.fin && !frame.compressed {
+                    if payload.len() > self.max_size {
+                        return Err(AssembleError::TooLarge(self.max_size));
+                    }
                     return whole(opcode, payload);
                 }
                 self.pending = Some(opcode);
+                self.compressed = frame.compressed;
                 self.buffer.clear();
                 self.checked = 0;
-                self.append(payload)?;
-                Ok(Assembled::Partial)
+                self.add(payload)?;
+                self.end_if(frame.fin)
             }
             // Control frames never reach the assembler; the session handles them.
             (Opcode::Close | Opcode::Ping | Opcode::Pong, _) => Ok(Assembled::Partial),
-            (Opcode::Continuation, Some(opcode)) => {
-                self.append(payload)?;
-                if !frame.fin {
-                    return Ok(Assembled::Partial);
-                }
-                self.pending = None;
-                self.checked = 0;
-                let message = match opcode {
-                    Opcode::Text => Message::Text(
-                        std::str::from_utf8(&self.buffer)
-                            .map_err(|_| AssembleError::InvalidUtf8)?,
-                    ),
-                    _ => Message::Binary(&self.buffer),
-                };
-                Ok(Assembled::Complete(message))
+            (Opcode::Continuation, Some(_)) => {
+                self.add(payload)?;
+                self.end_if(frame.fin)
             }
         }
+    }
+
+    /// After the message's last fragment (`fin`), the whole message.
+    fn end_if(&mut self, fin: bool) -> Result<Assembled<'_>, AssembleError> {
+        if !fin {
+            return Ok(Assembled::Partial);
+        }
+        if self.compressed {
+            self.inflater
+                .finish(&mut self.buffer, self.max_size)
+                .map_err(|e| self.inflate_error(e))?;
+            self.check_utf8()?;
+        }
+        let opcode = self.pending.take();
+        self.checked = 0;
+        self.compressed = false;
+        Ok(Assembled::Complete(match opcode {
+            Some(Opcode::Text) => Message::Text(
+                std::str::from_utf8(&self.buffer).map_err(|_| AssembleError::InvalidUtf8)?,
+            ),
+            _ => Message::Binary(&self.buffer),
+        }))
+    }
+
+    fn inflate_error(&self, error: InflateError) -> AssembleError {
+        match error {
+            InflateError::TooLarge(_) => AssembleError::TooLarge(self.max_size),
+            InflateError::Corrupt => AssembleError::BadCompression,
+        }
+    }
+
+    /// A continuation frame would continue a text message that is not compressed (its bytes
+    /// can be checked as they arrive).
+    pub fn continues_text(&self) -> bool {
+        self.pending == Some(Opcode::Text) && !self.compressed
     }
 
     /// Clears what the previous message left, releasing a large buffer so an idle connection
     /// does not keep the memory of its biggest message.
     pub fn reset(&mut self) {
+        self.inflater.release();
         self.buffer.clear();
         if self.buffer.capacity() > 64 * 1024 {
             self.buffer = Vec::new();
         }
     }
 
-    fn append(&mut self, payload: &[u8]) -> Result<(), AssembleError> {
-        if self.buffer.len() + payload.len() > self.max_size {
-            return Err(AssembleError::TooLarge(self.max_size));
+    /// Adds a fragment's payload to the message: as it is, or inflated when compressed
+    /// (counting the inflated size against the limit as it grows).
+    fn add(&mut self, payload: &[u8]) -> Result<(), AssembleError> {
+        if self.compressed {
+            self.inflater
+                .inflate(payload, &mut self.buffer, self.max_size)
+                .map_err(|e| self.inflate_error(e))?;
+        } else {
+            if self.buffer.len() + payload.len() > self.max_size {
+                return Err(AssembleError::TooLarge(self.max_size));
+            }
+            self.buffer.extend_from_slice(payload);
         }
-        self.buffer.extend_from_slice(payload);
+        self.check_utf8()
+    }
+
+    /// A text message fails as soon as what it holds so far cannot be UTF-8: everything up
+    /// to a sequence cut by the fragment boundary must be valid already.
+    fn check_utf8(&mut self) -> Result<(), AssembleError> {
         if self.pending == Some(Opcode::Text) {
-            // Everything up to a sequence cut by the fragment boundary must be valid already.
             match std::str::from_utf8(&self.buffer[self.checked..]) {
                 Ok(_) => self.checked = self.buffer.len(),
                 Err(e) if e.error_len().is_none() => self.checked += e.valid_up_to(),
@@ -152,8 +199,55 @@ mod tests {
         Frame {
             fin,
             opcode,
+            compressed: false,
             payload: BytesMut::from(data),
         }
+    }
+
+    fn compressed(fin: bool, opcode: Opcode, data: &[u8]) -> Frame {
+        Frame {
+            compressed: true,
+            ..frame(fin, opcode, data)
+        }
+    }
+
+    #[test]
+    fn a_compressed_message_is_inflated_whole_or_in_fragments() {
+        let text = "héllo ".repeat(100);
+        let deflated = crate::protocol::deflate::deflate(&[text.as_bytes()], 15);
+        let mut assembler = Assembler::new(1024);
+        assert_eq!(
+            text_of(assembler.push(&compressed(true, Opcode::Text, &deflated))),
+            text
+        );
+        assembler.reset();
+        let (head, tail) = deflated.split_at(deflated.len() / 2);
+        assert!(matches!(
+            assembler.push(&compressed(false, Opcode::Text, head)),
+            Ok(Assembled::Partial)
+        ));
+        let last = frame(true, Opcode::Continuation, tail);
+        assert_eq!(text_of(assembler.push(&last)), text);
+    }
+
+    #[test]
+    fn an_inflated_message_counts_against_the_limit() {
+        let deflated = crate::protocol::deflate::deflate(&[&[b'a'; 5000]], 15);
+        let mut assembler = Assembler::new(4096);
+        assert_eq!(
+            assembler
+                .push(&compressed(true, Opcode::Binary, &deflated))
+                .err(),
+            Some(AssembleError::TooLarge(4096))
+        );
+        let mut assembler = Assembler::new(4096);
+        let invalid = crate::protocol::deflate::deflate(&[b"ok\xff"], 15);
+        assert_eq!(
+            assembler
+                .push(&compressed(true, Opcode::Text, &invalid))
+                .err(),
+            Some(AssembleError::InvalidUtf8)
+        );
     }
 
     fn text_of(result: Result<Assembled<'_>, AssembleError>) -> String {

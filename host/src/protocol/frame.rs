@@ -21,6 +21,8 @@ pub const MAX_SERVER_HEADER: usize = 10;
 pub struct Frame {
     pub fin: bool,
     pub opcode: Opcode,
+    /// RSV1: the message this frame begins is compressed (permessage-deflate).
+    pub compressed: bool,
     pub payload: BytesMut,
 }
 
@@ -35,22 +37,44 @@ pub enum FrameError {
     TooLarge(usize),
 }
 
-/// Takes one complete frame off the front of `buffer`, or returns `None` (having reserved
-/// room for the rest) when it is not all there yet. Nothing is taken until the whole frame
-/// is there, so a caller may stop reading at any point without losing a frame.
-pub fn decode_client_frame(
-    buffer: &mut BytesMut,
+/// A client frame's header, decoded and checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    pub fin: bool,
+    pub opcode: Opcode,
+    /// RSV1: the message this frame begins is compressed (permessage-deflate).
+    pub compressed: bool,
+    /// Bytes of the header, mask included.
+    pub len: usize,
+    pub payload_len: usize,
+    pub mask: [u8; 4],
+}
+
+/// Decodes and checks the header at the front of `buffer`, or returns `None` when it is not
+/// all there yet. With `compression` (permessage-deflate negotiated), RSV1 may mark the first
+/// frame of a data message as compressed (RFC 7692 §6); the other reserved bits are always
+/// refused. A frame over `max_frame` is refused from its header alone.
+pub fn decode_header(
+    buffer: &[u8],
     max_frame: usize,
-) -> Result<Option<Frame>, FrameError> {
+    compression: bool,
+) -> Result<Option<Header>, FrameError> {
     let [first, second, ..] = buffer[..] else {
         return Ok(None);
     };
-    if first & 0x70 != 0 {
+    let compressed = first & 0x40 != 0;
+    if first & 0x30 != 0 || (compressed && !compression) {
         return Err(FrameError::Protocol(
             "reserved bits set without a negotiated extension",
         ));
     }
     let opcode = Opcode::from_bits(first & 0x0F).ok_or(FrameError::Protocol("reserved opcode"))?;
+    if compressed && opcode.is_control() {
+        return Err(FrameError::Protocol("a compressed control frame"));
+    }
+    if compressed && opcode == Opcode::Continuation {
+        return Err(FrameError::Protocol("RSV1 set on a continuation frame"));
+    }
     let fin = first & 0x80 != 0;
     if second & 0x80 == 0 {
         return Err(FrameError::Protocol("client frames must be masked"));
@@ -60,7 +84,7 @@ pub fn decode_client_frame(
         127 => (8, None),
         length => (0, Some(u64::from(length))),
     };
-    let header = 2 + length_bytes + 4;
+    let len = 2 + length_bytes + 4;
     if buffer.len() < 2 + length_bytes {
         return Ok(None);
     }
@@ -87,25 +111,69 @@ pub fn decode_client_frame(
             return Err(FrameError::Protocol("control frame payload over 125 bytes"));
         }
     }
-    let length = usize::try_from(length).map_err(|_| FrameError::TooLarge(max_frame))?;
-    if length > max_frame {
+    let payload_len = usize::try_from(length).map_err(|_| FrameError::TooLarge(max_frame))?;
+    if payload_len > max_frame {
         return Err(FrameError::TooLarge(max_frame));
     }
-    if buffer.len() < header + length {
-        // Room for the rest of this frame and the next header, so it arrives in few reads.
-        buffer.reserve(header + length + MAX_CLIENT_HEADER - buffer.len());
+    if buffer.len() < len {
         return Ok(None);
     }
     let mut mask = [0u8; 4];
-    mask.copy_from_slice(&buffer[header - 4..header]);
-    buffer.advance(header);
-    let mut payload = buffer.split_to(length);
-    unmask(&mut payload, mask);
-    Ok(Some(Frame {
+    mask.copy_from_slice(&buffer[len - 4..len]);
+    Ok(Some(Header {
         fin,
         opcode,
-        payload,
+        compressed,
+        len,
+        payload_len,
+        mask,
     }))
+}
+
+/// Takes the frame `header` describes off the front of `buffer`, which holds all of it; the
+/// first `unmasked` payload bytes were unmasked in place already.
+pub fn take_frame(buffer: &mut BytesMut, header: &Header, unmasked: usize) -> Frame {
+    buffer.advance(header.len);
+    let mut payload = buffer.split_to(header.payload_len);
+    let unmasked = unmasked.min(payload.len());
+    unmask_from(&mut payload[unmasked..], header.mask, unmasked);
+    Frame {
+        fin: header.fin,
+        opcode: header.opcode,
+        compressed: header.compressed,
+        payload,
+    }
+}
+
+/// Takes one complete frame off the front of `buffer`, or returns `None` (having reserved
+/// room for the rest) when it is not all there yet. Nothing is taken until the whole frame
+/// is there, so a caller may stop reading at any point without losing a frame.
+pub fn decode_client_frame(
+    buffer: &mut BytesMut,
+    max_frame: usize,
+    compression: bool,
+) -> Result<Option<Frame>, FrameError> {
+    let Some(header) = decode_header(buffer, max_frame, compression)? else {
+        return Ok(None);
+    };
+    let total = header.len + header.payload_len;
+    if buffer.len() < total {
+        // Room for the rest of this frame and the next header, so it arrives in few reads.
+        buffer.reserve(total + MAX_CLIENT_HEADER - buffer.len());
+        return Ok(None);
+    }
+    Ok(Some(take_frame(buffer, &header, 0)))
+}
+
+/// Unmasks payload bytes that start `offset` bytes into the payload.
+pub fn unmask_from(payload: &mut [u8], mask: [u8; 4], offset: usize) {
+    let rotated = [
+        mask[offset % 4],
+        mask[(offset + 1) % 4],
+        mask[(offset + 2) % 4],
+        mask[(offset + 3) % 4],
+    ];
+    unmask(payload, rotated);
 }
 
 /// XORs the payload with the masking key, eight bytes at a time where it can.
@@ -134,8 +202,14 @@ pub struct ServerHeader {
 
 impl ServerHeader {
     pub fn new(opcode: Opcode, len: usize) -> Self {
+        Self::with_rsv1(opcode, len, false)
+    }
+
+    /// The header of a message compressed with permessage-deflate (RSV1 set) when
+    /// `compressed`.
+    pub fn with_rsv1(opcode: Opcode, len: usize, compressed: bool) -> Self {
         let mut bytes = [0u8; MAX_SERVER_HEADER];
-        bytes[0] = 0x80 | opcode.bits();
+        bytes[0] = 0x80 | if compressed { 0x40 } else { 0 } | opcode.bits();
         let used = if len < 126 {
             bytes[1] = len as u8;
             2
@@ -187,7 +261,7 @@ mod tests {
     }
 
     fn decode_all(bytes: &[u8], max: usize) -> Result<Option<Frame>, FrameError> {
-        decode_client_frame(&mut BytesMut::from(bytes), max)
+        decode_client_frame(&mut BytesMut::from(bytes), max, false)
     }
 
     #[test]
@@ -208,7 +282,7 @@ mod tests {
         let mut buffer = BytesMut::new();
         for (i, byte) in bytes.iter().enumerate() {
             buffer.extend_from_slice(&[*byte]);
-            let frame = decode_client_frame(&mut buffer, 1024).unwrap();
+            let frame = decode_client_frame(&mut buffer, 1024, false).unwrap();
             assert_eq!(frame.is_some(), i == bytes.len() - 1);
             if let Some(frame) = frame {
                 assert_eq!(&frame.payload[..], b"hello there");
@@ -245,12 +319,60 @@ mod tests {
     }
 
     #[test]
+    fn rsv1_marks_a_compressed_message_only_where_negotiated_and_allowed() {
+        let decode = |first: u8, compression: bool| {
+            decode_client_frame(
+                &mut BytesMut::from(&masked(first, b"x")[..]),
+                64,
+                compression,
+            )
+        };
+        let frame = decode(0xC1, true).unwrap().unwrap();
+        assert!(frame.compressed && frame.opcode == Opcode::Text);
+        assert!(!decode(0x81, true).unwrap().unwrap().compressed);
+        let refused = |first: u8, compression: bool| match decode(first, compression) {
+            Err(FrameError::Protocol(reason)) => reason,
+            other => panic!("expected a refusal, got {other:?}"),
+        };
+        assert_eq!(
+            refused(0xC1, false),
+            "reserved bits set without a negotiated extension"
+        );
+        assert_eq!(
+            refused(0xA1, true),
+            "reserved bits set without a negotiated extension"
+        );
+        assert_eq!(
+            refused(0x91, true),
+            "reserved bits set without a negotiated extension"
+        );
+        assert_eq!(refused(0xC9, true), "a compressed control frame");
+        assert_eq!(refused(0xC0, true), "RSV1 set on a continuation frame");
+    }
+
+    #[test]
     fn refuses_frames_over_the_limit_from_the_header_alone() {
         let header = &masked(0x82, &[0; 2000])[..8];
         assert_eq!(
             decode_all(header, 1000).err(),
             Some(FrameError::TooLarge(1000))
         );
+    }
+
+    #[test]
+    fn a_payload_unmasked_in_pieces_is_the_payload() {
+        let payload: Vec<u8> = (0..100).map(|i| i as u8).collect();
+        let mut data: Vec<u8> = masked(0x82, &payload)[6..].to_vec();
+        let (head, tail) = data.split_at_mut(37);
+        unmask_from(head, MASK, 0);
+        unmask_from(tail, MASK, 37);
+        assert_eq!(data, payload);
+        let bytes = masked(0x82, &payload);
+        let mut buffer = BytesMut::from(&bytes[..]);
+        let header = decode_header(&buffer, 1024, false).unwrap().unwrap();
+        unmask_from(&mut buffer[header.len..header.len + 10], header.mask, 0);
+        let frame = take_frame(&mut buffer, &header, 10);
+        assert_eq!(&frame.payload[..], &payload[..]);
     }
 
     #[test]
@@ -277,6 +399,10 @@ mod tests {
         assert_eq!(
             ServerHeader::new(Opcode::Binary, 70_000).as_bytes(),
             [0x82, 127, 0, 0, 0, 0, 0, 1, 0x11, 0x70]
+        );
+        assert_eq!(
+            ServerHeader::with_rsv1(Opcode::Text, 5, true).as_bytes(),
+            [0xC1, 5]
         );
     }
 }

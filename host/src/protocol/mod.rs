@@ -9,6 +9,7 @@
 
 mod assembler;
 mod close;
+pub mod deflate;
 mod frame;
 mod opcode;
 pub mod session;
@@ -20,8 +21,8 @@ pub use close::{
     write_close_frame,
 };
 pub use frame::{
-    Frame, FrameError, MAX_CLIENT_HEADER, MAX_SERVER_HEADER, ServerHeader, decode_client_frame,
-    unmask, write_frame,
+    Frame, FrameError, Header, MAX_CLIENT_HEADER, MAX_SERVER_HEADER, ServerHeader,
+    decode_client_frame, decode_header, take_frame, unmask, unmask_from, write_frame,
 };
 pub use opcode::Opcode;
 pub use text::truncate_utf8;

@@ -8,6 +8,7 @@
 //! shows what the host delivered.
 
 mod closing;
+mod compression;
 mod fragmentation;
 mod framing;
 mod handshake;

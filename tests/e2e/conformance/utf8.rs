@@ -172,6 +172,33 @@ async fn invalid_utf8_starting_a_continuation_is_refused_before_the_message_ends
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn invalid_utf8_inside_one_frame_is_refused_before_the_frame_ends() {
+    let host = echo_host().await;
+    // Autobahn 6.4.3 and 6.4.4: one text frame written in three chops, the second making the
+    // text invalid. The host must fail as soon as the second chop arrives; the third is never
+    // sent.
+    let valid = b"\xce\xba\xe1\xbd\xb9\xcf\x83\xce\xbc\xce\xb5";
+    for (case, invalid) in [
+        ("U+110000", &b"\xf4\x90\x80\x80"[..]),
+        ("0xF4 0x90", b"\xf4\x90"),
+    ] {
+        let mut socket = working_connection(&host).await;
+        socket.label_case(case);
+        let mut payload = valid.to_vec();
+        payload.extend_from_slice(invalid);
+        payload.extend_from_slice(b"edited");
+        let bytes = RawFrame::text(payload).encode();
+        // Header, mask and the valid text; then the bytes that make it invalid.
+        let first = bytes.len() - invalid.len() - b"edited".len();
+        socket.send_bytes(&bytes[..first]).await;
+        socket
+            .send_bytes(&bytes[first..first + invalid.len()])
+            .await;
+        socket.expect_close(INVALID_PAYLOAD).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_message_ending_inside_a_character_is_refused_with_1007() {
     let host = echo_host().await;
     let mut socket = working_connection(&host).await;

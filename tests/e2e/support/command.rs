@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
 
-use super::host::WSFN_ENVIRONMENT;
+use super::host_process::WSFN_ENVIRONMENT;
 use super::within;
 
 /// How a finished command ended and what it printed.
@@ -61,7 +61,6 @@ pub async fn run_wsfn_host(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> C
     command
         .args(args)
         .current_dir(dir)
-        .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -90,7 +89,6 @@ pub fn spawn_wsfn_host(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> tokio
     command
         .args(args)
         .current_dir(dir)
-        .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

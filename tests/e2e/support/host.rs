@@ -1,152 +1,33 @@
-//! Runs `wsfn-host` as a child process for one test.
+//! A host for one test, started inside the test process (`start`, see `in_process.rs`) or as
+//! a `wsfn-host run` child process (`start_process`, see `host_process.rs`), with the same
+//! options and the same API: tests speak to either over real sockets.
+//!
+//! A behaviour test starts its host in process: that is quicker, and on a paused clock the
+//! host's timers are paused too. A test that needs what only a process has (its command line
+//! and environment, stdout, the log on stderr, signals, its pid, being killed) starts a
+//! process, and the methods that need one say so if called on an in-process host.
 
-use std::fs::{self, File};
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::ExitStatus;
+use std::sync::Arc;
+use std::time::Duration;
 
-use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::handshake::client::{Request, Response};
 use tokio_tungstenite::tungstenite::{self, http::StatusCode};
+use wsfn_host::launch::RunningHost;
 
-use super::{Admin, Client, WAIT};
+use super::host_process::{self, HostProcess};
+use super::test_dir::{TestDir, function_wasm};
+use super::{Admin, Client};
 
-/// The host compiles every function before it reports ready, which can take a while on a
-/// loaded machine (a component embedding CPython takes wasmtime tens of seconds, more when
-/// several compile at once); this only bounds a start that would otherwise hang.
-const STARTUP_WAIT: Duration = Duration::from_secs(300);
+/// The host compiles every function before it is ready, which can take a while on a loaded
+/// machine (a component embedding CPython takes wasmtime tens of seconds, more when several
+/// compile at once); this only bounds a start that would otherwise hang.
+pub(super) const STARTUP_WAIT: Duration = Duration::from_secs(300);
 
-/// What the host prints on stdout, followed by the bound address, once it accepts WebSocket
-/// connections. It may print other announcements (such as the admin API's address) too.
-const READY_PREFIX: &str = "wsfn-host listening on ws://";
-
-/// What the host prints on stdout, followed by the bound address, for its admin API.
-const ADMIN_PREFIX: &str = "wsfn-host admin API on http://";
-
-/// Enough of the log to see what led to a failure without drowning the test output.
-const LOG_LINES_SHOWN_ON_FAILURE: usize = 200;
-
-/// Numbers the directories of the hosts started by this test process.
-static DIRS_CREATED: AtomicUsize = AtomicUsize::new(0);
-
-/// Environment variables the host and its client commands read. A developer's shell may
-/// set them; the tests must not depend on that.
-pub(super) const WSFN_ENVIRONMENT: &[&str] = &[
-    "WSFN_ADMIN_TOKEN",
-    "WSFN_ADMIN_URL",
-    "WSFN_ADMIN_LISTEN",
-    "WSFN_DATA_DIR",
-    "WSFN_LISTEN",
-    "WSFN_STATIC",
-    "WSFN_CONFIG",
-    "WSFN_SIGNING_KEY",
-    "WSFN_STORE",
-    "WSFN_REDIS_URL",
-];
-
-/// The repository root (the host crate lives one level below it).
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the host crate has a parent directory")
-        .to_path_buf()
-}
-
-/// The prebuilt component for a sample function or a test fixture.
-pub fn function_wasm(name: &str) -> PathBuf {
-    let path = repo_root()
-        .join("target")
-        .join("functions")
-        .join(format!("{name}.wasm"));
-    assert!(
-        path.is_file(),
-        "{} is missing: run scripts/build-functions.sh (with --other-languages for the Python \
-         and JavaScript builds) to build the sample functions and test fixtures before running \
-         the end-to-end tests",
-        path.display()
-    );
-    path
-}
-
-/// The bytes of a prebuilt component, for uploading through the admin API.
-pub fn function_bytes(name: &str) -> Vec<u8> {
-    let path = function_wasm(name);
-    fs::read(&path).unwrap_or_else(|error| panic!("cannot read {}: {error}", path.display()))
-}
-
-/// A fresh directory under the target directory, named after the running test. It holds
-/// the data directory and logs of the hosts that use it, and is removed when the last user
-/// lets go of it, unless the test is failing.
-pub struct TestDir {
-    path: PathBuf,
-    /// Numbers the logs of the hosts started in this directory.
-    hosts_started: AtomicUsize,
-    /// Whether the directory outlives its last user (see [`TestDir::kept_at`]).
-    kept: bool,
-}
-
-impl TestDir {
-    pub fn new() -> Arc<Self> {
-        // Tests run their body on the thread the test harness names after the test.
-        let test_name: String = std::thread::current()
-            .name()
-            .unwrap_or("unnamed")
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-            .collect();
-        let number = DIRS_CREATED.fetch_add(1, Ordering::Relaxed);
-        let path = Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join("e2e")
-            .join(format!("{test_name}-{}-{number}", std::process::id()));
-        // A directory left by an earlier run of the same process id must not leak state in.
-        let _ = fs::remove_dir_all(&path);
-        fs::create_dir_all(&path)
-            .unwrap_or_else(|error| panic!("cannot create {}: {error}", path.display()));
-        Arc::new(Self {
-            path,
-            hosts_started: AtomicUsize::new(0),
-            kept: false,
-        })
-    }
-
-    /// A fresh directory at `path` that is not removed when dropped, for what outlives a test.
-    pub fn kept_at(path: PathBuf) -> Arc<Self> {
-        let _ = fs::remove_dir_all(&path);
-        fs::create_dir_all(&path)
-            .unwrap_or_else(|error| panic!("cannot create {}: {error}", path.display()));
-        Arc::new(Self {
-            path,
-            hosts_started: AtomicUsize::new(0),
-            kept: true,
-        })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// The host's `--data-dir`: deployed versions, compiled code, the generated admin token.
-    pub fn data_dir(&self) -> PathBuf {
-        self.path.join("data")
-    }
-}
-
-impl Drop for TestDir {
-    fn drop(&mut self) {
-        // Only a failed test's directory is worth keeping; the rest would pile up run after run.
-        if !self.kept && !std::thread::panicking() {
-            let _ = fs::remove_dir_all(&self.path);
-        }
-    }
-}
-
-/// The directory of a host that has exited, from which another host can start on the same
+/// The directory of a host that has stopped, from which another host can start on the same
 /// data directory.
 pub struct StoppedHost {
     dir: Arc<TestDir>,
@@ -155,12 +36,14 @@ pub struct StoppedHost {
 /// Which functions to serve and with which options.
 #[derive(Default)]
 pub struct HostBuilder {
-    functions: Vec<String>,
-    options: Vec<String>,
-    admin_token: Option<String>,
-    signing_key: Option<String>,
+    /// `FUNCTION` arguments of `wsfn-host run`.
+    pub(super) functions: Vec<String>,
+    /// Options of `wsfn-host run`, as on its command line.
+    pub(super) options: Vec<String>,
+    pub(super) admin_token: Option<String>,
+    pub(super) signing_key: Option<String>,
     /// A config file that names the listen address itself.
-    config: Option<PathBuf>,
+    pub(super) config: Option<PathBuf>,
     dir: Option<Arc<TestDir>>,
     /// `(served_as, file_stem)` of functions whose data directory comes precompiled.
     precompiled: Vec<(String, String)>,
@@ -233,22 +116,22 @@ impl HostBuilder {
         self
     }
 
-    /// Gives the host its admin token through `WSFN_ADMIN_TOKEN`. Without it the host
-    /// generates one into its data directory, which is where [`Host::admin`] then reads it.
+    /// Gives the host its admin token (through `WSFN_ADMIN_TOKEN` for a process). Without it
+    /// the host generates one into its data directory.
     pub fn admin_token(mut self, token: &str) -> Self {
         self.admin_token = Some(token.to_owned());
         self
     }
 
-    /// Gives the host its signing key through `WSFN_SIGNING_KEY`.
+    /// Gives the host its signing key (through `WSFN_SIGNING_KEY` for a process).
     pub fn signing_key(mut self, key: &str) -> Self {
         self.signing_key = Some(key.to_owned());
         self
     }
 
     /// Starts with `--config FILE` instead of `--listen`: the file must set
-    /// `listen = "127.0.0.1:0"`. The data directory and admin address still come from the
-    /// environment, as for every test host.
+    /// `listen = "127.0.0.1:0"`. The data directory and admin address are still the test's,
+    /// given as for every test host.
     pub fn config(mut self, file: &Path) -> Self {
         self.config = Some(file.to_owned());
         self
@@ -266,152 +149,86 @@ impl HostBuilder {
         self
     }
 
+    /// Starts the host inside the test process.
     pub async fn start(self) -> Host {
-        let dir = self.dir.unwrap_or_else(TestDir::new);
+        let dir = self.prepare_dir().await;
+        let running = super::in_process::start(&self, &dir).await;
+        Host {
+            addr: running.address(),
+            admin_addr: running.admin_address(),
+            admin_token: running.admin_token().to_owned(),
+            dir,
+            run: Run::InProcess(Some(running)),
+        }
+    }
+
+    /// Starts the host as a `wsfn-host run` child process.
+    pub async fn start_process(self) -> Host {
+        let dir = self.prepare_dir().await;
+        let started = host_process::start(&self, &dir).await;
+        let admin_token = match self.admin_token {
+            Some(token) => token,
+            None => generated_token(&dir),
+        };
+        Host {
+            addr: started.addr,
+            admin_addr: started.admin_addr,
+            admin_token,
+            dir,
+            run: Run::Process(started.process),
+        }
+    }
+
+    async fn prepare_dir(&self) -> Arc<TestDir> {
+        let dir = self.dir.clone().unwrap_or_else(TestDir::new);
         for (served_as, file_stem) in &self.precompiled {
             super::precompiled::install(&dir.data_dir(), served_as, file_stem).await;
         }
-        let number = dir.hosts_started.fetch_add(1, Ordering::Relaxed);
-        let log_path = dir.path().join(format!("host-{number}.log"));
-        let log = File::create(&log_path)
-            .unwrap_or_else(|error| panic!("cannot create {}: {error}", log_path.display()));
-        let mut command = Command::new(env!("CARGO_BIN_EXE_wsfn-host"));
-        command.arg("run");
-        match &self.config {
-            Some(file) => command.arg("--config").arg(file),
-            None => command.args(["--listen", "127.0.0.1:0"]),
-        };
-        command.args(&self.options).args(&self.functions);
-        for variable in WSFN_ENVIRONMENT {
-            command.env_remove(variable);
-        }
-        if let Some(token) = &self.admin_token {
-            command.env("WSFN_ADMIN_TOKEN", token);
-        }
-        if let Some(key) = &self.signing_key {
-            command.env("WSFN_SIGNING_KEY", key);
-        }
-        let mut child = command
-            // Hosts of tests running in parallel must not share deployed functions or an
-            // admin port; given as environment so the command line stays the one under test.
-            .env("WSFN_DATA_DIR", dir.data_dir())
-            .env("WSFN_ADMIN_LISTEN", "127.0.0.1:0")
-            // The log goes to a file that is shown on failure: keep it free of colour codes.
-            .env("NO_COLOR", "1")
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(log)
-            .spawn()
-            .expect("wsfn-host can be started");
-
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let stdout_lines = Arc::new(Mutex::new(Vec::new()));
-        let mut new_lines = read_stdout_in_background(stdout, Arc::clone(&stdout_lines));
-
-        // Built before waiting so that `Drop` kills the child and shows its log if the
-        // start fails.
-        let unbound = SocketAddr::from(([127, 0, 0, 1], 0));
-        let mut host = Host {
-            child,
-            addr: unbound,
-            admin_addr: unbound,
-            admin_token: String::new(),
-            dir,
-            log_path,
-            stdout_lines,
-        };
-        // The admin API is announced right after the WebSocket listener; both are bound
-        // before either line is printed.
-        let waiting_for_ready_lines = async {
-            let (mut ready, mut admin) = (None, None);
-            while let Some(line) = new_lines.recv().await {
-                if let Some(addr) = line.strip_prefix(READY_PREFIX) {
-                    ready = Some(parse_listen_address(addr, &line));
-                } else if let Some(addr) = line.strip_prefix(ADMIN_PREFIX) {
-                    admin = Some(parse_listen_address(addr, &line));
-                }
-                if let (Some(ready), Some(admin)) = (ready, admin) {
-                    return Some((ready, admin));
-                }
-            }
-            None
-        };
-        (host.addr, host.admin_addr) =
-            match tokio::time::timeout(STARTUP_WAIT, waiting_for_ready_lines).await {
-                Ok(Some(addresses)) => addresses,
-                Ok(None) => panic!(
-                    "wsfn-host closed stdout without announcing both its listeners (exit \
-                     status: {:?}, stdout: {:?})",
-                    host.child.try_wait(),
-                    host.stdout_lines()
-                ),
-                Err(_) => {
-                    panic!("wsfn-host did not announce both its listeners within {STARTUP_WAIT:?}")
-                }
-            };
-        host.admin_token = match self.admin_token {
-            Some(token) => token,
-            None => {
-                // Written before the listeners are announced.
-                let path = host.dir.data_dir().join("admin-token");
-                let token = fs::read_to_string(&path).unwrap_or_else(|error| {
-                    panic!(
-                        "a host without a configured token generates one into {}: {error}",
-                        path.display()
-                    )
-                });
-                token.trim().to_owned()
-            }
-        };
-        host
+        dir
     }
 }
 
-/// Forwards every stdout line to the returned receiver and records it, so the host never
-/// blocks on a full pipe and a test can check everything it printed.
-fn read_stdout_in_background(
-    stdout: std::process::ChildStdout,
-    all_lines: Arc<Mutex<Vec<String>>>,
-) -> mpsc::UnboundedReceiver<String> {
-    let (sender, receiver) = mpsc::unbounded_channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            all_lines.lock().expect("not poisoned").push(line.clone());
-            // Nobody listens once the host is ready; the line is recorded all the same.
-            let _ = sender.send(line);
-        }
+/// The token a host without a configured one generated, before it announced its listeners.
+fn generated_token(dir: &TestDir) -> String {
+    let path = dir.data_dir().join("admin-token");
+    let token = std::fs::read_to_string(&path).unwrap_or_else(|error| {
+        panic!(
+            "a host without a configured token generates one into {}: {error}",
+            path.display()
+        )
     });
-    receiver
+    token.trim().to_owned()
 }
 
-fn parse_listen_address(addr: &str, line: &str) -> SocketAddr {
-    let addr: SocketAddr = addr
-        .parse()
-        .unwrap_or_else(|error| panic!("bad address in announcement {line:?}: {error}"));
+/// Checks an address a host bound: where it was asked to listen, on the port it picked.
+pub(super) fn assert_bound_as_asked(addr: SocketAddr, what: &str) {
     assert_eq!(
         addr.ip().to_string(),
         "127.0.0.1",
-        "the host should listen where it was asked to: {line:?}"
+        "the host should listen where it was asked to: {what}"
     );
     assert_ne!(
         addr.port(),
         0,
-        "the announcement should name the bound port"
+        "the host should name the bound port: {what}"
     );
-    addr
 }
 
-/// A running `wsfn-host`; killed when dropped.
+/// A running host; stopped (a process is killed) when dropped.
 pub struct Host {
-    child: Child,
     addr: SocketAddr,
     admin_addr: SocketAddr,
     admin_token: String,
-    /// The host's private directory: its data directory and its log.
+    /// The host's private directory: its data directory and, for a process, its log.
     dir: Arc<TestDir>,
-    log_path: PathBuf,
-    stdout_lines: Arc<Mutex<Vec<String>>>,
+    run: Run,
+}
+
+/// Where the host runs.
+enum Run {
+    /// `None` once stopped.
+    InProcess(Option<RunningHost>),
+    Process(HostProcess),
 }
 
 impl Host {
@@ -430,11 +247,6 @@ impl Host {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
-    }
-
-    /// The process id, to look at the host from outside (its memory, its open files).
-    pub fn pid(&self) -> u32 {
-        self.child.id()
     }
 
     /// The base URL of the admin API, such as `http://127.0.0.1:40123`.
@@ -493,89 +305,106 @@ impl Host {
         }
     }
 
-    /// Asks the host to shut down gracefully, as a service manager would.
-    pub fn send_sigterm(&self) {
-        let status = Command::new("sh")
-            .arg("-c")
-            .arg(format!("kill -TERM {}", self.child.id()))
-            .status()
-            .expect("sh can be run");
-        assert!(status.success(), "kill -TERM failed: {status}");
-    }
-
-    /// Waits (bounded) for the process to exit and returns how it exited.
-    pub async fn wait_for_exit(&mut self) -> ExitStatus {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("the child can be polled") {
-                return status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "wsfn-host did not exit within {WAIT:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
     /// Shuts the host down gracefully and keeps its data directory for another host.
     pub async fn stop(mut self) -> StoppedHost {
-        self.send_sigterm();
-        let status = self.wait_for_exit().await;
-        assert_eq!(status.code(), Some(0), "wsfn-host exited with {status}");
-        StoppedHost {
-            dir: Arc::clone(&self.dir),
+        let dir = Arc::clone(&self.dir);
+        match &mut self.run {
+            Run::InProcess(running) => {
+                let running = running.take().expect("a host stops once");
+                running.shutdown();
+                let stopped = super::within("the host to stop", running.stopped()).await;
+                if let Err(error) = stopped {
+                    panic!("the host failed while stopping: {error}");
+                }
+            }
+            Run::Process(process) => {
+                process.send_sigterm();
+                let status = process.wait_for_exit().await;
+                assert_eq!(status.code(), Some(0), "wsfn-host exited with {status}");
+            }
         }
+        StoppedHost { dir }
     }
 
-    /// Kills the host with SIGKILL, as a crash or the OOM killer would: nothing of a shutdown
-    /// runs. Keeps its data directory for another host.
-    pub fn kill_hard(mut self) -> StoppedHost {
-        self.child.kill().expect("wsfn-host can be killed");
-        let status = self.child.wait().expect("the killed child can be reaped");
-        assert_eq!(status.signal(), Some(9), "wsfn-host died of SIGKILL");
-        StoppedHost {
-            dir: Arc::clone(&self.dir),
-        }
-    }
-
+    /// Asserts that the host still serves: it has not stopped (nor, as a process, exited).
     pub fn assert_still_running(&mut self) {
-        let status = self.child.try_wait().expect("the child can be polled");
-        assert!(
-            status.is_none(),
-            "wsfn-host exited unexpectedly: {status:?}"
-        );
+        match &mut self.run {
+            Run::InProcess(running) => {
+                let stopped = running.as_ref().is_none_or(RunningHost::has_stopped);
+                assert!(!stopped, "the host stopped unexpectedly");
+            }
+            Run::Process(process) => process.assert_still_running(),
+        }
     }
 
-    /// Every line the host has printed on stdout so far.
+    /// The host process, for a test that needs one.
+    fn process(&self) -> &HostProcess {
+        match &self.run {
+            Run::Process(process) => process,
+            Run::InProcess(_) => panic!(
+                "this test needs wsfn-host as a process: start the host with `start_process()`"
+            ),
+        }
+    }
+
+    fn process_mut(&mut self) -> &mut HostProcess {
+        match &mut self.run {
+            Run::Process(process) => process,
+            Run::InProcess(_) => panic!(
+                "this test needs wsfn-host as a process: start the host with `start_process()`"
+            ),
+        }
+    }
+
+    /// The process id, to look at the host from outside (its memory, its open files).
+    pub fn pid(&self) -> u32 {
+        self.process().pid()
+    }
+
+    /// The process holding the host's sockets: the host's own, or this one.
+    pub(super) fn socket_owner_pid(&self) -> u32 {
+        match &self.run {
+            Run::Process(process) => process.pid(),
+            Run::InProcess(_) => std::process::id(),
+        }
+    }
+
+    /// Asks the host process to shut down gracefully, as a service manager would.
+    pub fn send_sigterm(&self) {
+        self.process().send_sigterm();
+    }
+
+    /// Waits (bounded) for the host process to exit and returns how it exited.
+    pub async fn wait_for_exit(&mut self) -> ExitStatus {
+        self.process_mut().wait_for_exit().await
+    }
+
+    /// Kills the host process with SIGKILL, as a crash or the OOM killer would: nothing of a
+    /// shutdown runs. Keeps its data directory for another host.
+    pub fn kill_hard(mut self) -> StoppedHost {
+        self.process_mut().kill_hard();
+        StoppedHost {
+            dir: Arc::clone(&self.dir),
+        }
+    }
+
+    /// Every line the host process has printed on stdout so far.
     pub fn stdout_lines(&self) -> Vec<String> {
-        self.stdout_lines.lock().expect("not poisoned").clone()
+        self.process().stdout_lines()
     }
 
-    /// Everything the host has logged on stderr so far.
+    /// Everything the host process has logged on stderr so far.
     pub fn log(&self) -> String {
-        fs::read_to_string(&self.log_path).unwrap_or_else(|error| {
-            panic!("cannot read the log {}: {error}", self.log_path.display())
-        })
+        self.process().log()
     }
 }
 
 impl Drop for Host {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        // The directory itself goes with the last `TestDir` handle.
-        if !std::thread::panicking() {
-            return;
+        // A process is killed by its own `Drop`; an in-process host is shut down, and its
+        // tasks end with the test's runtime at the latest.
+        if let Run::InProcess(Some(running)) = &self.run {
+            running.shutdown();
         }
-        let log = fs::read_to_string(&self.log_path).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        let tail = &lines[lines.len().saturating_sub(LOG_LINES_SHOWN_ON_FAILURE)..];
-        eprintln!(
-            "----- last {} lines of wsfn-host stderr ({}) -----\n{}\n-----",
-            tail.len(),
-            self.log_path.display(),
-            tail.join("\n")
-        );
     }
 }

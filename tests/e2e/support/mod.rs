@@ -1,10 +1,13 @@
-//! The harness: starting and stopping the host, WebSocket and admin API clients, a proxy that
-//! cuts connections, seeds for randomised tests, and bounded waiting.
+//! The harness: starting and stopping hosts (in the test process, or as `wsfn-host` processes),
+//! WebSocket and admin API clients, a proxy that cuts connections, seeds for randomised tests,
+//! and bounded waiting.
 
 mod admin;
 mod client;
 mod command;
 mod host;
+mod host_process;
+mod in_process;
 mod languages;
 mod lifecycle;
 mod log_stream;
@@ -18,6 +21,7 @@ mod raw_ws;
 mod redis;
 mod seed;
 mod silent_client;
+mod test_dir;
 
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -25,7 +29,7 @@ use std::time::{Duration, Instant};
 pub use admin::{Admin, JSON, OCTET_STREAM, TEXT};
 pub use client::{Client, CloseInfo, binary_fragments, text_fragments};
 pub use command::{run_wsfn_host, spawn_wsfn_host};
-pub use host::{Host, TestDir, function_bytes, function_wasm};
+pub use host::Host;
 pub(crate) use languages::in_every_language;
 pub use log_stream::LogStream;
 pub use metrics::Exposition;
@@ -38,6 +42,7 @@ pub use raw_ws::{
 pub use redis::RedisServer;
 pub use seed::Seed;
 pub use silent_client::{RSV1_BIT, SilentClient, kernel_send_buffer_max};
+pub use test_dir::{TestDir, function_bytes, function_wasm};
 
 /// The longest any single wait may take. Only there so a broken host fails a test instead of
 /// hanging it; no test relies on anything being fast.

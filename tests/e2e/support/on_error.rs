@@ -1,5 +1,6 @@
 //! The on-error runs of the `lifecycle` fixture, as it prints them into the host's log
-//! (`on-error ID MESSAGE`) and records them in its key-value state.
+//! (`on-error ID MESSAGE`) and records them in its key-value state. Reading the log needs a
+//! host process (`start_process`).
 
 use super::{Client, Host, poll_until};
 

@@ -21,7 +21,8 @@ use std::sync::{Arc, Mutex};
 
 use tokio::sync::OnceCell;
 
-use super::host::{Host, TestDir, function_wasm};
+use super::host::Host;
+use super::test_dir::{TestDir, function_wasm};
 
 /// The templates this test process has made or found, by `served_as=file_stem`.
 static TEMPLATES: Mutex<BTreeMap<String, Arc<OnceCell<PathBuf>>>> = Mutex::new(BTreeMap::new());

@@ -3,7 +3,9 @@
 //!
 //! The log is the one witness of on-close that survives everything: the fixture prints a line
 //! before touching any state, so a run is visible even while the host is exiting or after the
-//! function and its key-value state were removed.
+//! function and its key-value state were removed. The log and the memory are a process's, so
+//! the tests that read them start the host with `start_process`; the sockets are found in
+//! whichever process holds them, the host's or the test's own.
 
 use std::fs;
 
@@ -105,7 +107,7 @@ impl Host {
     /// Counts the host's open sockets whose local port is the WebSocket listener's and whose
     /// remote port is `client_port`, or any remote port.
     fn websocket_sockets(&self, client_port: Option<u16>) -> usize {
-        let pid = self.pid();
+        let pid = self.socket_owner_pid();
         let host_port = self.addr().port();
         let inodes: Vec<String> = ["tcp", "tcp6"]
             .iter()

@@ -213,6 +213,8 @@ pub fn encode_all(frames: &[RawFrame]) -> Vec<u8> {
 pub struct ServerFrame {
     pub fin: bool,
     pub opcode: u8,
+    /// RSV1: a message compressed with permessage-deflate.
+    pub compressed: bool,
     pub payload: Vec<u8>,
     pub length_form: LengthForm,
 }
@@ -307,6 +309,8 @@ pub struct RawSocket {
     close_sent: bool,
     /// The connection's URL.
     url: String,
+    /// The host answered a permessage-deflate offer: RSV1 may mark its messages.
+    deflate: bool,
     /// Names the connection, and the case being tried on it, in failures.
     label: String,
 }
@@ -321,7 +325,20 @@ impl Host {
 impl RawSocket {
     /// Performs the opening handshake (RFC 6455 §4.1) and checks the host's 101 (§4.2.2).
     pub async fn connect(addr: SocketAddr, path_and_query: &str) -> Self {
+        Self::connect_offering(addr, path_and_query, None).await.0
+    }
+
+    /// Like [`connect`](Self::connect), offering the extensions `offer`
+    /// (`Sec-WebSocket-Extensions`); returns what the host answered, if anything.
+    pub async fn connect_offering(
+        addr: SocketAddr,
+        path_and_query: &str,
+        offer: Option<&str>,
+    ) -> (Self, Option<String>) {
         let label = format!("ws://{addr}/{}", path_and_query.trim_start_matches('/'));
+        let extensions = offer
+            .map(|offer| format!("Sec-WebSocket-Extensions: {offer}\r\n"))
+            .unwrap_or_default();
         within(&format!("the handshake of {label}"), async {
             let mut stream = TcpStream::connect(addr).await.expect("TCP connect");
             // Every write of a test should leave as its own segment, not wait for an ACK.
@@ -329,7 +346,7 @@ impl RawSocket {
             let request = format!(
                 "GET /{} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\n\
                  Connection: Upgrade\r\nSec-WebSocket-Key: {SAMPLE_KEY}\r\n\
-                 Sec-WebSocket-Version: 13\r\n\r\n",
+                 Sec-WebSocket-Version: 13\r\n{extensions}\r\n",
                 path_and_query.trim_start_matches('/')
             );
             stream
@@ -352,14 +369,19 @@ impl RawSocket {
                     .is_some_and(|value| value.eq_ignore_ascii_case("websocket")),
                 "{label}: a 101 must carry `Upgrade: websocket` (RFC 6455 §4.2.2)"
             );
-            Self {
+            let answered = response
+                .header("sec-websocket-extensions")
+                .map(str::to_owned);
+            let socket = Self {
                 stream,
                 // Bytes after the 101's head already belong to the WebSocket connection.
                 received: response.body,
                 close_sent: false,
+                deflate: answered.is_some(),
                 url: label.clone(),
                 label: label.clone(),
-            }
+            };
+            (socket, answered)
         })
         .await
     }
@@ -472,9 +494,14 @@ impl RawSocket {
         let fin = first & 0x80 != 0;
         let rsv = (first >> 4) & 0b111;
         let opcode = first & 0x0F;
-        assert_eq!(
-            rsv, 0,
+        let compressed = rsv == 0b100;
+        assert!(
+            rsv == 0 || (compressed && self.deflate),
             "{label}: the host set reserved bits without an extension (RFC 6455 §5.2)"
+        );
+        assert!(
+            !compressed || matches!(opcode, op::TEXT | op::BINARY),
+            "{label}: RSV1 may only mark the first frame of a data message (RFC 7692 §6)"
         );
         assert!(
             matches!(opcode, 0x0..=0x2 | 0x8..=0xA),
@@ -525,6 +552,7 @@ impl RawSocket {
         Event::Frame(ServerFrame {
             fin,
             opcode,
+            compressed,
             payload,
             length_form,
         })

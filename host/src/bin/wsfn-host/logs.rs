@@ -4,16 +4,24 @@
 use std::io::{ErrorKind, Write};
 
 use anyhow::{Context, Result};
+use clap::Args;
 use http_body_util::BodyExt;
 use serde_json::Value;
 
-use crate::admin_client::AdminClient;
-use crate::cli::LogsArgs;
+use crate::admin_client::{AdminClient, ClientArgs, segment};
+
+#[derive(Args)]
+pub struct LogsArgs {
+    /// Function name.
+    pub name: String,
+    #[command(flatten)]
+    pub client: ClientArgs,
+}
 
 pub async fn follow(args: LogsArgs) -> Result<()> {
     let client = AdminClient::new(&args.client)?;
     let mut body = client
-        .open_stream(&format!("/v1/functions/{}/logs", args.name))
+        .open_stream(&format!("/v1/functions/{}/logs", segment(&args.name)))
         .await
         .with_context(|| format!("following the log of `{}` failed", args.name))?;
     eprintln!("following the log of `{}` (Ctrl-C to stop)", args.name);
