@@ -4,8 +4,7 @@
 //! connection. Nothing may be lost or repeated, and the function must see one connection.
 //!
 //! The client keeps at most [`IN_FLIGHT`] messages unanswered, as an application waiting for
-//! replies would: the host answers a resume once it has handled what it had received, so a
-//! backlog of thousands would make every resume outlast the next cut.
+//! replies would, so its messages are spread over many cuts rather than sent in one burst.
 
 use std::time::{Duration, Instant};
 
