@@ -1,5 +1,6 @@
 //! The harness: starting and stopping hosts (in the test process, or as `wsfn-host` processes),
-//! WebSocket and admin API clients, and bounded waiting.
+//! WebSocket and admin API clients, a proxy that cuts connections, seeds for randomised tests,
+//! and bounded waiting.
 
 mod admin;
 mod client;
@@ -14,9 +15,11 @@ mod metrics;
 mod on_error;
 mod precompiled;
 mod probe;
+mod proxy;
 mod raw_http;
 mod raw_ws;
 mod redis;
+mod seed;
 mod silent_client;
 mod test_dir;
 
@@ -31,11 +34,13 @@ pub(crate) use languages::in_every_language;
 pub use log_stream::LogStream;
 pub use metrics::Exposition;
 pub use probe::OnCloseRun;
+pub use proxy::Proxy;
 pub use raw_http::{raw_request, raw_upgrade};
 pub use raw_ws::{
     LengthForm, RSV1, RSV2, RSV3, RawFrame, RawSocket, assert_same_payload, fragmented, op,
 };
 pub use redis::RedisServer;
+pub use seed::Seed;
 pub use silent_client::{RSV1_BIT, SilentClient, kernel_send_buffer_max};
 pub use test_dir::{TestDir, function_bytes, function_wasm};
 

@@ -1,0 +1,279 @@
+//! Serving one attached socket until it is lost or closed: messages in both directions,
+//! acknowledgements (every 32 received messages, and soon after the first unacknowledged one),
+//! the host's acknowledgements, pings, and a close requested by the application.
+
+use std::time::Duration;
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::time::{Instant, Interval, MissedTickBehavior};
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{self, Message};
+
+use super::attach::close_for_violation;
+use super::{Driver, Outgoing};
+use crate::Event;
+use crate::socket::{self, Ending, Socket};
+use crate::wire::{self, HostFrame, Malformed, Payload};
+
+/// The protocol's bound on messages received before an acknowledgement.
+const ACK_EVERY: u64 = 32;
+
+/// How soon after the first unacknowledged message the acknowledgement goes: half the
+/// protocol's 200 ms, leaving the other half for the frame to reach the host.
+const ACK_DELAY: Duration = Duration::from_millis(100);
+
+/// What belongs to the socket being served rather than to the session.
+struct Attached {
+    /// When the pending acknowledgement is due, if one is pending.
+    ack_due: Option<Instant>,
+    /// Once the close frame is written nothing else may be.
+    close_sent: bool,
+    pings: Option<(Interval, Duration)>,
+    last_heard: Instant,
+}
+
+impl Attached {
+    fn new(ping: Option<Duration>) -> Self {
+        let now = Instant::now();
+        let pings = ping.map(|every| {
+            let mut interval = tokio::time::interval_at(now + every, every);
+            interval.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            (interval, every)
+        });
+        Self {
+            ack_due: None,
+            close_sent: false,
+            pings,
+            last_heard: now,
+        }
+    }
+}
+
+impl Driver {
+    /// Serves `socket` until it is lost ([`Ending::Lost`]: attach another) or the session is
+    /// over ([`Ending::Closed`]).
+    pub(super) async fn serve(&mut self, socket: &mut Socket) -> Ending {
+        let mut attached = Attached::new(self.options.ping);
+        if self.closing.is_some()
+            && let Err(ending) = self.send_close(socket, &mut attached).await
+        {
+            return ending;
+        }
+        loop {
+            let ack_due = attached.ack_due.filter(|_| !attached.close_sent);
+            let close_deadline = self.closing.as_ref().map(|closing| closing.deadline);
+            let open = !attached.close_sent;
+            let step = tokio::select! {
+                incoming = socket.next() => {
+                    let step = self.on_incoming(socket, incoming, &mut attached).await;
+                    // After handling, which may have waited for the application to read: that
+                    // wait is not the host's silence.
+                    attached.last_heard = Instant::now();
+                    step
+                }
+                () = until(ack_due) => self.acknowledge(socket, &mut attached).await,
+                outgoing = self.links.sends.recv(), if open => match outgoing {
+                    Some(outgoing) => self.send(socket, outgoing).await,
+                    None => {
+                        self.request_close(None);
+                        self.send_close(socket, &mut attached).await
+                    }
+                },
+                changed = self.links.close.changed(), if open => {
+                    self.take_close_request(changed);
+                    self.send_close(socket, &mut attached).await
+                }
+                () = tick(&mut attached.pings), if open => self.ping(socket, &attached).await,
+                () = until(close_deadline) => match self.closed_as_requested() {
+                    Some(closed) => Err(Ending::Closed { code: closed.code, reason: closed.reason }),
+                    None => Ok(()),
+                },
+            };
+            if let Err(ending) = step {
+                return ending;
+            }
+        }
+    }
+
+    async fn on_incoming(
+        &mut self,
+        socket: &mut Socket,
+        incoming: Option<Result<Message, tungstenite::Error>>,
+        attached: &mut Attached,
+    ) -> Result<(), Ending> {
+        let message = match incoming {
+            None => return Err(Ending::Lost("the socket ended".to_owned())),
+            Some(Err(error)) => return Err(Ending::of_error(&error)),
+            Some(Ok(message)) => message,
+        };
+        match message {
+            Message::Text(text) if !self.options.session => {
+                self.emit(Event::Text(text.as_str().to_owned())).await;
+                Ok(())
+            }
+            Message::Binary(bytes) if !self.options.session => {
+                self.emit(Event::Binary(bytes)).await;
+                Ok(())
+            }
+            Message::Text(text) => {
+                self.on_frame(socket, wire::parse_text(&text), attached)
+                    .await
+            }
+            Message::Binary(bytes) => {
+                let parsed = wire::parse_binary(&bytes);
+                self.on_frame(socket, parsed, attached).await
+            }
+            Message::Close(frame) => {
+                let ending = Ending::of_close(frame.as_ref());
+                socket::finish_close(socket, self.options.close_timeout).await;
+                Err(ending)
+            }
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => Ok(()),
+        }
+    }
+
+    /// A data frame on a session socket.
+    async fn on_frame(
+        &mut self,
+        socket: &mut Socket,
+        parsed: Result<HostFrame, Malformed>,
+        attached: &mut Attached,
+    ) -> Result<(), Ending> {
+        let Some(session) = self.session.as_mut() else {
+            return Ok(());
+        };
+        let detail = match parsed {
+            Ok(HostFrame::Message(payload)) => {
+                session.received += 1;
+                let unacknowledged = session.received - session.acknowledged;
+                // Counted means delivered: the event goes out before anything that could fail,
+                // or a resume would skip a message the application never saw.
+                self.emit(match payload {
+                    Payload::Text(text) => Event::Text(text),
+                    Payload::Binary(bytes) => Event::Binary(bytes),
+                })
+                .await;
+                if unacknowledged >= ACK_EVERY {
+                    return self.acknowledge(socket, attached).await;
+                }
+                attached
+                    .ack_due
+                    .get_or_insert_with(|| Instant::now() + ACK_DELAY);
+                return Ok(());
+            }
+            Ok(HostFrame::Ack(handled)) => match session.outbox.acknowledge(handled) {
+                Ok(()) => return Ok(()),
+                Err(bad) => bad.to_string(),
+            },
+            Ok(HostFrame::Started(_)) => "`s` in the middle of a session".to_owned(),
+            Ok(HostFrame::Resumed { .. }) => "`r` in the middle of a session".to_owned(),
+            Ok(HostFrame::Refused(_)) => "`x` in the middle of a session".to_owned(),
+            Err(malformed) => malformed.to_string(),
+        };
+        close_for_violation(socket, &detail).await;
+        Err(Ending::Closed {
+            code: 1002,
+            reason: detail,
+        })
+    }
+
+    /// Tells the host how many messages arrived, if it does not know yet.
+    async fn acknowledge(
+        &mut self,
+        socket: &mut Socket,
+        attached: &mut Attached,
+    ) -> Result<(), Ending> {
+        attached.ack_due = None;
+        let Some(session) = self.session.as_mut() else {
+            return Ok(());
+        };
+        if attached.close_sent || session.received == session.acknowledged {
+            return Ok(());
+        }
+        session.acknowledged = session.received;
+        let ack = wire::ack(session.received);
+        socket
+            .send(ack)
+            .await
+            .map_err(|error| Ending::of_error(&error))
+    }
+
+    /// Sends one application message; on a session it is numbered and kept until confirmed.
+    async fn send(&mut self, socket: &mut Socket, outgoing: Outgoing) -> Result<(), Ending> {
+        let framed = match (self.session.as_mut(), outgoing) {
+            (Some(session), outgoing) => {
+                let framed = match outgoing {
+                    Outgoing::Text(text) => wire::text_message(&text),
+                    Outgoing::Binary(bytes) => wire::binary_message(&bytes),
+                };
+                session.outbox.push(framed.clone());
+                framed
+            }
+            (None, Outgoing::Text(text)) => Message::text(text),
+            (None, Outgoing::Binary(bytes)) => Message::binary(bytes),
+        };
+        // A failed write loses nothing on a session: the message is kept and sent again.
+        socket
+            .send(framed)
+            .await
+            .map_err(|error| Ending::of_error(&error))
+    }
+
+    /// Sends what the application sent before asking to close, then the close frame; the
+    /// host's answer ends the session.
+    async fn send_close(
+        &mut self,
+        socket: &mut Socket,
+        attached: &mut Attached,
+    ) -> Result<(), Ending> {
+        while let Ok(outgoing) = self.links.sends.try_recv() {
+            self.send(socket, outgoing).await?;
+        }
+        attached.close_sent = true;
+        let Some(closing) = &self.closing else {
+            return Ok(());
+        };
+        let frame = CloseFrame {
+            code: CloseCode::from(closing.request.code),
+            reason: closing.request.reason.clone().into(),
+        };
+        socket
+            .send(Message::Close(Some(frame)))
+            .await
+            .map_err(|error| Ending::of_error(&error))
+    }
+
+    /// Pings, unless the host has been silent for two intervals: then the socket is lost.
+    async fn ping(&self, socket: &mut Socket, attached: &Attached) -> Result<(), Ending> {
+        let Some((_, every)) = &attached.pings else {
+            return Ok(());
+        };
+        if attached.last_heard.elapsed() >= *every * 2 {
+            return Err(Ending::Lost("the host stopped answering pings".to_owned()));
+        }
+        let ping = Message::Ping(bytes::Bytes::new());
+        socket
+            .send(ping)
+            .await
+            .map_err(|error| Ending::of_error(&error))
+    }
+}
+
+/// Completes at `deadline`, or never.
+async fn until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Completes at the next ping, or never.
+async fn tick(pings: &mut Option<(Interval, Duration)>) {
+    match pings {
+        Some((interval, _)) => {
+            interval.tick().await;
+        }
+        None => std::future::pending().await,
+    }
+}
