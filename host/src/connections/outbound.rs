@@ -534,6 +534,10 @@ impl Outgoing {
         state.pending = Vec::new();
         state.written = 0;
         state.failed = false;
+        // Pings, pongs and control messages still queued were for the lost socket (an
+        // acknowledgement among them would come after the resume's own, counting backwards).
+        state.frames.retain(|frame| frame.data_len().is_some());
+        state.bytes = state.frames.iter().map(Outbound::queued_bytes).sum();
         drop(state);
         drop(socket);
         self.wake.wake();
@@ -1073,6 +1077,31 @@ mod tests {
         ]
         .concat();
         assert_eq!(read_exactly(&mut client, frames.len()).await, frames);
+    }
+
+    #[tokio::test]
+    async fn control_frames_queued_for_a_lost_socket_are_not_written_after_a_resume() {
+        let (outgoing, _lost) = session(1024).await;
+        outgoing.push(text("1"), QUEUE).unwrap();
+        outgoing
+            .push(Outbound::Control(Bytes::from_static(b"a5")), QUEUE)
+            .unwrap();
+        outgoing.push(Outbound::Ping(Bytes::new()), QUEUE).unwrap();
+        // Never flushed: the socket was lost with all of it still queued.
+        assert!(outgoing.detach());
+        let (socket, mut client) = fresh_socket().await;
+        let hello = Outbound::Control(Bytes::from_static(b"r9"));
+        outgoing
+            .resume(socket, None, 0, hello)
+            .map_err(|e| e.0)
+            .unwrap();
+        assert_eq!(outgoing.flush(), Flushed::All);
+        let frames: Vec<u8> = [&[0x81, 2, b'r', b'9'][..], &[0x81, 2, b'm', b'1']].concat();
+        assert_eq!(read_exactly(&mut client, frames.len()).await, frames);
+        assert!(
+            queued(&outgoing).is_empty(),
+            "the old ack and ping are gone"
+        );
     }
 
     #[tokio::test]
