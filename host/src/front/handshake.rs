@@ -459,6 +459,49 @@ struct Upgrading {
     session: bool,
 }
 
+/// The record of an accepted connection (taking the attachment on-connect gave it): a
+/// resumable session's when the client asked for one, with its first frame queued before
+/// anything a group or the function may send.
+fn new_connection(
+    host: &Host,
+    slot: &FunctionSlot,
+    id: ConnectionId,
+    remote: SocketAddr,
+    accept: &mut Accept,
+    session: bool,
+) -> Arc<Connection> {
+    let connection = Connection::new(
+        id,
+        slot.scope.clone(),
+        remote,
+        host.limits.outbound_queue_bytes,
+        host.limits.slow_consumer,
+        accept.attachment.take(),
+    );
+    if !session {
+        return Arc::new(connection);
+    }
+    let connection = connection.with_session(
+        host.functions.session_retention(&slot.scope.name),
+        accept.subprotocol.as_deref(),
+    );
+    if let Some(session) = connection.session.as_deref() {
+        let started = HostControl::Started {
+            id: connection.id_str(),
+            secret: &session.secret_hex(),
+        }
+        .encode();
+        let _ = connection.outgoing.push(
+            Outbound::Control(Bytes::from(started.into_bytes())),
+            Push {
+                drop_oldest: false,
+                direct: false,
+            },
+        );
+    }
+    Arc::new(connection)
+}
+
 /// Opens an accepted connection: into the table and its groups, its session started, and the
 /// 101 answered (with the chosen subprotocol).
 fn open(
@@ -466,7 +509,7 @@ fn open(
     slot: &Arc<FunctionSlot>,
     id: ConnectionId,
     remote: SocketAddr,
-    accept: Accept,
+    mut accept: Accept,
     upgrading: Upgrading,
 ) -> Response {
     let Upgrading {
@@ -475,36 +518,7 @@ fn open(
         permit,
         session,
     } = upgrading;
-    let mut connection = Connection::new(
-        id,
-        slot.scope.clone(),
-        remote,
-        host.limits.outbound_queue_bytes,
-        host.limits.slow_consumer,
-        accept.attachment,
-    );
-    if session {
-        connection = connection.with_session(
-            host.functions.session_retention(&slot.scope.name),
-            accept.subprotocol.as_deref(),
-        );
-        // The session's first frame, before anything a group or the function may send.
-        if let Some(session) = connection.session.as_deref() {
-            let started = HostControl::Started {
-                id: connection.id_str(),
-                secret: &session.secret_hex(),
-            }
-            .encode();
-            let _ = connection.outgoing.push(
-                Outbound::Control(Bytes::from(started.into_bytes())),
-                Push {
-                    drop_oldest: false,
-                    direct: false,
-                },
-            );
-        }
-    }
-    let connection = Arc::new(connection);
+    let connection = new_connection(host, slot, id, remote, &mut accept, session);
     host.connections.insert(connection.clone());
     // Shutdown closes the connections in the table; one inserted just after that sweep closes
     // itself here, so none is missed.
