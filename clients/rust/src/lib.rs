@@ -30,8 +30,9 @@
 //! ```
 //!
 //! The layout: [`Session`] and [`Sender`] are the application's handles; a background task
-//! (`driver`) owns the socket, `wire` reads and writes the protocol's frames, `outbox` keeps
-//! sent messages until the host confirms them, `endpoint` picks the URL of each attempt.
+//! (`driver`) owns the socket, `wire` reads and writes the session protocol's frames, `outbox`
+//! keeps sent messages until the host confirms them, `endpoint` picks the URL of each attempt,
+//! and `transport` is the WebSocket protocol itself (RFC 6455, with permessage-deflate).
 
 mod driver;
 mod endpoint;
@@ -42,6 +43,8 @@ mod outbox;
 mod reconnect;
 mod session;
 mod socket;
+mod traffic;
+mod transport;
 mod wire;
 
 pub use bytes::Bytes;
@@ -50,3 +53,4 @@ pub use event::{Event, Refusal, ResetReason};
 pub use options::Options;
 pub use reconnect::Reconnect;
 pub use session::{Sender, Session};
+pub use traffic::Traffic;

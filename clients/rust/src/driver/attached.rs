@@ -4,16 +4,13 @@
 
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
 use tokio::time::{Instant, Interval, MissedTickBehavior};
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::{self, Message};
 
 use super::attach::close_for_violation;
 use super::{Driver, Outgoing};
 use crate::Event;
 use crate::socket::{self, Ending, Socket};
+use crate::transport::{Incoming, ReadError};
 use crate::wire::{self, HostFrame, Malformed, Payload};
 
 /// The protocol's bound on messages received before an acknowledgement.
@@ -22,6 +19,10 @@ const ACK_EVERY: u64 = 32;
 /// How soon after the first unacknowledged message the acknowledgement goes: half the
 /// protocol's 200 ms, leaving the other half for the frame to reach the host.
 const ACK_DELAY: Duration = Duration::from_millis(100);
+
+/// The most messages the application queued that go out in one write; the cap keeps a
+/// flood of sends from delaying the reading of the socket.
+const SEND_BATCH: usize = 64;
 
 /// What belongs to the socket being served rather than to the session.
 struct Attached {
@@ -99,37 +100,38 @@ impl Driver {
     async fn on_incoming(
         &mut self,
         socket: &mut Socket,
-        incoming: Option<Result<Message, tungstenite::Error>>,
+        incoming: Result<Incoming, ReadError>,
         attached: &mut Attached,
     ) -> Result<(), Ending> {
         let message = match incoming {
-            None => return Err(Ending::Lost("the socket ended".to_owned())),
-            Some(Err(error)) => return Err(Ending::of_error(&error)),
-            Some(Ok(message)) => message,
+            Err(error) => return Err(socket::failed(socket, error).await),
+            Ok(message) => message,
         };
         match message {
-            Message::Text(text) if !self.options.session => {
-                self.emit(Event::Text(text.as_str().to_owned())).await;
+            Incoming::Text(text) if !self.options.session => {
+                self.emit(Event::Text(text)).await;
                 Ok(())
             }
-            Message::Binary(bytes) if !self.options.session => {
+            Incoming::Binary(bytes) if !self.options.session => {
                 self.emit(Event::Binary(bytes)).await;
                 Ok(())
             }
-            Message::Text(text) => {
-                self.on_frame(socket, wire::parse_text(&text), attached)
+            Incoming::Text(text) => {
+                self.on_frame(socket, wire::parse_text(text), attached)
                     .await
             }
-            Message::Binary(bytes) => {
+            Incoming::Binary(bytes) => {
                 let parsed = wire::parse_binary(&bytes);
                 self.on_frame(socket, parsed, attached).await
             }
-            Message::Close(frame) => {
+            Incoming::Close(frame) => {
                 let ending = Ending::of_close(frame.as_ref());
                 socket::finish_close(socket, self.options.close_timeout).await;
                 Err(ending)
             }
-            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => Ok(()),
+            // The pong is queued.
+            Incoming::Ping => socket.flush().await.map_err(|error| Ending::of_io(&error)),
+            Incoming::Pong => Ok(()),
         }
     }
 
@@ -194,30 +196,39 @@ impl Driver {
         session.acknowledged = session.received;
         let ack = wire::ack(session.received);
         socket
-            .send(ack)
+            .send(&ack)
             .await
-            .map_err(|error| Ending::of_error(&error))
+            .map_err(|error| Ending::of_io(&error))
     }
 
-    /// Sends one application message; on a session it is numbered and kept until confirmed.
+    /// Sends one application message, and with it those the application queued meanwhile,
+    /// in one write.
     async fn send(&mut self, socket: &mut Socket, outgoing: Outgoing) -> Result<(), Ending> {
-        let framed = match (self.session.as_mut(), outgoing) {
+        self.feed(socket, outgoing);
+        for _ in 1..SEND_BATCH {
+            match self.links.sends.try_recv() {
+                Ok(outgoing) => self.feed(socket, outgoing),
+                Err(_) => break,
+            }
+        }
+        // A failed write loses nothing on a session: the messages are kept and sent again.
+        socket.flush().await.map_err(|error| Ending::of_io(&error))
+    }
+
+    /// Queues one application message; on a session it is numbered and kept until confirmed.
+    fn feed(&mut self, socket: &mut Socket, outgoing: Outgoing) {
+        match (self.session.as_mut(), outgoing) {
             (Some(session), outgoing) => {
                 let framed = match outgoing {
                     Outgoing::Text(text) => wire::text_message(&text),
                     Outgoing::Binary(bytes) => wire::binary_message(&bytes),
                 };
-                session.outbox.push(framed.clone());
-                framed
+                socket.feed(&framed);
+                session.outbox.push(framed);
             }
-            (None, Outgoing::Text(text)) => Message::text(text),
-            (None, Outgoing::Binary(bytes)) => Message::binary(bytes),
-        };
-        // A failed write loses nothing on a session: the message is kept and sent again.
-        socket
-            .send(framed)
-            .await
-            .map_err(|error| Ending::of_error(&error))
+            (None, Outgoing::Text(text)) => socket.feed_message(true, text.as_bytes()),
+            (None, Outgoing::Binary(bytes)) => socket.feed_message(false, &bytes),
+        }
     }
 
     /// Sends what the application sent before asking to close, then the close frame; the
@@ -228,20 +239,13 @@ impl Driver {
         attached: &mut Attached,
     ) -> Result<(), Ending> {
         while let Ok(outgoing) = self.links.sends.try_recv() {
-            self.send(socket, outgoing).await?;
+            self.feed(socket, outgoing);
         }
         attached.close_sent = true;
-        let Some(closing) = &self.closing else {
-            return Ok(());
-        };
-        let frame = CloseFrame {
-            code: CloseCode::from(closing.request.code),
-            reason: closing.request.reason.clone().into(),
-        };
-        socket
-            .send(Message::Close(Some(frame)))
-            .await
-            .map_err(|error| Ending::of_error(&error))
+        if let Some(closing) = &self.closing {
+            socket.feed_close(closing.request.code, &closing.request.reason);
+        }
+        socket.flush().await.map_err(|error| Ending::of_io(&error))
     }
 
     /// Pings, unless the host has been silent for two intervals: then the socket is lost.
@@ -252,11 +256,8 @@ impl Driver {
         if attached.last_heard.elapsed() >= *every * 2 {
             return Err(Ending::Lost("the host stopped answering pings".to_owned()));
         }
-        let ping = Message::Ping(bytes::Bytes::new());
-        socket
-            .send(ping)
-            .await
-            .map_err(|error| Ending::of_error(&error))
+        socket.feed_ping();
+        socket.flush().await.map_err(|error| Ending::of_io(&error))
     }
 }
 
