@@ -2,9 +2,10 @@
 //! acknowledgements (every 32 received messages, and soon after the first unacknowledged one),
 //! the host's acknowledgements, pings, and a close requested by the application.
 
+use std::pin::Pin;
 use std::time::Duration;
 
-use tokio::time::{Instant, Interval, MissedTickBehavior};
+use tokio::time::{Instant, Interval, MissedTickBehavior, Sleep};
 
 use super::attach::close_for_violation;
 use super::{Driver, Outgoing};
@@ -26,8 +27,11 @@ const SEND_BATCH: usize = 64;
 
 /// What belongs to the socket being served rather than to the session.
 struct Attached {
-    /// When the pending acknowledgement is due, if one is pending.
-    ack_due: Option<Instant>,
+    /// Fires when the pending acknowledgement is due. One timer for the socket's life, set
+    /// again for each acknowledgement rather than created per wait: the serving loop turns
+    /// once per message.
+    ack_timer: Pin<Box<Sleep>>,
+    ack_pending: bool,
     /// Once the close frame is written nothing else may be.
     close_sent: bool,
     pings: Option<(Interval, Duration)>,
@@ -43,7 +47,8 @@ impl Attached {
             (interval, every)
         });
         Self {
-            ack_due: None,
+            ack_timer: Box::pin(tokio::time::sleep_until(now)),
+            ack_pending: false,
             close_sent: false,
             pings,
             last_heard: now,
@@ -62,7 +67,7 @@ impl Driver {
             return ending;
         }
         loop {
-            let ack_due = attached.ack_due.filter(|_| !attached.close_sent);
+            let ack_armed = attached.ack_pending && !attached.close_sent;
             let close_deadline = self.closing.as_ref().map(|closing| closing.deadline);
             let open = !attached.close_sent;
             let step = tokio::select! {
@@ -73,7 +78,9 @@ impl Driver {
                     attached.last_heard = Instant::now();
                     step
                 }
-                () = until(ack_due) => self.acknowledge(socket, &mut attached).await,
+                () = &mut attached.ack_timer, if ack_armed => {
+                    self.acknowledge(socket, &mut attached).await
+                }
                 outgoing = self.links.sends.recv(), if open => match outgoing {
                     Some(outgoing) => self.send(socket, outgoing).await,
                     None => {
@@ -159,9 +166,11 @@ impl Driver {
                 if unacknowledged >= ACK_EVERY {
                     return self.acknowledge(socket, attached).await;
                 }
-                attached
-                    .ack_due
-                    .get_or_insert_with(|| Instant::now() + ACK_DELAY);
+                if !attached.ack_pending {
+                    attached.ack_pending = true;
+                    let due = Instant::now() + ACK_DELAY;
+                    attached.ack_timer.as_mut().reset(due);
+                }
                 return Ok(());
             }
             Ok(HostFrame::Ack(handled)) => match session.outbox.acknowledge(handled) {
@@ -186,7 +195,7 @@ impl Driver {
         socket: &mut Socket,
         attached: &mut Attached,
     ) -> Result<(), Ending> {
-        attached.ack_due = None;
+        attached.ack_pending = false;
         let Some(session) = self.session.as_mut() else {
             return Ok(());
         };
