@@ -5,6 +5,7 @@
 use std::pin::Pin;
 use std::time::Duration;
 
+use tokio::sync::watch;
 use tokio::time::{Instant, Interval, MissedTickBehavior, Sleep};
 
 use super::attach::close_for_violation;
@@ -61,6 +62,10 @@ impl Driver {
     /// over ([`Ending::Closed`]).
     pub(super) async fn serve(&mut self, socket: &mut Socket) -> Ending {
         let mut attached = Attached::new(self.options.ping);
+        // A drop asked for while no socket was attached is not this socket's.
+        if let Some(drops) = &mut self.links.drops {
+            drops.mark_unchanged();
+        }
         if self.closing.is_some()
             && let Err(ending) = self.send_close(socket, &mut attached).await
         {
@@ -92,6 +97,13 @@ impl Driver {
                     self.take_close_request(changed);
                     self.send_close(socket, &mut attached).await
                 }
+                changed = dropped(&mut self.links.drops), if open => match changed {
+                    Ok(()) => Err(Ending::Lost("the application dropped the socket".to_owned())),
+                    Err(_) => {
+                        self.links.drops = None;
+                        Ok(())
+                    }
+                },
                 () = tick(&mut attached.pings), if open => self.ping(socket, &attached).await,
                 () = until(close_deadline) => match self.closed_as_requested() {
                     Some(closed) => Err(Ending::Closed { code: closed.code, reason: closed.reason }),
@@ -274,6 +286,15 @@ impl Driver {
 async fn until(deadline: Option<Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Completes when the application asks to drop the socket (`Err` when it no longer can), or
+/// never.
+async fn dropped(drops: &mut Option<watch::Receiver<()>>) -> Result<(), watch::error::RecvError> {
+    match drops {
+        Some(drops) => drops.changed().await,
         None => std::future::pending().await,
     }
 }
