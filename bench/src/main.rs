@@ -9,8 +9,8 @@
 //! - `broadcast`: N members wait; one publisher triggers a group publish; time until the last
 //!   member has the message.
 //! - `bytes`: chat lines through the chat sample; wire bytes per message and msg/s.
-//! - `storm`: N sessions cut at once while the host publishes to them, then resumed together;
-//!   time until every one has everything.
+//! - `storm`: N sessions cut off at once while the host publishes to them, then resumed
+//!   together; time until every one has everything.
 //!
 //! `echo`, `idle` and `broadcast` connect through fastwebsockets unless `--session`,
 //! `--deflate` or `--wsfn-client` ask for the repository's own client (`clients/rust`), which
@@ -21,7 +21,6 @@ mod client;
 mod fast;
 mod modes;
 mod opening;
-mod proxy;
 mod stats;
 mod text;
 
@@ -59,8 +58,8 @@ enum Mode {
     /// bytes on the wire per message both ways (from the client's socket counters), msg/s
     /// and latency. Compare runs with and without --deflate.
     Bytes(bytes::Bytes),
-    /// N sessions through a proxy that cuts them all at once; the host publishes M messages
-    /// to them meanwhile; all resume together: time until every session has all M.
+    /// N sessions lose their sockets at once; the host publishes M messages to them
+    /// meanwhile; all resume together: time until every session has all M.
     Storm(storm::Storm),
 }
 

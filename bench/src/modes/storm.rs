@@ -1,8 +1,12 @@
-//! `storm`: N sessions (members of one group) connected through a cutting proxy; every one of
-//! them is cut at once, the host is made to publish M messages to the group while they are
-//! away, all of them resume together after a pause, and the time until every session has
-//! received all M messages is reported. The host must replay what each missed; the resumes
-//! arrive as one burst of N handshakes.
+//! `storm`: N sessions (members of one group) all lose their sockets at once — each client
+//! drops its TCP connection without a close, as a network failure would —, the host is made
+//! to publish M messages to the group while they are away, all of them resume together after
+//! a pause, and the time until every session has received all M messages is reported. The
+//! host must replay what each missed; the resumes arrive as one burst of N handshakes.
+//!
+//! The clients cut their own sockets rather than going through a cutting proxy: a proxy
+//! would hold three descriptors per session in the load generator, and 30,000 is past the
+//! open-file limit of many machines.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -14,18 +18,16 @@ use fastwebsockets::{Frame, OpCode, Payload, WebSocket};
 use serde_json::json;
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
-use wsfn_client::{Event, Reconnect, Session};
+use wsfn_client::{Event, Reconnect, Sender, Session};
 
 use crate::client::{self, ClientFlags};
 use crate::fast;
-use crate::proxy::CuttingProxy;
 
 #[derive(Args)]
 pub struct Storm {
-    /// Where the sessions connect (they must all join one group); reached through the
-    /// generator's own cutting proxy.
+    /// Where the sessions connect (they must all join one group).
     pub member_url: String,
-    /// Where the publisher connects (directly).
+    /// Where the publisher connects.
     pub publisher_url: String,
     /// The text the publisher sends to make the function publish one message to the group.
     #[arg(long)]
@@ -76,25 +78,25 @@ pub async fn run(storm: Storm) -> Result<()> {
     if storm.messages == 0 || storm.sessions == 0 {
         bail!("a storm needs at least one session and one message");
     }
-    let target = fast::parse_url(&storm.member_url)?;
-    let proxy = CuttingProxy::start(target.address)?;
-    let proxied = storm
-        .member_url
-        .replacen(&target.host, &proxy.address().to_string(), 1);
     let progress = Arc::new(Progress::default());
-    open_members(&storm, &proxied, &progress).await?;
+    let senders = open_members(&storm, &progress).await?;
     let mut publisher = fast::connect(&fast::parse_url(&storm.publisher_url)?).await?;
     eprintln!("storm: {} sessions open; cutting them", storm.sessions);
 
     let cut_at = Instant::now();
-    let cut = proxy.cut();
+    let cut = senders
+        .iter()
+        .filter(|sender| sender.drop_socket().is_ok())
+        .count();
+    // Each session's task drops its socket when it next runs: let them all run before the
+    // publishes go out.
+    tokio::task::yield_now().await;
     let waiting = progress.all_caught_up.notified();
     tokio::pin!(waiting);
     publish(&mut publisher, &storm.trigger, storm.messages).await?;
     let published = cut_at.elapsed();
     let finished = tokio::time::timeout(Duration::from_secs(storm.limit), waiting).await;
     let caught_up = cut_at.elapsed();
-    drop(proxy);
     report(&storm, &progress, cut, published, caught_up)?;
     if finished.is_err() {
         bail!("not every session caught up within {} s", storm.limit);
@@ -102,20 +104,24 @@ pub async fn run(storm: Storm) -> Result<()> {
     Ok(())
 }
 
-/// Opens the sessions through the proxy and starts reading their events.
-async fn open_members(storm: &Storm, proxied: &str, progress: &Arc<Progress>) -> Result<()> {
+/// Opens the sessions and starts reading their events; returns their senders, to cut them.
+async fn open_members(storm: &Storm, progress: &Arc<Progress>) -> Result<Vec<Sender>> {
     let resume_after = Duration::from_millis(storm.resume_after_ms);
     let reconnect = Reconnect::default().initial_delay(resume_after).jitter(0.0);
     let client = storm.client();
     let sessions = client::open_sessions(storm.sessions, storm.concurrency, |_| {
-        client.options(proxied).reconnect(reconnect.clone())
+        client
+            .options(&storm.member_url)
+            .reconnect(reconnect.clone())
     })
     .await?;
+    let mut senders = Vec::with_capacity(sessions.len());
     for session in sessions {
+        senders.push(session.sender());
         let (messages, sessions) = (storm.messages, storm.sessions);
         tokio::spawn(member(session, messages, sessions, progress.clone()));
     }
-    Ok(())
+    Ok(senders)
 }
 
 /// Sends `messages` triggers at once, then reads the function's answer to each.
