@@ -4,7 +4,8 @@
 //! repository's README, version 1): when a socket drops, the client reconnects with backoff
 //! and resumes the same connection, so every message in either direction arrives exactly once
 //! and in order. The application sees messages and a few events saying what happened to
-//! continuity; see [`Event`].
+//! continuity; see [`Event`]. The crate speaks WebSocket itself (`ws://` only) and offers
+//! permessage-deflate compression unless [`Options::deflate`] turns it off.
 //!
 //! ```no_run
 //! use wsfn_client::{Event, Options, Session};
