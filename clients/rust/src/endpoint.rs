@@ -2,9 +2,8 @@
 //! attempts (so reconnects alternate between the nodes of a cluster), and given the query
 //! parameters that ask for a session or name the one to resume.
 
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-
 use crate::Error;
+use crate::transport::WsUrl;
 
 /// The query parameters of the session protocol, which this client sets itself.
 const SESSION_PARAM: &str = "wsfn-session";
@@ -47,17 +46,12 @@ impl Endpoints {
 }
 
 fn check(url: &str) -> Result<(), Error> {
-    let invalid = |reason: String| Error::InvalidUrl {
-        url: url.to_owned(),
-        reason,
-    };
-    let request = url
-        .into_client_request()
-        .map_err(|error| invalid(error.to_string()))?;
-    match request.uri().scheme_str() {
-        Some("ws" | "wss") => Ok(()),
-        _ => Err(invalid("the scheme must be ws:// or wss://".to_owned())),
-    }
+    WsUrl::parse(url)
+        .map(|_| ())
+        .map_err(|reason| Error::InvalidUrl {
+            url: url.to_owned(),
+            reason,
+        })
 }
 
 /// `url` asking for a new session.

@@ -1,8 +1,6 @@
 //! The errors callers match on: a connection that could not be made, a host that broke the
 //! protocol, a session that is already over, a close code the protocol gives another meaning.
 
-use tokio_tungstenite::tungstenite;
-
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -25,12 +23,17 @@ pub enum Error {
     #[error("{url} refused the WebSocket handshake with HTTP {status}")]
     Refused { url: String, status: u16 },
 
+    /// The TCP connection failed, or broke during the handshake.
     #[error("connecting to {url} failed: {source}")]
     Connect {
         url: String,
         #[source]
-        source: Box<tungstenite::Error>,
+        source: std::io::Error,
     },
+
+    /// The host answered with something that is not a WebSocket handshake's 101.
+    #[error("{url} answered the WebSocket handshake wrongly: {detail}")]
+    Handshake { url: String, detail: String },
 
     /// The connection was lost before the session started.
     #[error("the connection to {url} was lost: {detail}")]

@@ -4,7 +4,8 @@
 //! repository's README, version 1): when a socket drops, the client reconnects with backoff
 //! and resumes the same connection, so every message in either direction arrives exactly once
 //! and in order. The application sees messages and a few events saying what happened to
-//! continuity; see [`Event`].
+//! continuity; see [`Event`]. The crate speaks WebSocket itself (`ws://` only) and offers
+//! permessage-deflate compression unless [`Options::deflate`] turns it off.
 //!
 //! ```no_run
 //! use wsfn_client::{Event, Options, Session};
@@ -30,8 +31,9 @@
 //! ```
 //!
 //! The layout: [`Session`] and [`Sender`] are the application's handles; a background task
-//! (`driver`) owns the socket, `wire` reads and writes the protocol's frames, `outbox` keeps
-//! sent messages until the host confirms them, `endpoint` picks the URL of each attempt.
+//! (`driver`) owns the socket, `wire` reads and writes the session protocol's frames, `outbox`
+//! keeps sent messages until the host confirms them, `endpoint` picks the URL of each attempt,
+//! and `transport` is the WebSocket protocol itself (RFC 6455, with permessage-deflate).
 
 mod driver;
 mod endpoint;
@@ -42,6 +44,8 @@ mod outbox;
 mod reconnect;
 mod session;
 mod socket;
+mod traffic;
+mod transport;
 mod wire;
 
 pub use bytes::Bytes;
@@ -50,3 +54,4 @@ pub use event::{Event, Refusal, ResetReason};
 pub use options::Options;
 pub use reconnect::Reconnect;
 pub use session::{Sender, Session};
+pub use traffic::Traffic;

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use crate::Reconnect;
+use crate::{Reconnect, Traffic};
 
 /// How to connect, and what to do when a socket is lost.
 ///
@@ -27,6 +27,10 @@ pub struct Options {
     pub(crate) ping: Option<Duration>,
     pub(crate) close_timeout: Duration,
     pub(crate) event_buffer: usize,
+    pub(crate) deflate: bool,
+    pub(crate) deflate_threshold: usize,
+    pub(crate) max_message_size: usize,
+    pub(crate) traffic: Option<Traffic>,
 }
 
 impl Options {
@@ -48,6 +52,10 @@ impl Options {
             ping: Some(Duration::from_secs(20)),
             close_timeout: Duration::from_secs(5),
             event_buffer: 256,
+            deflate: true,
+            deflate_threshold: 128,
+            max_message_size: 64 << 20,
+            traffic: None,
         }
     }
 
@@ -103,6 +111,35 @@ impl Options {
     /// host holds what follows instead.
     pub fn event_buffer(mut self, events: usize) -> Self {
         self.event_buffer = events.max(1);
+        self
+    }
+
+    /// Whether to offer permessage-deflate (default: yes). When the host accepts, messages of
+    /// at least [`deflate_threshold`](Self::deflate_threshold) bytes go compressed, and the
+    /// host's compressed messages are inflated.
+    pub fn deflate(mut self, offer: bool) -> Self {
+        self.deflate = offer;
+        self
+    }
+
+    /// The smallest message compressed when deflate was agreed (default 128 bytes): shorter
+    /// ones gain too little to be worth the work.
+    pub fn deflate_threshold(mut self, bytes: usize) -> Self {
+        self.deflate_threshold = bytes;
+        self
+    }
+
+    /// The longest message accepted from the host, after inflating (default 64 MiB). A longer
+    /// one fails the connection with 1009, and a compressed one is refused as soon as it
+    /// inflates past the limit.
+    pub fn max_message_size(mut self, bytes: usize) -> Self {
+        self.max_message_size = bytes;
+        self
+    }
+
+    /// Counts the bytes this session's sockets write and read into `traffic`.
+    pub fn traffic(mut self, traffic: Traffic) -> Self {
+        self.traffic = Some(traffic);
         self
     }
 }

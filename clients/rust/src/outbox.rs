@@ -2,12 +2,12 @@
 //! obliges the client to keep each until an `a<handled>` or `r<handled>` covers it, and to send
 //! the rest again after a resume.
 //!
-//! Messages are kept already framed (type byte included); tungstenite's payloads are reference
-//! counted, so sending one again does not copy it.
+//! Messages are kept already framed (type byte included) in reference-counted buffers, so
+//! keeping one and sending it again do not copy it.
 
 use std::collections::VecDeque;
 
-use tokio_tungstenite::tungstenite::Message;
+use crate::transport::Data;
 
 /// A confirmation the host could not have sent truthfully.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -21,7 +21,7 @@ pub(crate) enum BadConfirmation {
 #[derive(Debug, Default)]
 pub(crate) struct Outbox {
     /// Messages numbered `confirmed + 1 ..= sent`, in order.
-    kept: VecDeque<Message>,
+    kept: VecDeque<Data>,
     /// How many the host has confirmed handling.
     confirmed: u64,
     /// How many were numbered, that is written or about to be written.
@@ -30,7 +30,7 @@ pub(crate) struct Outbox {
 
 impl Outbox {
     /// Numbers the next message and keeps it.
-    pub(crate) fn push(&mut self, framed: Message) {
+    pub(crate) fn push(&mut self, framed: Data) {
         self.sent += 1;
         self.kept.push_back(framed);
     }
@@ -68,7 +68,7 @@ impl Outbox {
     }
 
     /// The messages still kept, oldest first: after a resume they are sent again.
-    pub(crate) fn unconfirmed(&self) -> impl Iterator<Item = &Message> {
+    pub(crate) fn unconfirmed(&self) -> impl Iterator<Item = &Data> {
         self.kept.iter()
     }
 
@@ -79,21 +79,28 @@ impl Outbox {
 
 #[cfg(test)]
 mod tests {
+    use bytes::Bytes;
+
     use super::*;
 
     fn outbox_of(count: usize) -> Outbox {
         let mut outbox = Outbox::default();
         for n in 1..=count {
-            outbox.push(Message::text(n.to_string()));
+            outbox.push(text(&n.to_string()));
         }
         outbox
     }
 
+    fn text(text: &str) -> Data {
+        Data::Text(Bytes::from(text.to_owned()))
+    }
+
     fn kept(outbox: &Outbox) -> Vec<String> {
-        outbox
-            .unconfirmed()
-            .map(|message| message.to_text().unwrap().to_owned())
-            .collect()
+        let text = |message: &Data| match message {
+            Data::Text(text) => String::from_utf8(text.to_vec()).unwrap(),
+            Data::Binary(_) => panic!("only text was kept"),
+        };
+        outbox.unconfirmed().map(text).collect()
     }
 
     #[test]
@@ -112,7 +119,7 @@ mod tests {
         assert_eq!(kept(&outbox), ["5"]);
         outbox.acknowledge(5).unwrap();
         assert!(kept(&outbox).is_empty());
-        outbox.push(Message::text("6"));
+        outbox.push(text("6"));
         assert_eq!(kept(&outbox), ["6"]);
     }
 

@@ -27,6 +27,7 @@ pub struct Session {
 pub struct Sender {
     sends: mpsc::UnboundedSender<Outgoing>,
     close: Arc<watch::Sender<Option<CloseRequest>>>,
+    drops: Arc<watch::Sender<()>>,
     id: watch::Receiver<Option<String>>,
 }
 
@@ -40,11 +41,17 @@ impl Session {
     pub(crate) fn new(
         sends: mpsc::UnboundedSender<Outgoing>,
         close: Arc<watch::Sender<Option<CloseRequest>>>,
+        drops: Arc<watch::Sender<()>>,
         id: watch::Receiver<Option<String>>,
         events: mpsc::Receiver<Event>,
     ) -> Self {
         Self {
-            sender: Sender { sends, close, id },
+            sender: Sender {
+                sends,
+                close,
+                drops,
+                id,
+            },
             events,
         }
     }
@@ -72,6 +79,11 @@ impl Session {
     /// See [`Sender::send_binary`].
     pub fn send_binary(&self, bytes: impl Into<Bytes>) -> Result<(), Error> {
         self.sender.send_binary(bytes)
+    }
+
+    /// See [`Sender::drop_socket`].
+    pub fn drop_socket(&self) -> Result<(), Error> {
+        self.sender.drop_socket()
     }
 
     /// Closes with 1000 and waits for the end, discarding events that arrive meanwhile; to
@@ -136,6 +148,21 @@ impl Sender {
             first
         });
         Ok(())
+    }
+
+    /// Drops the socket without a close handshake, as a network failure would: the host sees
+    /// it lost, and the session resumes on a new socket under the [`Reconnect`] policy, after
+    /// its first delay (a plain socket reconnects, reported as [`Event::Reset`]). Nothing
+    /// happens while no socket is attached. For an application that learns its network
+    /// changed before the socket does, and for tests and load generators that cut
+    /// connections on purpose.
+    ///
+    /// [`Reconnect`]: crate::Reconnect
+    pub fn drop_socket(&self) -> Result<(), Error> {
+        if self.close.borrow().is_some() {
+            return Err(Error::Closed);
+        }
+        self.drops.send(()).map_err(|_| Error::Closed)
     }
 
     fn queue(&self, outgoing: Outgoing) -> Result<(), Error> {

@@ -1,21 +1,17 @@
 //! One WebSocket connection attempt and the ways a socket ends: opening it with the options'
-//! headers and subprotocols under a deadline, reading up to its first data frame, and telling
-//! a lost socket (resume) from a closed one (over).
+//! headers, subprotocols and compression under a deadline, reading up to its first data
+//! message, and telling a lost socket (resume) from a closed one (over).
 
 use std::time::Duration;
 
-use futures_util::StreamExt;
-use tokio::net::TcpStream;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::{self, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
+use crate::transport::{
+    CloseFrame, HandshakeError, Incoming, ReadError, Settings, WebSocket, WsUrl,
+};
 use crate::{Error, Options};
 
-pub(crate) type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+pub(crate) type Socket = WebSocket;
 
 /// The close codes after which the session protocol resumes: 1001 (going away), 1006
 /// (abnormal; never sent in a frame, but a peer might) and 1012 (service restart).
@@ -41,64 +37,73 @@ impl Ending {
                 reason: String::new(),
             };
         };
-        let code = u16::from(frame.code);
-        let reason = frame.reason.as_str().to_owned();
-        if RESUMABLE_CODES.contains(&code) {
-            Self::Lost(format!("closed with {code} {reason}"))
+        if RESUMABLE_CODES.contains(&frame.code) {
+            Self::Lost(format!("closed with {} {}", frame.code, frame.reason))
         } else {
-            Self::Closed { code, reason }
+            Self::Closed {
+                code: frame.code,
+                reason: frame.reason.clone(),
+            }
         }
     }
 
-    pub(crate) fn of_error(error: &tungstenite::Error) -> Self {
+    pub(crate) fn of_io(error: &std::io::Error) -> Self {
         Self::Lost(error.to_string())
     }
 }
 
-/// Opens a WebSocket to `url` with the options' headers and subprotocols.
+/// How a failed read ends the socket: a network failure loses it; a host that broke the
+/// WebSocket protocol gets the close that fails the connection, which ends the session at the
+/// host too, so there is nothing to resume.
+pub(crate) async fn failed(socket: &mut Socket, error: ReadError) -> Ending {
+    match error {
+        ReadError::Ended => Ending::Lost("the socket ended".to_owned()),
+        ReadError::Io(error) => Ending::of_io(&error),
+        ReadError::Violation(violation) => {
+            // The socket is given up either way; a failing write changes nothing.
+            let _ = socket.flush().await;
+            Ending::Closed {
+                code: violation.close_code(),
+                reason: violation.to_string(),
+            }
+        }
+    }
+}
+
+/// Opens a WebSocket to `url` with the options' headers, subprotocols and compression.
 pub(crate) async fn open(url: &str, options: &Options) -> Result<Socket, Error> {
-    let mut request = url
-        .into_client_request()
-        .map_err(|error| Error::InvalidUrl {
-            url: url.to_owned(),
-            reason: error.to_string(),
-        })?;
-    let headers = request.headers_mut();
-    for (name, value) in &options.headers {
-        let invalid = |reason: String| Error::InvalidHeader {
-            name: name.clone(),
-            value: value.clone(),
-            reason,
-        };
-        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|e| invalid(e.to_string()))?;
-        let value = HeaderValue::from_str(value).map_err(|e| invalid(e.to_string()))?;
-        headers.append(name, value);
-    }
-    if !options.protocols.is_empty() {
-        let offered = options.protocols.join(", ");
-        let value = HeaderValue::from_str(&offered).map_err(|error| Error::InvalidHeader {
-            name: "Sec-WebSocket-Protocol".to_owned(),
-            value: offered.clone(),
-            reason: error.to_string(),
-        })?;
-        headers.insert("sec-websocket-protocol", value);
-    }
-    let connecting = tokio_tungstenite::connect_async(request);
+    let target = WsUrl::parse(url).map_err(|reason| Error::InvalidUrl {
+        url: url.to_owned(),
+        reason,
+    })?;
+    let settings = Settings {
+        protocols: &options.protocols,
+        headers: &options.headers,
+        deflate_threshold: options.deflate.then_some(options.deflate_threshold),
+        max_message: options.max_message_size,
+        traffic: options.traffic.as_ref(),
+    };
+    let connecting = WebSocket::connect(&target, &settings);
+    let url = url.to_owned();
     match tokio::time::timeout(options.connect_timeout, connecting).await {
         Err(_) => Err(timeout(
-            url,
+            &url,
             "the WebSocket handshake",
             options.connect_timeout,
         )),
-        Ok(Err(tungstenite::Error::Http(response))) => Err(Error::Refused {
-            url: url.to_owned(),
-            status: response.status().as_u16(),
+        Ok(Ok(socket)) => Ok(socket),
+        Ok(Err(HandshakeError::Status(status))) => Err(Error::Refused { url, status }),
+        Ok(Err(HandshakeError::Io(source))) => Err(Error::Connect { url, source }),
+        Ok(Err(HandshakeError::Invalid(detail))) => Err(Error::Handshake { url, detail }),
+        Ok(Err(HandshakeError::Header {
+            name,
+            value,
+            reason,
+        })) => Err(Error::InvalidHeader {
+            name,
+            value,
+            reason,
         }),
-        Ok(Err(error)) => Err(Error::Connect {
-            url: url.to_owned(),
-            source: Box::new(error),
-        }),
-        Ok(Ok((socket, _response))) => Ok(socket),
     }
 }
 
@@ -112,25 +117,31 @@ pub(crate) fn timeout(url: &str, what: &'static str, limit: Duration) -> Error {
 
 /// What came first on a fresh socket.
 pub(crate) enum First {
-    Data(Message),
+    Data(Incoming),
     Ended(Ending),
     TimedOut,
 }
 
-/// Reads until the first data frame (text or binary), the end of the socket, or `deadline`.
+/// Reads until the first data message (text or binary), the end of the socket, or `deadline`.
 pub(crate) async fn first_data(socket: &mut Socket, deadline: Instant) -> First {
     let reading = async {
         loop {
             match socket.next().await {
-                Some(Ok(message @ (Message::Text(_) | Message::Binary(_)))) => {
+                Ok(message @ (Incoming::Text(_) | Incoming::Binary(_))) => {
                     return First::Data(message);
                 }
-                Some(Ok(Message::Close(frame))) => {
+                Ok(Incoming::Close(frame)) => {
+                    // Answers the close; the socket is given up after.
+                    let _ = socket.flush().await;
                     return First::Ended(Ending::of_close(frame.as_ref()));
                 }
-                Some(Ok(_)) => {}
-                Some(Err(error)) => return First::Ended(Ending::of_error(&error)),
-                None => return First::Ended(Ending::Lost("the socket ended".to_owned())),
+                Ok(Incoming::Ping) => {
+                    if let Err(error) = socket.flush().await {
+                        return First::Ended(Ending::of_io(&error));
+                    }
+                }
+                Ok(Incoming::Pong) => {}
+                Err(error) => return First::Ended(failed(socket, error).await),
             }
         }
     };
@@ -139,22 +150,19 @@ pub(crate) async fn first_data(socket: &mut Socket, deadline: Instant) -> First 
         .unwrap_or(First::TimedOut)
 }
 
-/// After the host's close frame: lets tungstenite send the answer and reads until the host
-/// ends the TCP connection, for at most `limit`.
+/// After the host's close frame: sends the answer and reads until the host ends the TCP
+/// connection, for at most `limit`.
 pub(crate) async fn finish_close(socket: &mut Socket, limit: Duration) {
-    let draining = async { while let Some(Ok(_)) = socket.next().await {} };
-    let _ = tokio::time::timeout(limit, draining).await;
+    let _ = tokio::time::timeout(limit, socket.drain()).await;
 }
 
 #[cfg(test)]
 mod tests {
-    use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-
     use super::*;
 
     fn close(code: u16) -> Ending {
         Ending::of_close(Some(&CloseFrame {
-            code: CloseCode::from(code),
+            code,
             reason: "why".into(),
         }))
     }

@@ -1,12 +1,13 @@
 //! The session protocol's frames, version 1: the type byte in front of every data frame and
-//! the control messages `s`, `r`, `a` and `x`, read from and written to tungstenite messages.
+//! the control messages `s`, `r`, `a` and `x`, read from and written to WebSocket messages.
 //!
 //! Pure functions over bytes, kept apart from the sockets so every rule of the specification
 //! (type bytes, count syntax, the 64-byte limit on control messages) is checked in one place
 //! and unit-tested without a host.
 
 use bytes::Bytes;
-use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
+
+use crate::transport::Data;
 
 /// The type bytes.
 const MESSAGE: u8 = b'm';
@@ -74,20 +75,21 @@ pub(crate) enum Malformed {
     Start(String),
 }
 
-/// Reads a text data frame from the host.
-pub(crate) fn parse_text(text: &Utf8Bytes) -> Result<HostFrame, Malformed> {
-    let text = text.as_str();
+/// Reads a text data frame from the host; an application message keeps the text's buffer.
+pub(crate) fn parse_text(mut text: String) -> Result<HostFrame, Malformed> {
     let Some(&kind) = text.as_bytes().first() else {
         return Err(Malformed::Empty);
     };
-    // The type byte is ASCII, so slicing after it stays on a character boundary.
-    let rest = &text[1..];
     if kind == MESSAGE {
-        return Ok(HostFrame::Message(Payload::Text(rest.to_owned())));
+        text.drain(..1);
+        return Ok(HostFrame::Message(Payload::Text(text)));
     }
     if !matches!(kind, STARTED | RESUME | ACK | REFUSED) {
         return Err(Malformed::UnknownType(kind));
     }
+    // The type byte is ASCII (checked just above), so slicing after it stays on a character
+    // boundary.
+    let rest = &text[1..];
     if kind == STARTED {
         // `s<id> <secret>` is 65 bytes after its type byte, one more than the protocol's
         // limit on control messages; its exact shape bounds it instead.
@@ -140,29 +142,30 @@ fn parse_ticket(text: &str) -> Result<Ticket, Malformed> {
 }
 
 /// An application text message as it goes on a session socket.
-pub(crate) fn text_message(text: &str) -> Message {
-    let mut framed = String::with_capacity(text.len() + 1);
-    framed.push(char::from(MESSAGE));
-    framed.push_str(text);
-    Message::text(framed)
+pub(crate) fn text_message(text: &str) -> Data {
+    Data::Text(framed(text.as_bytes()))
 }
 
 /// An application binary message as it goes on a session socket.
-pub(crate) fn binary_message(bytes: &[u8]) -> Message {
-    let mut framed = Vec::with_capacity(bytes.len() + 1);
+pub(crate) fn binary_message(bytes: &[u8]) -> Data {
+    Data::Binary(framed(bytes))
+}
+
+fn framed(payload: &[u8]) -> Bytes {
+    let mut framed = Vec::with_capacity(payload.len() + 1);
     framed.push(MESSAGE);
-    framed.extend_from_slice(bytes);
-    Message::binary(framed)
+    framed.extend_from_slice(payload);
+    Bytes::from(framed)
 }
 
 /// `a<received>`.
-pub(crate) fn ack(received: u64) -> Message {
-    Message::text(format!("a{received}"))
+pub(crate) fn ack(received: u64) -> Data {
+    Data::Text(Bytes::from(format!("a{received}")))
 }
 
 /// `r<secret> <received>`, the first frame on a resuming socket.
-pub(crate) fn resume(ticket: &Ticket, received: u64) -> Message {
-    Message::text(format!("r{} {received}", ticket.secret))
+pub(crate) fn resume(ticket: &Ticket, received: u64) -> Data {
+    Data::Text(Bytes::from(format!("r{} {received}", ticket.secret)))
 }
 
 #[cfg(test)]
@@ -170,7 +173,11 @@ mod tests {
     use super::*;
 
     fn text(frame: &str) -> Result<HostFrame, Malformed> {
-        parse_text(&Utf8Bytes::from(frame.to_owned()))
+        parse_text(frame.to_owned())
+    }
+
+    fn data_text(text: &str) -> Data {
+        Data::Text(Bytes::from(text.to_owned()))
     }
 
     #[test]
@@ -211,6 +218,11 @@ mod tests {
     fn refuses_what_the_specification_does_not_allow() {
         assert_eq!(text(""), Err(Malformed::Empty));
         assert_eq!(text("hello"), Err(Malformed::UnknownType(b'h')));
+        assert_eq!(
+            text("é"),
+            Err(Malformed::UnknownType(0xc3)),
+            "not sliced inside a character"
+        );
         for count in [
             "a",
             "a01",
@@ -246,14 +258,17 @@ mod tests {
 
     #[test]
     fn writes_messages_with_their_type_byte() {
-        assert_eq!(text_message("hi"), Message::text("mhi"));
-        assert_eq!(binary_message(&[1, 2]), Message::binary(vec![b'm', 1, 2]));
-        assert_eq!(ack(32), Message::text("a32"));
+        assert_eq!(text_message("hi"), data_text("mhi"));
+        assert_eq!(
+            binary_message(&[1, 2]),
+            Data::Binary(Bytes::from_static(&[b'm', 1, 2]))
+        );
+        assert_eq!(ack(32), data_text("a32"));
         let ticket = Ticket {
             id: "i".into(),
             secret: "s3cret".into(),
         };
-        assert_eq!(resume(&ticket, 7), Message::text("rs3cret 7"));
+        assert_eq!(resume(&ticket, 7), data_text("rs3cret 7"));
         assert!(!format!("{ticket:?}").contains("s3cret"));
     }
 }

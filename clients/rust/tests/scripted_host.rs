@@ -184,3 +184,29 @@ async fn a_host_that_does_not_start_a_session_is_refused() {
         Ok(_) => panic!("a host that does not start a session cannot be talked to"),
     }
 }
+
+#[tokio::test]
+async fn a_dropped_socket_ends_without_a_close_and_the_session_resumes_on_a_new_one() {
+    let host = ScriptedHost::start().await;
+    let (accepted, mut session) = tokio::join!(host.accept_session(), connect(host.options()));
+    let mut peer = accepted;
+    send(&mut peer, "mbefore").await;
+    assert_eq!(next_event(&mut session).await, Event::Text("before".into()));
+
+    session.drop_socket().expect("open");
+    loop {
+        match within(peer.next()).await {
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+            Some(Ok(Message::Text(text))) if text.starts_with('a') => {}
+            Some(Ok(other)) => panic!("the socket should end without a close, got {other:?}"),
+            Some(Err(_)) | None => break,
+        }
+    }
+    let (mut peer, target) = host.accept().await;
+    assert_eq!(target, format!("/fn?wsfn-session=1&wsfn-resume={ID}"));
+    assert_eq!(receive(&mut peer).await, format!("r{SECRET} 1"));
+    send(&mut peer, "r0").await;
+    assert_eq!(next_event(&mut session).await, Event::Resumed { resent: 0 });
+    send(&mut peer, "mafter").await;
+    assert_eq!(next_event(&mut session).await, Event::Text("after".into()));
+}

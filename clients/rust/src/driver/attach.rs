@@ -4,20 +4,14 @@
 
 use std::time::Duration;
 
-use futures_util::SinkExt;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
 use super::{Closed, Driver, SessionState};
 use crate::outbox::Outbox;
 use crate::socket::{self, Ending, First, Socket};
+use crate::transport::Incoming;
 use crate::wire::{self, HostFrame};
 use crate::{Error, Event, Refusal, ResetReason, endpoint};
-
-/// The most a close frame's reason may hold (125 bytes of payload less the code).
-const CLOSE_REASON_MAX: usize = 123;
 
 /// Why an attempt produced no socket.
 #[derive(Debug)]
@@ -94,7 +88,7 @@ impl Driver {
         let mut socket = socket::open(&target, &self.options)
             .await
             .map_err(AttemptError::Failed)?;
-        if let Err(error) = socket.send(request).await {
+        if let Err(error) = socket.send(&request).await {
             return Err(lost(url, error));
         }
         match self.first_frame(&mut socket, url, deadline).await? {
@@ -124,9 +118,7 @@ impl Driver {
         state.acknowledged = state.received;
         let resent = state.outbox.unconfirmed_len();
         for message in state.outbox.unconfirmed() {
-            if let Err(error) = socket.feed(message.clone()).await {
-                return Err(lost(url, error));
-            }
+            socket.feed(message);
         }
         if let Err(error) = socket.flush().await {
             return Err(lost(url, error));
@@ -143,8 +135,8 @@ impl Driver {
         deadline: Instant,
     ) -> Result<HostFrame, AttemptError> {
         let parsed = match socket::first_data(socket, deadline).await {
-            First::Data(Message::Text(text)) => wire::parse_text(&text),
-            First::Data(Message::Binary(bytes)) => wire::parse_binary(&bytes),
+            First::Data(Incoming::Text(text)) => wire::parse_text(text),
+            First::Data(Incoming::Binary(bytes)) => wire::parse_binary(&bytes),
             First::Data(_) => return Err(violation(socket, "an odd frame".to_owned()).await),
             First::Ended(Ending::Lost(detail)) => {
                 let url = url.to_owned();
@@ -263,16 +255,9 @@ fn lost(url: &str, error: impl std::fmt::Display) -> AttemptError {
 
 /// Closes with 1002 (protocol error), saying why as far as a close frame allows.
 pub(super) async fn close_for_violation(socket: &mut Socket, detail: &str) {
-    let mut end = detail.len().min(CLOSE_REASON_MAX);
-    while !detail.is_char_boundary(end) {
-        end -= 1;
-    }
-    let frame = CloseFrame {
-        code: CloseCode::Protocol,
-        reason: detail[..end].into(),
-    };
+    socket.feed_close(1002, detail);
     // The socket is given up either way; a failing close changes nothing.
-    let _ = socket.close(Some(frame)).await;
+    let _ = socket.flush().await;
 }
 
 async fn violation(socket: &mut Socket, detail: String) -> AttemptError {

@@ -2,18 +2,17 @@
 //! acknowledgements (every 32 received messages, and soon after the first unacknowledged one),
 //! the host's acknowledgements, pings, and a close requested by the application.
 
+use std::pin::Pin;
 use std::time::Duration;
 
-use futures_util::{SinkExt, StreamExt};
-use tokio::time::{Instant, Interval, MissedTickBehavior};
-use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::{self, Message};
+use tokio::sync::watch;
+use tokio::time::{Instant, Interval, MissedTickBehavior, Sleep};
 
 use super::attach::close_for_violation;
 use super::{Driver, Outgoing};
 use crate::Event;
 use crate::socket::{self, Ending, Socket};
+use crate::transport::{Incoming, ReadError};
 use crate::wire::{self, HostFrame, Malformed, Payload};
 
 /// The protocol's bound on messages received before an acknowledgement.
@@ -23,10 +22,17 @@ const ACK_EVERY: u64 = 32;
 /// protocol's 200 ms, leaving the other half for the frame to reach the host.
 const ACK_DELAY: Duration = Duration::from_millis(100);
 
+/// The most messages the application queued that go out in one write; the cap keeps a
+/// flood of sends from delaying the reading of the socket.
+const SEND_BATCH: usize = 64;
+
 /// What belongs to the socket being served rather than to the session.
 struct Attached {
-    /// When the pending acknowledgement is due, if one is pending.
-    ack_due: Option<Instant>,
+    /// Fires when the pending acknowledgement is due. One timer for the socket's life, set
+    /// again for each acknowledgement rather than created per wait: the serving loop turns
+    /// once per message.
+    ack_timer: Pin<Box<Sleep>>,
+    ack_pending: bool,
     /// Once the close frame is written nothing else may be.
     close_sent: bool,
     pings: Option<(Interval, Duration)>,
@@ -42,7 +48,8 @@ impl Attached {
             (interval, every)
         });
         Self {
-            ack_due: None,
+            ack_timer: Box::pin(tokio::time::sleep_until(now)),
+            ack_pending: false,
             close_sent: false,
             pings,
             last_heard: now,
@@ -55,13 +62,17 @@ impl Driver {
     /// over ([`Ending::Closed`]).
     pub(super) async fn serve(&mut self, socket: &mut Socket) -> Ending {
         let mut attached = Attached::new(self.options.ping);
+        // A drop asked for while no socket was attached is not this socket's.
+        if let Some(drops) = &mut self.links.drops {
+            drops.mark_unchanged();
+        }
         if self.closing.is_some()
             && let Err(ending) = self.send_close(socket, &mut attached).await
         {
             return ending;
         }
         loop {
-            let ack_due = attached.ack_due.filter(|_| !attached.close_sent);
+            let ack_armed = attached.ack_pending && !attached.close_sent;
             let close_deadline = self.closing.as_ref().map(|closing| closing.deadline);
             let open = !attached.close_sent;
             let step = tokio::select! {
@@ -72,7 +83,9 @@ impl Driver {
                     attached.last_heard = Instant::now();
                     step
                 }
-                () = until(ack_due) => self.acknowledge(socket, &mut attached).await,
+                () = &mut attached.ack_timer, if ack_armed => {
+                    self.acknowledge(socket, &mut attached).await
+                }
                 outgoing = self.links.sends.recv(), if open => match outgoing {
                     Some(outgoing) => self.send(socket, outgoing).await,
                     None => {
@@ -84,6 +97,13 @@ impl Driver {
                     self.take_close_request(changed);
                     self.send_close(socket, &mut attached).await
                 }
+                changed = dropped(&mut self.links.drops), if open => match changed {
+                    Ok(()) => Err(Ending::Lost("the application dropped the socket".to_owned())),
+                    Err(_) => {
+                        self.links.drops = None;
+                        Ok(())
+                    }
+                },
                 () = tick(&mut attached.pings), if open => self.ping(socket, &attached).await,
                 () = until(close_deadline) => match self.closed_as_requested() {
                     Some(closed) => Err(Ending::Closed { code: closed.code, reason: closed.reason }),
@@ -99,37 +119,38 @@ impl Driver {
     async fn on_incoming(
         &mut self,
         socket: &mut Socket,
-        incoming: Option<Result<Message, tungstenite::Error>>,
+        incoming: Result<Incoming, ReadError>,
         attached: &mut Attached,
     ) -> Result<(), Ending> {
         let message = match incoming {
-            None => return Err(Ending::Lost("the socket ended".to_owned())),
-            Some(Err(error)) => return Err(Ending::of_error(&error)),
-            Some(Ok(message)) => message,
+            Err(error) => return Err(socket::failed(socket, error).await),
+            Ok(message) => message,
         };
         match message {
-            Message::Text(text) if !self.options.session => {
-                self.emit(Event::Text(text.as_str().to_owned())).await;
+            Incoming::Text(text) if !self.options.session => {
+                self.emit(Event::Text(text)).await;
                 Ok(())
             }
-            Message::Binary(bytes) if !self.options.session => {
+            Incoming::Binary(bytes) if !self.options.session => {
                 self.emit(Event::Binary(bytes)).await;
                 Ok(())
             }
-            Message::Text(text) => {
-                self.on_frame(socket, wire::parse_text(&text), attached)
+            Incoming::Text(text) => {
+                self.on_frame(socket, wire::parse_text(text), attached)
                     .await
             }
-            Message::Binary(bytes) => {
+            Incoming::Binary(bytes) => {
                 let parsed = wire::parse_binary(&bytes);
                 self.on_frame(socket, parsed, attached).await
             }
-            Message::Close(frame) => {
+            Incoming::Close(frame) => {
                 let ending = Ending::of_close(frame.as_ref());
                 socket::finish_close(socket, self.options.close_timeout).await;
                 Err(ending)
             }
-            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => Ok(()),
+            // The pong is queued.
+            Incoming::Ping => socket.flush().await.map_err(|error| Ending::of_io(&error)),
+            Incoming::Pong => Ok(()),
         }
     }
 
@@ -157,9 +178,11 @@ impl Driver {
                 if unacknowledged >= ACK_EVERY {
                     return self.acknowledge(socket, attached).await;
                 }
-                attached
-                    .ack_due
-                    .get_or_insert_with(|| Instant::now() + ACK_DELAY);
+                if !attached.ack_pending {
+                    attached.ack_pending = true;
+                    let due = Instant::now() + ACK_DELAY;
+                    attached.ack_timer.as_mut().reset(due);
+                }
                 return Ok(());
             }
             Ok(HostFrame::Ack(handled)) => match session.outbox.acknowledge(handled) {
@@ -184,7 +207,7 @@ impl Driver {
         socket: &mut Socket,
         attached: &mut Attached,
     ) -> Result<(), Ending> {
-        attached.ack_due = None;
+        attached.ack_pending = false;
         let Some(session) = self.session.as_mut() else {
             return Ok(());
         };
@@ -194,30 +217,39 @@ impl Driver {
         session.acknowledged = session.received;
         let ack = wire::ack(session.received);
         socket
-            .send(ack)
+            .send(&ack)
             .await
-            .map_err(|error| Ending::of_error(&error))
+            .map_err(|error| Ending::of_io(&error))
     }
 
-    /// Sends one application message; on a session it is numbered and kept until confirmed.
+    /// Sends one application message, and with it those the application queued meanwhile,
+    /// in one write.
     async fn send(&mut self, socket: &mut Socket, outgoing: Outgoing) -> Result<(), Ending> {
-        let framed = match (self.session.as_mut(), outgoing) {
+        self.feed(socket, outgoing);
+        for _ in 1..SEND_BATCH {
+            match self.links.sends.try_recv() {
+                Ok(outgoing) => self.feed(socket, outgoing),
+                Err(_) => break,
+            }
+        }
+        // A failed write loses nothing on a session: the messages are kept and sent again.
+        socket.flush().await.map_err(|error| Ending::of_io(&error))
+    }
+
+    /// Queues one application message; on a session it is numbered and kept until confirmed.
+    fn feed(&mut self, socket: &mut Socket, outgoing: Outgoing) {
+        match (self.session.as_mut(), outgoing) {
             (Some(session), outgoing) => {
                 let framed = match outgoing {
                     Outgoing::Text(text) => wire::text_message(&text),
                     Outgoing::Binary(bytes) => wire::binary_message(&bytes),
                 };
-                session.outbox.push(framed.clone());
-                framed
+                socket.feed(&framed);
+                session.outbox.push(framed);
             }
-            (None, Outgoing::Text(text)) => Message::text(text),
-            (None, Outgoing::Binary(bytes)) => Message::binary(bytes),
-        };
-        // A failed write loses nothing on a session: the message is kept and sent again.
-        socket
-            .send(framed)
-            .await
-            .map_err(|error| Ending::of_error(&error))
+            (None, Outgoing::Text(text)) => socket.feed_message(true, text.as_bytes()),
+            (None, Outgoing::Binary(bytes)) => socket.feed_message(false, &bytes),
+        }
     }
 
     /// Sends what the application sent before asking to close, then the close frame; the
@@ -228,20 +260,13 @@ impl Driver {
         attached: &mut Attached,
     ) -> Result<(), Ending> {
         while let Ok(outgoing) = self.links.sends.try_recv() {
-            self.send(socket, outgoing).await?;
+            self.feed(socket, outgoing);
         }
         attached.close_sent = true;
-        let Some(closing) = &self.closing else {
-            return Ok(());
-        };
-        let frame = CloseFrame {
-            code: CloseCode::from(closing.request.code),
-            reason: closing.request.reason.clone().into(),
-        };
-        socket
-            .send(Message::Close(Some(frame)))
-            .await
-            .map_err(|error| Ending::of_error(&error))
+        if let Some(closing) = &self.closing {
+            socket.feed_close(closing.request.code, &closing.request.reason);
+        }
+        socket.flush().await.map_err(|error| Ending::of_io(&error))
     }
 
     /// Pings, unless the host has been silent for two intervals: then the socket is lost.
@@ -252,11 +277,8 @@ impl Driver {
         if attached.last_heard.elapsed() >= *every * 2 {
             return Err(Ending::Lost("the host stopped answering pings".to_owned()));
         }
-        let ping = Message::Ping(bytes::Bytes::new());
-        socket
-            .send(ping)
-            .await
-            .map_err(|error| Ending::of_error(&error))
+        socket.feed_ping();
+        socket.flush().await.map_err(|error| Ending::of_io(&error))
     }
 }
 
@@ -264,6 +286,15 @@ impl Driver {
 async fn until(deadline: Option<Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Completes when the application asks to drop the socket (`Err` when it no longer can), or
+/// never.
+async fn dropped(drops: &mut Option<watch::Receiver<()>>) -> Result<(), watch::error::RecvError> {
+    match drops {
+        Some(drops) => drops.changed().await,
         None => std::future::pending().await,
     }
 }

@@ -75,6 +75,8 @@ struct SessionState {
 struct Links {
     sends: mpsc::UnboundedReceiver<Outgoing>,
     close: watch::Receiver<Option<CloseRequest>>,
+    /// Changes when the application asks to drop the socket; `None` once every handle is gone.
+    drops: Option<watch::Receiver<()>>,
     events: mpsc::Sender<Event>,
     id: watch::Sender<Option<String>>,
 }
@@ -99,6 +101,7 @@ impl Driver {
         let endpoints = Endpoints::new(&options.urls)?;
         let (sends_in, sends) = mpsc::unbounded_channel();
         let (close_in, close) = watch::channel(None);
+        let (drops_in, drops) = watch::channel(());
         let (events, events_out) = mpsc::channel(options.event_buffer);
         let (id, id_out) = watch::channel(None);
         let mut driver = Self {
@@ -107,6 +110,7 @@ impl Driver {
             links: Links {
                 sends,
                 close,
+                drops: Some(drops),
                 events,
                 id,
             },
@@ -120,6 +124,7 @@ impl Driver {
         Ok(Session::new(
             sends_in,
             Arc::new(close_in),
+            Arc::new(drops_in),
             id_out,
             events_out,
         ))
@@ -143,6 +148,9 @@ impl Driver {
             if let Ending::Closed { code, reason } = self.serve(&mut socket).await {
                 break Closed { code, reason };
             }
+            // The lost socket ends now, not when its successor is up: one given up on purpose
+            // (unanswered pings, a drop the application asked for) must look lost to the host.
+            drop(socket);
             match self.reattach().await {
                 Ok(next) => socket = next,
                 Err(closed) => break closed,
