@@ -218,13 +218,26 @@ impl Listeners {
     }
 }
 
+/// Connections the kernel queues for a listener before they are accepted. The default (128)
+/// drops handshakes when thousands of clients come at once, as after a network blip all
+/// sessions resume together; the kernel caps it at `net.core.somaxconn`.
+const ACCEPT_BACKLOG: u32 = 8192;
+
 async fn bind(
     what: &'static str,
     option: &'static str,
     address: SocketAddr,
 ) -> Result<(TcpListener, SocketAddr), StartError> {
     let failed = |error| StartError::bind(what, option, address, error);
-    let listener = TcpListener::bind(address).await.map_err(failed)?;
+    let socket = match address {
+        SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4(),
+        SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6(),
+    }
+    .map_err(failed)?;
+    // As the standard library's bind does, so a restarted host can bind at once.
+    socket.set_reuseaddr(true).map_err(failed)?;
+    socket.bind(address).map_err(failed)?;
+    let listener = socket.listen(ACCEPT_BACKLOG).map_err(failed)?;
     let bound = listener.local_addr().map_err(failed)?;
     Ok((listener, bound))
 }

@@ -15,8 +15,9 @@ const TAIL: [u8; 4] = [0x00, 0x00, 0xff, 0xff];
 const INFLATE_CHUNK: usize = 16 * 1024;
 /// Most pooled contexts of each kind kept for reuse; more are dropped after use.
 const POOL_SIZE: usize = 32;
-/// Compression level: 1 is nearly as effective as 6 on chat-sized JSON at a third of the cost.
-const LEVEL: u32 = 1;
+/// Compression level: zlib's default. On chat-sized JSON the fastest level leaves messages
+/// some 15% larger for little saving in time, each message being compressed on its own.
+const LEVEL: u32 = 6;
 
 /// Compressors by window bits (index `bits - 9`).
 static COMPRESSORS: [Mutex<Vec<Compress>>; 7] = [const { Mutex::new(Vec::new()) }; 7];
