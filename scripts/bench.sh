@@ -31,6 +31,9 @@
 #   BENCH_STORM_SESSIONS [10000]   sessions in the resume storm
 #   BENCH_STORM_MESSAGES [10]      messages published to them while they are cut off
 #   BENCH_STORM_RESUME_MS [1000]   how long after the cut they all resume
+#   BENCH_BEFORE [unset]           another wsfn-host binary (an earlier build) to run beside this
+#                                  one in the echo, idle, connect and broadcast sections, as
+#                                  server "before": a before/after comparison in one run
 #
 # A short run of the new sections only, for instance:
 #   BENCH_SECTIONS="sessions storm deflate" BENCH_REPS=1 BENCH_SECONDS=3 \
@@ -50,6 +53,7 @@ chat_size=${BENCH_CHAT_SIZE:-200}
 storm_sessions=${BENCH_STORM_SESSIONS:-10000}
 storm_messages=${BENCH_STORM_MESSAGES:-10}
 storm_resume_ms=${BENCH_STORM_RESUME_MS:-1000}
+before_host=${BENCH_BEFORE:-}
 server_cpu=0
 client_cpu=1
 
@@ -59,6 +63,10 @@ die() {
     exit 1
 }
 
+if [[ -n $before_host ]]; then
+    [[ -x $before_host ]] || die "BENCH_BEFORE ($before_host) is not an executable"
+    before_host=$(realpath "$before_host")
+fi
 [[ $(nproc --all) -ge 2 ]] || die "needs at least 2 CPUs (server on CPU $server_cpu, load on CPU $client_cpu)"
 # 10,000 connections need 10,000 descriptors on each side.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
@@ -105,9 +113,11 @@ start_server() {
     case $kind in
         raw) taskset -c "$server_cpu" "$bin/raw-echo" 127.0.0.1:0 >"$out" 2>"$work/$kind.err" & ;;
         node) taskset -c "$server_cpu" node bench/node/echo.js 127.0.0.1:0 >"$out" 2>"$work/$kind.err" & ;;
-        wsfn)
+        wsfn | before)
+            local host=$bin/wsfn-host
+            [[ $kind == before ]] && host=$before_host
             rm -rf "$work/data"
-            WSFN_ADMIN_TOKEN=bench RUST_LOG=warn taskset -c "$server_cpu" "$bin/wsfn-host" run \
+            WSFN_ADMIN_TOKEN=bench RUST_LOG=warn taskset -c "$server_cpu" "$host" run \
                 --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --data-dir "$work/data" \
                 --max-connections-per-ip 100000 "$@" \
                 "${wsfn_functions[@]}" >"$out" 2>"$work/$kind.err" &
@@ -124,7 +134,14 @@ start_server() {
     admin=$(grep -o 'admin API on http://[0-9.:]*' "$out" | head -1 | sed 's|admin API on ||' || true)
 }
 
-path_of() { case $1 in wsfn) echo /echo ;; *) echo / ;; esac; }
+path_of() { case $1 in wsfn | before) echo /echo ;; *) echo / ;; esac; }
+# The servers of the echo, idle and connect sections, and of the broadcast section.
+servers=(raw node wsfn)
+broadcasters=(raw wsfn)
+if [[ -n $before_host ]]; then
+    servers+=(before)
+    broadcasters+=(before)
+fi
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 load() { taskset -c "$client_cpu" "$bin/wsfn-bench" "$@"; }
 
@@ -173,7 +190,7 @@ print(line[:int(sys.argv[1])])" "$chat_size")
 # --- echo throughput and latency --------------------------------------------------------
 if section echo; then
     for rep in $(seq 1 "$reps"); do
-        for kind in raw node wsfn; do
+        for kind in "${servers[@]}"; do
             start_server "$kind"
             say "echo: $kind, run $rep of $reps"
             line=$(load echo "ws://$address$(path_of "$kind")" --connections "$connections" --size "$size" --seconds "$seconds")
@@ -225,17 +242,21 @@ if section swap; then
 fi
 
 # --- memory per idle connection ---------------------------------------------------------
+# Once for raw and node; for wsfn every repetition when it is compared with "before".
 if section idle; then
-    for kind in raw node wsfn; do
-        start_server "$kind"
-        measure_idle "$kind" 1 "ws://$address$(path_of "$kind")"
-        stop_server
+    for rep in $(seq 1 "$reps"); do
+        for kind in "${servers[@]}"; do
+            [[ $rep -eq 1 || ( -n $before_host && ( $kind == wsfn || $kind == before ) ) ]] || continue
+            start_server "$kind"
+            measure_idle "$kind" "$rep" "ws://$address$(path_of "$kind")"
+            stop_server
+        done
     done
 fi
 
 # --- connection rate --------------------------------------------------------------------
 if section connect; then
-    for kind in raw node wsfn; do
+    for kind in "${servers[@]}"; do
         start_server "$kind"
         say "connect: $kind"
         record "$kind" 1 "$(load connect "ws://$address$(path_of "$kind")" --seconds 5)"
@@ -248,13 +269,13 @@ fi
 # from the publisher's task (the least a broadcast can cost); wsfn: the notify sample.
 if section broadcast; then
     for rep in $(seq 1 "$reps"); do
-        for kind in raw wsfn; do
+        for kind in "${broadcasters[@]}"; do
             start_server "$kind"
             say "broadcast: $kind, $members members, run $rep of $reps"
             case $kind in
                 raw) record raw "$rep" "$(load broadcast "ws://$address/group" "ws://$address/publish" \
                     --trigger hello --members "$members" --rounds 5)" ;;
-                wsfn) record wsfn "$rep" "$(load broadcast "ws://$address/notify?user=bench" "ws://$address/notify?user=publisher" \
+                wsfn | before) record "$kind" "$rep" "$(load broadcast "ws://$address/notify?user=bench" "ws://$address/notify?user=publisher" \
                     --trigger '{"to":"bench","text":"hello"}' --members "$members" --rounds 5)" ;;
             esac
             stop_server
@@ -362,34 +383,40 @@ if runs("wsfn", "echo"):
     print(f"\n## Echo: {connections} connections x {size} B, closed loop (median of {len(runs('wsfn', 'echo'))} runs)\n")
     print("| server | msg/s | p50 µs | p90 µs | p99 µs | p99.9 µs |")
     print("|---|---:|---:|---:|---:|---:|")
-    for server in ["raw", "node", "wsfn"]:
+    for server in ["raw", "node", "wsfn"] + (["before"] if runs("before", "echo") else []):
         print(f"| {server} | {med(server,'echo','per_second'):,.0f} | {med(server,'echo','p50_us'):.0f} | "
               f"{med(server,'echo','p90_us'):.0f} | {med(server,'echo','p99_us'):.0f} | {med(server,'echo','p999_us'):.0f} |")
     w, r, n = (med(s, "echo", "per_second") for s in ["wsfn", "raw", "node"])
     print(f"\n- wsfn / raw throughput: **{w/r:.2f}** (target ≥ 0.9)")
     print(f"- wsfn / node throughput: **{w/n:.2f}** (target ≥ 1.8)")
     print(f"- wsfn / raw p99: **{med('wsfn','echo','p99_us')/med('raw','echo','p99_us'):.2f}** (target ≤ 1.5)")
+    if runs("before", "echo"):
+        print(f"- wsfn / before throughput: **{w/med('before','echo','per_second'):.2f}**; "
+              f"p99: **{med('wsfn','echo','p99_us')/med('before','echo','p99_us'):.2f}**")
 
 if runs("wsfn", "idle"):
     print("\n## Memory per idle connection\n")
     print(f"| server | RSS before | RSS with {idle:,} connections | bytes per connection |")
     print("|---|---:|---:|---:|")
-    for server in ["raw", "node", "wsfn"]:
+    for server in ["raw", "node", "wsfn", "before"]:
         for r in runs(server, "idle"):
             print(f"| {server} | {r['rss_before_kib']:,} KiB | {r['rss_after_kib']:,} KiB | {per_connection(r):,.0f} |")
+    if runs("before", "idle"):
+        print(f"\n- wsfn / before bytes per idle connection (medians of {len(runs('before', 'idle'))}): "
+              f"**{idle_per_connection('wsfn')/idle_per_connection('before'):.2f}**")
 
 if runs("wsfn", "connect"):
     print("\n## New connections per second (handshake and on-connect included)\n")
     print("| server | connections/s |")
     print("|---|---:|")
-    for server in ["raw", "node", "wsfn"]:
+    for server in ["raw", "node", "wsfn"] + (["before"] if runs("before", "connect") else []):
         print(f"| {server} | {med(server,'connect','per_second'):,.0f} |")
 
 if runs("wsfn", "broadcast"):
     print(f"\n## Publish to a group of {members:,} members, until the last one received (median of {len(runs('wsfn', 'broadcast'))} runs of 5 rounds)\n")
     print("| server | median ms | rounds ms |")
     print("|---|---:|---|")
-    for server in ["raw", "wsfn"]:
+    for server in ["raw", "wsfn"] + (["before"] if runs("before", "broadcast") else []):
         rounds = ", ".join(f"{t:.1f}" for r in runs(server, "broadcast") for t in r["rounds_ms"])
         print(f"| {server} | {med(server,'broadcast','median_ms'):.1f} | {rounds} |")
     print(f"\n- wsfn / raw time: **{med('wsfn','broadcast','median_ms')/med('raw','broadcast','median_ms'):.2f}** (target: wsfn ≤ 50 ms)")

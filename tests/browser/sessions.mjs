@@ -243,7 +243,82 @@ async function overflow(base, proxy) {
   });
 }
 
-const SCENARIOS = { drops, expired, overflow };
+/**
+ * Takes the client away, has `tamper` change what it will resume with, and lets it back: the
+ * resume must be refused for `reason` and reported as a reset, while the host keeps the old
+ * session untouched until its window passes (one leave, from its one on-close). `back` checks
+ * the new session the client started.
+ */
+async function refusedWhileKept(base, proxy, reason, tamper, back) {
+  const observer = await Observer.join(base, 'obs');
+  const client = joinThrough(proxy, 'js');
+  await until('the client opened', () => client.readyState === OPEN);
+  await until('the observer saw the client join', () => observer.count('join', 'js') === 1);
+  const oldId = client.connectionId;
+
+  proxy.refuse(true);
+  proxy.cutAll();
+  await until('the client saw its socket go', () => client.count('close') === 1);
+  tamper(client);
+  proxy.refuse(false);
+
+  await until('the client reset', () => client.count('reset') === 1);
+  const reset = client.events.find((event) => event.type === 'reset');
+  check(reset.reason === reason, `the resume was refused for ${JSON.stringify(reset.reason)}, expected ${reason}`);
+  await until('the client opened again', () => client.count('open') === 2);
+  check(client.count('resumed') === 0, 'the client resumed with what should have been refused');
+  check(client.connectionId !== oldId, 'the new session kept the old connection id');
+  await back(client, observer);
+  // The refused resume left the old session alone: it ends when its window passes.
+  await until("the old session's on-close (its leave)", () => observer.count('leave', 'js') >= 1);
+  client.close();
+  // A last round trip, so that a second on-close of the old session would have shown by now.
+  observer.send('obs last');
+  await until('the observer got its last line', () => observer.linesOf('obs').at(-1) === 'obs last');
+  const expectedLeaves = reason === 'function' ? 1 : 2;
+  await until('every session left the room', () => observer.count('leave', 'js') >= expectedLeaves);
+  check(
+    observer.count('leave', 'js') === expectedLeaves,
+    `the room saw ${observer.count('leave', 'js')} leaves of js, expected ${expectedLeaves}`,
+  );
+  observer.close();
+}
+
+async function forged(base, proxy) {
+  await refusedWhileKept(
+    base,
+    proxy,
+    'secret',
+    (client) => {
+      client._session.secret = 'f'.repeat(client._session.secret.length);
+    },
+    async (client, observer) => {
+      await until('the observer saw the client join again', () => observer.count('join', 'js') === 2);
+      client.send('after');
+      await until('the observer got the line sent after the reset', () => observer.linesOf('js').includes('after'));
+    },
+  );
+}
+
+async function elsewhere(base, proxy) {
+  await refusedWhileKept(
+    base,
+    proxy,
+    'function',
+    (client) => {
+      // The same session id and secret, presented to the echo function.
+      client.url = client.url.replace('/chat?', '/echo?');
+    },
+    async (client) => {
+      client.send('after');
+      await until('the echo function answered the new session', () =>
+        client.events.some((event) => event.type === 'message' && event.data === 'after'),
+      );
+    },
+  );
+}
+
+const SCENARIOS = { drops, expired, overflow, forged, elsewhere };
 
 async function main() {
   const [scenario, base] = process.argv.slice(2);

@@ -80,3 +80,24 @@ async fn the_js_client_reports_a_reset_when_its_session_overflowed_while_away() 
         .await;
     run_scenario(&host, "overflow").await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_js_client_reports_a_reset_when_its_resume_carries_a_forged_secret() {
+    let host = Host::builder()
+        .function("chat")
+        .option("--resume-window", "3s")
+        .start()
+        .await;
+    run_scenario(&host, "forged").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_js_client_reports_a_reset_when_its_resume_goes_to_another_function() {
+    let host = Host::builder()
+        .function("chat")
+        .function("echo")
+        .option("--resume-window", "3s")
+        .start()
+        .await;
+    run_scenario(&host, "elsewhere").await;
+}

@@ -273,13 +273,16 @@ async fn on_frame(
                     return Some(Ending::new(code, reason));
                 }
             };
+            // Boxed: handling a message (the guest call's state among it) is only needed
+            // while a message is being handled, and unboxed it would sit in every idle
+            // connection's task. One allocation a message, as before the split.
             let ended = match connection.session.as_deref() {
                 Some(session) => {
                     let acks = &mut reading.acks;
-                    on_session_message(acks, slot, connection, session, message).await
+                    Box::pin(on_session_message(acks, slot, connection, session, message)).await
                 }
                 None => {
-                    on_message(slot, connection, message).await;
+                    Box::pin(on_message(slot, connection, message)).await;
                     None
                 }
             };
@@ -362,9 +365,7 @@ async fn on_message(slot: &FunctionSlot, connection: &Arc<Connection>, message: 
     if !connection.outgoing.kind().delivers_messages() {
         return;
     }
-    // Boxed: the guest call's state is only needed while a message is being handled, and
-    // unboxed it would sit in every idle connection's task.
-    let failure = Box::pin(deliver(slot, connection, message)).await;
+    let failure = deliver(slot, connection, message).await;
     // What the event sent goes out now, without a hand-off to another task.
     connection.outgoing.flush();
     // After the 1011 went out, so on-error runs while the peer answers the close, and before

@@ -56,7 +56,9 @@ pub async fn run(
         if !(ending.lost && connection.session.is_some()) {
             break ending;
         }
-        match detached(&host, &slot, &connection, ending).await {
+        // Boxed, like closing below: waiting for a resume and ending the connection happen
+        // once, and their state would otherwise sit in every open connection's task.
+        match Box::pin(detached(&host, &slot, &connection, ending)).await {
             Ok(resumed) => reader = Some(resumed),
             Err(ending) => break ending,
         }
@@ -68,7 +70,7 @@ pub async fn run(
         .dec_by(released as i64);
     // The close frame (ours or the echo of the peer's) goes out before on-close runs.
     connection.outgoing.flush();
-    close(&host, &slot, &connection, ending).await;
+    Box::pin(close(&host, &slot, &connection, ending)).await;
 }
 
 /// Takes the socket of a completed upgrade: its write half goes to the connection's outgoing

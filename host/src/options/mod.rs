@@ -90,8 +90,9 @@ pub struct RunOptions {
     pub require_signed: Vec<String>,
 
     /// Serve the files of this directory over plain HTTP (GET and HEAD) on the WebSocket
-    /// listener, e.g. `--static clients/js` for the browser client and its demo. A request
-    /// that is a WebSocket upgrade, or names no file, goes to the functions as usual.
+    /// listener, e.g. `--static clients/js` for the browser client and its demo; a directory
+    /// serves its `index.html`. A WebSocket upgrade, or a plain GET of a path that could be a
+    /// function's name and is no file, goes to the functions; other missing paths get 404.
     #[arg(long = "static", env = "WSFN_STATIC", value_name = "DIR", value_hint = ValueHint::DirPath)]
     pub static_dir: Option<PathBuf>,
 
