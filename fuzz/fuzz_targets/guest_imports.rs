@@ -86,7 +86,11 @@ fuzz_target!(|program: &[u8]| {
         if let Some(at) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
             break at + 4;
         }
-        let n = socket.read(&mut chunk).expect("the handshake's answer");
+        let n = match socket.read(&mut chunk) {
+            Ok(n) => n,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(error) => panic!("no answer to the handshake: {error}"),
+        };
         assert!(n > 0, "the host closed during the handshake");
         buffer.extend_from_slice(&chunk[..n]);
     };
@@ -125,6 +129,7 @@ fuzz_target!(|program: &[u8]| {
         }
         let n = match socket.read(&mut chunk) {
             Ok(n) => n,
+            Err(error) if error.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(error) => panic!("no answer from the host: {error}"),
         };
         assert!(n > 0, "the host closed the socket without a close frame");

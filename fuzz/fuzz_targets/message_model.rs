@@ -172,8 +172,12 @@ fn write_and_model(conversation: &Conversation, max: usize) -> (Vec<u8>, Outcome
             Event::Ping(payload) | Event::Pong(payload) => {
                 let ping = matches!(event, Event::Ping(_));
                 client_frame(&mut wire, if ping { 0x89 } else { 0x8A }, payload, mask);
+                // A control frame over 125 bytes breaks the protocol; one within it but over
+                // the host's frame limit is too large, like any frame.
                 if payload.len() > 125 {
                     Some(Ending::Code(1002))
+                } else if payload.len() > max {
+                    Some(Ending::Code(1009))
                 } else {
                     if ping {
                         outcome.pongs.push(payload.clone());
@@ -183,7 +187,12 @@ fn write_and_model(conversation: &Conversation, max: usize) -> (Vec<u8>, Outcome
             }
             Event::Close(payload) => {
                 client_frame(&mut wire, 0x88, payload, mask);
-                Some(Ending::Code(model_close(payload)))
+                let code = match model_close(payload) {
+                    1002 if payload.len() > 125 => 1002,
+                    _ if payload.len() > max => 1009,
+                    code => code,
+                };
+                Some(Ending::Code(code))
             }
             Event::Broken(broken) => {
                 write_broken(&mut wire, *broken, mask);

@@ -61,7 +61,7 @@ enum Op {
 
 static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
     tokio::runtime::Builder::new_current_thread()
-        .enable_io()
+        .enable_all()
         .build()
         .expect("a tokio runtime")
 });
@@ -93,6 +93,11 @@ fn socket_pair() -> (TcpStream, OwnedReadHalf, OwnedWriteHalf) {
     client.set_nonblocking(true).expect("non-blocking client");
     server.set_nonblocking(true).expect("non-blocking server");
     let server = tokio::net::TcpStream::from_std(server).expect("a tokio socket");
+    // The runtime learns the socket is writable only from its reactor, as it does in the
+    // host: until then every write would wait.
+    RUNTIME
+        .block_on(server.writable())
+        .expect("a writable socket");
     let (read, write) = server.into_split();
     (client, read, write)
 }
@@ -327,6 +332,8 @@ fuzz_target!(|input: Input| {
         let deadline = Instant::now() + Duration::from_secs(10);
         while client.received.len() < accepted.len() && Instant::now() < deadline {
             outgoing.flush();
+            // Lets the reactor see the socket writable again after the kernel's buffer filled.
+            RUNTIME.block_on(tokio::time::sleep(Duration::from_millis(1)));
             client.read(&accepted);
         }
         assert_eq!(
