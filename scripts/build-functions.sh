@@ -93,7 +93,7 @@ build_workspace() {
 }
 
 build_workspace sample-functions echo chat counter notify
-build_workspace tests/fixtures faulty lifecycle swap-a swap-b fallible
+build_workspace tests/fixtures faulty lifecycle swap-a swap-b fallible imports
 
 # --- other languages ------------------------------------------------------------------
 readonly python_tools="$root/target/tools/python"

@@ -32,3 +32,10 @@ pub mod scaffold;
 pub mod signing;
 pub mod state;
 pub mod stats;
+
+/// Entry points for the fuzz targets (`fuzz/`) into steps the host otherwise only takes
+/// inside its request handlers. Not a stable API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::front::{RequestRead, read_request};
+}

@@ -8,6 +8,7 @@ use std::time::UNIX_EPOCH;
 
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use serde::{Deserialize, Serialize};
@@ -243,8 +244,10 @@ pub async fn send_to_connection(
 pub async fn close_connection(
     State(host): State<Arc<Host>>,
     Path(id): Path<String>,
-    Query(params): Query<CloseParams>,
+    params: Result<Query<CloseParams>, QueryRejection>,
 ) -> Result<(StatusCode, Json<Closing>), ApiError> {
+    // Refused as JSON like every other admin error, not with the extractor's plain text.
+    let Query(params) = params.map_err(|rejection| ApiError::bad_request(rejection.body_text()))?;
     let code = params.code.unwrap_or(1000);
     let reason = params
         .reason

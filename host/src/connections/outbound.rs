@@ -420,6 +420,15 @@ impl Outgoing {
         if !state.phase.kind().accepts_frames() || (state.failed && state.retained.is_none()) {
             return Err(QueueError::Closing);
         }
+        let size = frame.queued_bytes();
+        if let Some(retained) = state.retained.as_deref() {
+            // A session never drops a message: it would leave a hole in what its client gets.
+            // Checked before a direct write too, which keeps what it writes.
+            let held = state.bytes + retained.bytes;
+            if held > 0 && held + size > retained.limit {
+                return Err(QueueError::Full);
+            }
+        }
         if how.direct && state.frames.is_empty() && !state.has_pending() && !state.failed {
             let session = state.retained.is_some();
             match write_directly(state.socket.as_ref(), frame, session, state.compression) {
@@ -443,14 +452,6 @@ impl Outgoing {
                     self.wake.wake();
                     return Ok(0);
                 }
-            }
-        }
-        let size = frame.queued_bytes();
-        if let Some(retained) = state.retained.as_deref() {
-            // A session never drops a message: it would leave a hole in what its client gets.
-            let held = state.bytes + retained.bytes;
-            if held > 0 && held + size > retained.limit {
-                return Err(QueueError::Full);
             }
         }
         let mut dropped = 0;
@@ -1131,6 +1132,18 @@ mod tests {
             }
         );
         assert_eq!(outgoing.kind(), PhaseKind::Detached, "still waiting");
+    }
+
+    #[tokio::test]
+    async fn a_direct_write_to_a_session_keeps_to_the_retention_limit() {
+        // Found by the session_retention fuzz target: a fan-out's direct write was kept
+        // without the limit being checked, so a client that read but never acknowledged
+        // made the session hold without bound.
+        let (outgoing, _client) = session(255).await;
+        let message = |len| Outbound::Binary(Bytes::from(vec![b'.'; len]));
+        assert_eq!(outgoing.push(message(248), FANOUT), Ok(0));
+        assert_eq!(outgoing.push(message(199), FANOUT), Err(QueueError::Full));
+        assert_eq!(outgoing.held_bytes(), 248);
     }
 
     #[tokio::test]

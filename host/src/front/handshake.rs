@@ -27,7 +27,7 @@ use crate::protocol::deflate;
 use crate::protocol::session::{HostControl, RESUME_PARAM, SESSION_PARAM, SESSION_VERSION};
 use crate::runtime::bindings::exports::wsfn::function::websocket_connection::Accept;
 use crate::runtime::{ConnectRequest, Decision};
-use crate::signing::is_reserved;
+use crate::signing::{UrlSigning, is_reserved};
 
 /// Why a handshake was refused, kept on the response so the refusal can be counted and logged
 /// in one place.
@@ -141,7 +141,7 @@ async fn handshake(
         return Ok(resume(front, name, &session, &request, resuming));
     }
     let id = ConnectionId::random_on(host.node);
-    let offer = Offer::read(host, name, remote, &request)?;
+    let offer = Offer::read(&host.signing, name, remote, &request)?;
     let (accept, permit) = decide(host, slot, name, id, &offer, permit).await?;
     check_accept(&accept, &offer.subprotocols).map_err(|problem| {
         tracing::warn!(function = %name, "on-connect returned an unusable accept: {problem}");
@@ -203,7 +203,7 @@ impl<'r> Offer<'r> {
     /// Reads the request, checking a signed URL first, so a forged, altered or expired URL
     /// runs no function code.
     fn read(
-        host: &Host,
+        signing: &UrlSigning,
         name: &str,
         remote: SocketAddr,
         request: &'r Request,
@@ -217,8 +217,7 @@ impl<'r> Offer<'r> {
         // or not, and the function never sees them.
         query.retain(|(name, _)| name != SESSION_PARAM && name != RESUME_PARAM);
         let pairs: Vec<(&str, &str)> = query.iter().map(|(k, v)| (&**k, &**v)).collect();
-        let signed = host
-            .signing
+        let signed = signing
             .verify(name, &pairs, SystemTime::now())
             .map_err(|problem| {
                 tracing::debug!(function = %name, %remote, "signed URL refused: {problem}");
@@ -335,25 +334,30 @@ fn negotiate_compression(
     let Some(threshold) = host.functions.deflate_threshold(name) else {
         return (response, None);
     };
-    let offers = request
-        .headers()
-        .get_all(header::SEC_WEBSOCKET_EXTENSIONS)
-        .iter()
-        .filter_map(|v| v.to_str().ok());
-    let Some((deflate, answer)) = deflate::negotiate(offers) else {
-        return (response, None);
-    };
-    let Ok(answer) = HeaderValue::from_str(&answer) else {
+    let Some((answer, compression)) = compression_answer(request, threshold) else {
         return (response, None);
     };
     response
         .headers_mut()
         .insert(header::SEC_WEBSOCKET_EXTENSIONS, answer);
+    (response, Some(compression))
+}
+
+/// The first acceptable permessage-deflate offer of the request: the header to answer it
+/// with, and how the connection compresses.
+fn compression_answer(request: &Request, threshold: usize) -> Option<(HeaderValue, Compression)> {
+    let offers = request
+        .headers()
+        .get_all(header::SEC_WEBSOCKET_EXTENSIONS)
+        .iter()
+        .filter_map(|v| v.to_str().ok());
+    let (deflate, answer) = deflate::negotiate(offers)?;
+    let answer = HeaderValue::from_str(&answer).ok()?;
     let compression = Compression {
         window_bits: deflate.server_window_bits,
         threshold,
     };
-    (response, Some(compression))
+    Some((answer, compression))
 }
 
 /// What a client asked of sessions, in its query (see `protocol::session`).
@@ -558,4 +562,61 @@ fn open(
         permit,
     ));
     response
+}
+
+/// What the handshake makes of a request it accepts, before on-connect runs.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct RequestRead {
+    /// The `Sec-WebSocket-Extensions` answer and the compression it sets up, if any.
+    pub compression: Option<(HeaderValue, Compression)>,
+    /// The client asked for a new session.
+    pub new_session: bool,
+    /// The session a resume names.
+    pub resume: Option<String>,
+    /// The query as on-connect would see it.
+    pub query: Vec<(String, String)>,
+    /// The subprotocols offered, in the client's order.
+    pub subprotocols: Vec<String>,
+    /// The URL carried a valid signature.
+    pub signed: bool,
+}
+
+/// The steps of a handshake that read nothing but the request, in the order the handshake
+/// takes them: the upgrade checks, the session parameters, the WebSocket key, the
+/// compression offers, and the signed URL with the query on-connect is given. `Err` is the
+/// status of the refusal. The connection caps, the function and the socket are left out.
+#[doc(hidden)]
+pub fn read_request(
+    signing: &UrlSigning,
+    name: &str,
+    remote: SocketAddr,
+    mut request: Request,
+) -> Result<RequestRead, StatusCode> {
+    if !fastwebsockets::upgrade::is_upgrade_request(&request) {
+        return Err(StatusCode::UPGRADE_REQUIRED);
+    }
+    let asked = SessionAsk::of(&request);
+    if asked == SessionAsk::Unsupported {
+        return Err(StatusCode::BAD_REQUEST);
+    }
+    fastwebsockets::upgrade::upgrade(&mut request).map_err(|_| StatusCode::BAD_REQUEST)?;
+    let compression = compression_answer(&request, 0);
+    let (new_session, resume) = match asked {
+        SessionAsk::Resume(session) => (false, Some(session)),
+        other => (other == SessionAsk::New, None),
+    };
+    let offer = Offer::read(signing, name, remote, &request).map_err(|refused| refused.status())?;
+    Ok(RequestRead {
+        compression,
+        new_session,
+        resume,
+        query: offer
+            .query
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+        subprotocols: offer.subprotocols.iter().map(|p| p.to_string()).collect(),
+        signed: offer.signed,
+    })
 }

@@ -24,6 +24,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
 pub use admission::{Admission, Permit, Refusal};
+#[doc(hidden)]
+pub use handshake::{RequestRead, read_request};
 pub use server::serve;
 pub use static_files::StaticFiles;
 
