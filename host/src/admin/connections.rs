@@ -62,7 +62,10 @@ pub struct Delivered {
 }
 
 /// Close code and reason for closing a connection.
+// Said to be query parameters: the handler takes them through a `Result` to answer a bad
+// query in JSON, and the document cannot tell where they come from through that.
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct CloseParams {
     /// 1000 or 3000-4999; default 1000.
     pub code: Option<u16>,
