@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Builds every sample function and every test fixture to target/functions/<name>.wasm, then
-# checks that each one is a valid wsfn component.
+# checks that each one is a valid wsfn component. Given NAMEs, it builds only those (samples:
+# echo, chat, counter, notify; fixtures: faulty, lifecycle, swap-a, swap-b, fallible, imports).
+#
+# Usage: scripts/build-functions.sh [--other-languages] [NAME...]
 #
 # Uses rustup's wasm32-wasip2 target when it is installed, otherwise the Debian toolchain set
 # up by scripts/setup.sh. Guests build in target/guest/<route>, apart from the host's own
@@ -28,14 +31,28 @@ die() {
     exit 1
 }
 
+readonly samples=(echo chat counter notify)
+readonly fixtures=(faulty lifecycle swap-a swap-b fallible imports)
+
 other_languages=false
 [[ "${WSFN_OTHER_LANGUAGES:-}" == 1 ]] && other_languages=true
+wanted=()
 for argument in "$@"; do
     case "$argument" in
         --other-languages) other_languages=true ;;
-        *) die "unknown argument $argument (expected --other-languages)" ;;
+        -*) die "unknown option $argument (expected --other-languages)" ;;
+        *)
+            [[ " ${samples[*]} ${fixtures[*]} " == *" $argument "* ]] ||
+                die "no function named '$argument': choose from ${samples[*]} ${fixtures[*]}"
+            wanted+=("$argument")
+            ;;
     esac
 done
+
+# is_wanted NAME: whether NAME is to be built (every function when none was named).
+is_wanted() {
+    ((${#wanted[@]} == 0)) || [[ " ${wanted[*]} " == *" $1 "* ]]
+}
 
 # --- choose the toolchain -------------------------------------------------------------
 # The Debian route's settings go in environment variables for the guest builds only, so
@@ -72,17 +89,25 @@ built=()
 # by this run (checking compiles them, which takes seconds each).
 to_check=()
 
-# build_workspace DIR NAME...: builds the cargo workspace in DIR and copies the component of
-# each crate NAME to target/functions/NAME.wasm.
+# build_workspace DIR NAME...: builds the crates NAME of the cargo workspace in DIR that are
+# wanted and copies the component of each to target/functions/NAME.wasm.
 build_workspace() {
     local workspace=$1
     shift
-    say "building $workspace ($route route)"
-    env ${guest_env[@]+"${guest_env[@]}"} "${cargo_build[@]}" \
-        --manifest-path "$root/$workspace/Cargo.toml" --workspace --target-dir "$target_dir" ||
-        die "building $workspace failed"
-    local name artifact
+    local name selected=() packages=()
     for name in "$@"; do
+        if is_wanted "$name"; then
+            selected+=("$name")
+            packages+=(-p "$name")
+        fi
+    done
+    ((${#selected[@]} > 0)) || return 0
+    say "building ${selected[*]} ($route route)"
+    env ${guest_env[@]+"${guest_env[@]}"} "${cargo_build[@]}" \
+        --manifest-path "$root/$workspace/Cargo.toml" "${packages[@]}" --target-dir "$target_dir" ||
+        die "building $workspace failed"
+    local artifact
+    for name in "${selected[@]}"; do
         # Cargo names a library artifact after the crate with `-` turned into `_`.
         artifact="$target_dir/$target/release/${name//-/_}.wasm"
         [[ -f "$artifact" ]] || die "$workspace built, but $artifact is missing"
@@ -92,8 +117,8 @@ build_workspace() {
     done
 }
 
-build_workspace sample-functions echo chat counter notify
-build_workspace tests/fixtures faulty lifecycle swap-a swap-b fallible imports
+build_workspace sample-functions "${samples[@]}"
+build_workspace tests/fixtures "${fixtures[@]}"
 
 # --- other languages ------------------------------------------------------------------
 readonly python_tools="$root/target/tools/python"
@@ -145,6 +170,7 @@ if [[ "$other_languages" == true ]]; then
     [[ -x "$python_tools/bin/componentize-py" && -x "$js_tools/node_modules/.bin/componentize-js" ]] ||
         die "the Python and JavaScript tools are missing: run scripts/setup.sh --other-languages"
     for name in echo chat; do
+        is_wanted "$name" || continue
         build_python "$name"
         build_javascript "$name"
     done

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds the host and the sample functions, then serves one sample (default: echo) at
+# Builds the host and one sample function, then serves it (default: echo) at
 # ws://127.0.0.1:8080/<name>. Stop it with Ctrl-C.
 #
 # Usage: ./scripts/run-sample.sh [echo|chat|counter|notify] [more wsfn-host run options]
@@ -18,5 +18,5 @@ esac
 
 ./scripts/setup.sh
 cargo build -p wsfn-host
-WSFN_HOST=target/debug/wsfn-host ./scripts/build-functions.sh
+WSFN_HOST=target/debug/wsfn-host ./scripts/build-functions.sh "$sample"
 exec target/debug/wsfn-host run "target/functions/$sample.wasm" "$@"

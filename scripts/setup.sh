@@ -6,10 +6,10 @@
 # virtualenv at target/tools/python, and ComponentizeJS (sample-functions/js/package-lock.json)
 # into target/tools/js. These need python3 (3.10 or newer, with venv) and Node.js 18+ with npm.
 #
-# With rustup's wasm32-wasip2 target installed there is nothing to do. Otherwise it sets up
-# the Debian route: Debian's rustc/cargo (whose standard library source lets cargo rebuild
-# std for wasm32-wasip2), LLVM's wasm linker, wasi-libc, and wasm-component-ld to turn the
-# linked module into a component. Safe to run again: it only installs what is missing and
+# Where rustup is installed it adds rustup's wasm32-wasip2 target and installs nothing else.
+# Only without rustup, or when that fails (it says why), it sets up the Debian route: Debian's
+# rustc/cargo (whose standard library source lets cargo rebuild std for wasm32-wasip2), LLVM's
+# wasm linker, wasi-libc, and wasm-component-ld to turn the linked module into a component. Safe to run again: it only installs what is missing and
 # prints nothing when everything is there.
 set -euo pipefail
 
@@ -85,13 +85,22 @@ if [[ "$other_languages" == true ]]; then
     install_javascript_tools
 fi
 
-rustup_has_wasip2() {
-    command -v rustup >/dev/null 2>&1 &&
-        rustup target list --installed 2>/dev/null | grep -qx 'wasm32-wasip2'
-}
-
-if rustup_has_wasip2; then
-    exit 0
+# --- rustup route --------------------------------------------------------------------
+# Where rustup is, its wasm32-wasip2 target is all a guest build needs: a prebuilt standard
+# library and the component linker, in seconds. The Debian route is the fallback for machines
+# without rustup or where rustup cannot reach its servers.
+if command -v rustup >/dev/null 2>&1; then
+    if rustup target list --installed 2>/dev/null | grep -qx 'wasm32-wasip2'; then
+        exit 0
+    fi
+    say "installing rustup's wasm32-wasip2 target"
+    if rustup_output=$(rustup target add wasm32-wasip2 2>&1); then
+        exit 0
+    fi
+    reason=$(printf '%s\n' "$rustup_output" | grep -v '^[[:space:]]*$' | tail -n 1)
+    say "rustup target add wasm32-wasip2 failed (${reason:-no message}); using Debian's toolchain instead"
+else
+    say "no rustup; using Debian's toolchain for wasm32-wasip2 (with rustup: rustup target add wasm32-wasip2)"
 fi
 
 # --- Debian route ---------------------------------------------------------------------

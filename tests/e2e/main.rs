@@ -37,6 +37,7 @@ mod session_protocol;
 mod session_refusals;
 mod session_resume;
 mod sessions;
+mod setup_script;
 mod shutdown;
 mod signed_urls;
 mod slow_consumer;
