@@ -9,30 +9,47 @@
 #   TARGET   one target, or `all` / nothing for every target (default: all)
 #   SECONDS  fuzzing time per target after the replay (default: 60; 0 replays only)
 # Environment:
-#   FUZZ_JOBS=N   targets run at once when running all (default: 2)
-#   FUZZ_ASAN=1   build with AddressSanitizer (needs nightly features: RUSTC_BOOTSTRAP=1 is
-#                 set for the build), for runs that reach unsafe code
-#   FUZZ_LOG_DIR  where each target's libFuzzer output goes (default: fuzz/logs)
+#   FUZZ_JOBS=N        targets run at once when running all (default: 2)
+#   FUZZ_PROFILE=fuzz  the long-run build: the host at opt-level 3 (with debug assertions),
+#                      dependencies at 1, in target/fuzz; the first build takes a while.
+#                      Default: the dev profile, sharing the tests' build of every dependency,
+#                      so after `cargo test` only the host and the targets are compiled.
+#   FUZZ_ASAN=1        with AddressSanitizer, for runs that reach unsafe code (the fuzz profile
+#                      in a target directory of its own, target/fuzz-asan; nightly flags need
+#                      RUSTC_BOOTSTRAP=1, which this sets for that build)
+#   FUZZ_LOG_DIR       where each target's libFuzzer output goes (default: fuzz/logs)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 target="${1:-all}"
 seconds="${2:-60}"
 jobs="${FUZZ_JOBS:-2}"
-version="0.13.2"
+profile="${FUZZ_PROFILE:-dev}"
+target_dir=target
 
-if ! cargo fuzz --version 2>/dev/null | grep -qF "$version"; then
-    cargo install --locked cargo-fuzz --version "$version"
-fi
-
+# Our crates are instrumented by the wrapper; dependencies build as they do for the tests.
+export RUSTC_WORKSPACE_WRAPPER="$PWD/scripts/fuzz-rustc.sh"
 if [[ "${FUZZ_ASAN:-0}" == 1 ]]; then
-    export RUSTC_BOOTSTRAP=1
-    build_flags=(--sanitizer address)
-else
-    build_flags=(--sanitizer none)
+    export RUSTC_BOOTSTRAP=1 FUZZ_SANITIZER=address
+    profile=fuzz
+    target_dir=target/fuzz-asan
+    # LeakSanitizer would report what a target deliberately keeps for the process's lifetime
+    # (the host started once per process); memory errors are what this build is for.
+    export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=0}"
 fi
+case "$profile" in
+    dev)
+        export FUZZ_OPT_LEVEL=1
+        profile_dir=debug
+        ;;
+    fuzz) profile_dir=fuzz ;;
+    *)
+        echo "fuzz: FUZZ_PROFILE is dev or fuzz, not $profile" >&2
+        exit 2
+        ;;
+esac
 
-mapfile -t all_targets < <(cd fuzz && cargo fuzz list)
+mapfile -t all_targets < <(sed -n 's/^name = "\(.*\)"$/\1/p' fuzz/Cargo.toml | grep -vx wsfn-fuzz)
 if [[ "$target" == all ]]; then
     targets=("${all_targets[@]}")
 else
@@ -45,16 +62,14 @@ fi
 
 # The guest-side target drives the `imports` test fixture, built with the other guests.
 if printf '%s\n' "${targets[@]}" | grep -qx guest_imports && [[ ! -f target/functions/imports.wasm ]]; then
-    ./scripts/build-functions.sh
+    ./scripts/build-functions.sh imports
 fi
 
 build_started=$SECONDS
-if [[ ${#targets[@]} -eq 1 ]]; then
-    (cd fuzz && cargo fuzz build "${build_flags[@]}" "${targets[0]}")
-else
-    (cd fuzz && cargo fuzz build "${build_flags[@]}")
-fi
-echo "fuzz: built in $((SECONDS - build_started)) s"
+bins=()
+for name in "${targets[@]}"; do bins+=(--bin "$name"); done
+cargo build --quiet --profile "$profile" --target-dir "$target_dir" -p wsfn-fuzz "${bins[@]}"
+echo "fuzz: built in $((SECONDS - build_started)) s ($profile profile)"
 
 if [[ ! -d fuzz/corpus ]]; then
     ./scripts/fuzz-seeds.sh fuzz/corpus >/dev/null
@@ -62,7 +77,7 @@ fi
 
 export FUZZ_SECONDS="$seconds"
 export FUZZ_LOG_DIR="${FUZZ_LOG_DIR:-fuzz/logs}"
-export FUZZ_BIN_DIR="fuzz/target/x86_64-unknown-linux-gnu/release"
+export FUZZ_BIN_DIR="$target_dir/$profile_dir"
 mkdir -p "$FUZZ_LOG_DIR"
 
 # One target: replay, then fuzz; prints one line of figures.

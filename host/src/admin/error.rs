@@ -2,7 +2,7 @@
 //! what to do about it.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
@@ -50,6 +50,40 @@ impl IntoResponse for ApiError {
         )
             .into_response()
     }
+}
+
+/// The most of a non-JSON error body that is carried into the JSON one.
+const REJECTION_TEXT_LIMIT: usize = 1024;
+
+/// Makes every error answer JSON, including the ones the handlers never see: axum's own
+/// rejections of a path, query or body it cannot read are plain text. Headers of the original
+/// (`WWW-Authenticate`, `Allow`) are kept.
+pub async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, REJECTION_TEXT_LIMIT)
+        .await
+        .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_owned())
+        .unwrap_or_default();
+    let message = if text.is_empty() {
+        status.canonical_reason().unwrap_or("error").to_owned()
+    } else {
+        text
+    };
+    let (_, json_body) = ApiError::new(status, message).into_response().into_parts();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Response::from_parts(parts, json_body)
 }
 
 impl From<DeployError> for ApiError {

@@ -132,5 +132,6 @@ pub fn router(host: Arc<Host>, token: AdminToken) -> Router {
             auth::require_token,
         ))
         .layer(DefaultBodyLimit::max(body_limit))
+        .layer(axum::middleware::map_response(error::json_errors))
         .with_state(host)
 }
