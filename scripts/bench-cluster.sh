@@ -32,8 +32,8 @@ die() {
 ./scripts/setup.sh
 ./scripts/test-deps.sh
 say "building the host and the load generator (release; the first build takes a while)"
-cargo build --release --quiet --target-dir target/bench -p wsfn-host -p wsfn-bench
-bin=$root/target/bench/release
+cargo build --profile profiling --quiet --target-dir target/bench -p wsfn-host -p wsfn-bench
+bin=$root/target/bench/profiling
 WSFN_HOST=$bin/wsfn-host ./scripts/build-functions.sh >/dev/null
 
 work=$(mktemp -d)

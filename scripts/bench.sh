@@ -85,9 +85,9 @@ fi
 command -v taskset >/dev/null || as_root apt-get install -y -qq util-linux >/dev/null
 (cd bench/node && npm ci --no-audit --no-fund --silent)
 ./scripts/setup.sh
-say "building the host, the raw echo server and the load generator (release; the first build takes a while)"
-cargo build --release --quiet --target-dir target/bench -p wsfn-host -p wsfn-bench
-bin=$root/target/bench/release
+say "building the host, the raw echo server and the load generator (the profiling profile: release with line tables; the first build takes a while)"
+cargo build --profile profiling --quiet --target-dir target/bench -p wsfn-host -p wsfn-bench
+bin=$root/target/bench/profiling
 WSFN_HOST=$bin/wsfn-host ./scripts/build-functions.sh >/dev/null
 
 work=$(mktemp -d)

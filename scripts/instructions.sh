@@ -12,8 +12,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 command -v valgrind >/dev/null || { sudo=""; [[ $(id -u) -eq 0 ]] || sudo=sudo; $sudo apt-get install -y -qq valgrind >/dev/null; }
 ./scripts/setup.sh
-cargo build --release --quiet --target-dir target/bench -p wsfn-host -p wsfn-bench
-bin=target/bench/release
+cargo build --profile profiling --quiet --target-dir target/bench -p wsfn-host -p wsfn-bench
+bin=target/bench/profiling
 WSFN_HOST=$bin/wsfn-host ./scripts/build-functions.sh >/dev/null
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

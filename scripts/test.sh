@@ -13,6 +13,6 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ./scripts/test-deps.sh
 cargo build -p wsfn-host
 WSFN_HOST=target/debug/wsfn-host ./scripts/build-functions.sh --other-languages
-cargo test --workspace "$@"
+cargo test "$@"
 # The SDK's own unit and doc tests run on the host target; they have their own workspace.
 cargo test --manifest-path guest-sdk/Cargo.toml --target-dir target/sdk-test

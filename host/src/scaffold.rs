@@ -1,9 +1,11 @@
 //! `wsfn-host new`: writes a ready-to-build function crate.
 //!
 //! The files come from `host/templates/new/`, embedded at compile time, with a few
-//! `{{placeholders}}` filled in. The crate depends on this repository's guest SDK by path when
-//! its location is known (given, or the checkout this binary was built from), so it builds
-//! without the SDK being published.
+//! `{{placeholders}}` filled in. The crate depends on the guest SDK by path: a given SDK
+//! directory, the checkout this binary was built from if it is still there, or else a copy of
+//! the SDK and the WIT it was built with, which the binary carries and writes into the crate
+//! (`wsfn-sdk/`, `wit/`). So a binary installed with `cargo install` scaffolds functions that
+//! build anywhere, matching the host's interface, with nothing published.
 
 use std::fs;
 use std::io;
@@ -50,6 +52,79 @@ const TEMPLATES: &[Template] = &[
         executable: false,
     },
 ];
+
+/// The guest SDK and the WIT this binary was built with, for crates scaffolded away from a
+/// checkout. The SDK's `generate!` reads `../wit`, so the WIT goes beside `wsfn-sdk/`.
+const BUNDLED_SDK: &[Template] = &[
+    bundled(
+        "wsfn-sdk/Cargo.toml",
+        include_str!("../../guest-sdk/Cargo.toml"),
+    ),
+    bundled(
+        "wsfn-sdk/README.md",
+        include_str!("../../guest-sdk/README.md"),
+    ),
+    bundled(
+        "wsfn-sdk/src/lib.rs",
+        include_str!("../../guest-sdk/src/lib.rs"),
+    ),
+    bundled(
+        "wsfn-sdk/src/connect.rs",
+        include_str!("../../guest-sdk/src/connect.rs"),
+    ),
+    bundled(
+        "wsfn-sdk/src/connection.rs",
+        include_str!("../../guest-sdk/src/connection.rs"),
+    ),
+    bundled(
+        "wsfn-sdk/src/error.rs",
+        include_str!("../../guest-sdk/src/error.rs"),
+    ),
+    bundled(
+        "wsfn-sdk/src/export.rs",
+        include_str!("../../guest-sdk/src/export.rs"),
+    ),
+    bundled(
+        "wsfn-sdk/src/handler_error.rs",
+        include_str!("../../guest-sdk/src/handler_error.rs"),
+    ),
+    bundled(
+        "wsfn-sdk/src/kv.rs",
+        include_str!("../../guest-sdk/src/kv.rs"),
+    ),
+    bundled(
+        "wsfn-sdk/src/message.rs",
+        include_str!("../../guest-sdk/src/message.rs"),
+    ),
+    bundled("wit/function.wit", include_str!("../../wit/function.wit")),
+    bundled(
+        "wit/deps/keyvalue/atomic.wit",
+        include_str!("../../wit/deps/keyvalue/atomic.wit"),
+    ),
+    bundled(
+        "wit/deps/keyvalue/batch.wit",
+        include_str!("../../wit/deps/keyvalue/batch.wit"),
+    ),
+    bundled(
+        "wit/deps/keyvalue/store.wit",
+        include_str!("../../wit/deps/keyvalue/store.wit"),
+    ),
+    bundled(
+        "wit/deps/keyvalue/world.wit",
+        include_str!("../../wit/deps/keyvalue/world.wit"),
+    ),
+];
+
+/// Where a bundled SDK is written in the new crate.
+const BUNDLED_SDK_DIR: &str = "wsfn-sdk";
+
+const fn bundled(path: &'static str, text: &'static str) -> Template {
+    Template {
+        path,
+        text,
+        executable: false,
+    }
+}
 
 /// The guest SDK of the checkout this binary was built from, if it is still there.
 const BUILT_FROM_SDK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../guest-sdk");
@@ -145,8 +220,9 @@ pub enum ScaffoldError {
 pub enum SdkSource {
     /// A path dependency on a guest SDK directory.
     Path(PathBuf),
-    /// The registry, for a binary that does not know where the SDK is.
-    Registry,
+    /// The copy this binary carries, written into the crate's `wsfn-sdk/` (and the WIT into
+    /// `wit/`): for a binary away from its checkout, or when asked for.
+    Bundled,
 }
 
 /// What was written.
@@ -168,16 +244,19 @@ pub fn check_name(name: &str) -> Result<(), ScaffoldError> {
     Ok(())
 }
 
-/// Chooses the SDK: `given` must be one; otherwise the checkout this binary was built from,
-/// if it is still there; otherwise the registry.
-pub fn find_sdk(given: Option<&Path>) -> Result<SdkSource, ScaffoldError> {
+/// Chooses the SDK: `given` must be one; `bundled` asks for the copy this binary carries;
+/// otherwise the checkout this binary was built from, if it is still there, else that copy.
+pub fn find_sdk(given: Option<&Path>, bundled: bool) -> Result<SdkSource, ScaffoldError> {
     if let Some(dir) = given {
         return match sdk_dir(dir) {
             Some(dir) => Ok(SdkSource::Path(dir)),
             None => Err(ScaffoldError::NotTheSdk(dir.to_path_buf())),
         };
     }
-    Ok(sdk_dir(Path::new(BUILT_FROM_SDK)).map_or(SdkSource::Registry, SdkSource::Path))
+    if bundled {
+        return Ok(SdkSource::Bundled);
+    }
+    Ok(sdk_dir(Path::new(BUILT_FROM_SDK)).map_or(SdkSource::Bundled, SdkSource::Path))
 }
 
 /// `dir`, made absolute, if it holds the `wsfn-guest` package.
@@ -210,7 +289,11 @@ pub fn create(name: &str, parent: &Path, sdk: SdkSource) -> Result<Scaffolded, S
         Err(e) => return Err(write_error(&dir, e)),
     }
     let dependency = dependency_line(&sdk);
-    let written = TEMPLATES.iter().try_for_each(|template| {
+    let bundled: &[Template] = match sdk {
+        SdkSource::Bundled => BUNDLED_SDK,
+        SdkSource::Path(_) => &[],
+    };
+    let written = TEMPLATES.iter().chain(bundled).try_for_each(|template| {
         let path = dir.join(template.path);
         write_file(
             &path,
@@ -235,10 +318,10 @@ fn dependency_line(sdk: &SdkSource) -> String {
             let path = toml::Value::String(dir.display().to_string());
             format!("{SDK_PACKAGE} = {{ path = {path} }}")
         }
-        SdkSource::Registry => format!(
-            "# Point this at wsfn's guest-sdk directory if it is not in your registry:\n\
-             # {SDK_PACKAGE} = {{ path = \"/path/to/wsfn/guest-sdk\" }}\n\
-             {SDK_PACKAGE} = \"{}\"",
+        SdkSource::Bundled => format!(
+            "# The SDK of wsfn-host {}, written here by `wsfn-host new`; the WIT it builds\n\
+             # against is in wit/.\n\
+             {SDK_PACKAGE} = {{ path = \"{BUNDLED_SDK_DIR}\" }}",
             env!("CARGO_PKG_VERSION")
         ),
     }
@@ -319,12 +402,42 @@ mod tests {
     }
 
     #[test]
-    fn the_registry_fallback_is_a_valid_manifest() {
-        let dependency = dependency_line(&SdkSource::Registry);
+    fn the_bundled_sdk_is_a_path_dependency_on_the_copy() {
+        let dependency = dependency_line(&SdkSource::Bundled);
         let manifest: toml::Table = fill(TEMPLATES[0].text, "x", &dependency)
             .parse()
             .expect("the manifest is TOML");
-        assert!(manifest["dependencies"][SDK_PACKAGE].is_str());
+        assert_eq!(
+            manifest["dependencies"][SDK_PACKAGE]["path"].as_str(),
+            Some(BUNDLED_SDK_DIR)
+        );
+        let sdk_manifest = BUNDLED_SDK
+            .iter()
+            .find(|file| file.path == "wsfn-sdk/Cargo.toml")
+            .expect("the SDK's manifest is bundled");
+        let sdk_manifest: toml::Table = sdk_manifest.text.parse().expect("TOML");
+        assert_eq!(sdk_manifest["package"]["name"].as_str(), Some(SDK_PACKAGE));
+    }
+
+    #[test]
+    fn every_sdk_source_file_is_bundled() {
+        // A new module in the SDK must be added to BUNDLED_SDK, or bundled crates fail to build.
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../guest-sdk/src");
+        for entry in fs::read_dir(&dir).expect("the SDK's sources") {
+            let name = entry.expect("a directory entry").file_name();
+            let path = format!("wsfn-sdk/src/{}", name.to_string_lossy());
+            assert!(
+                BUNDLED_SDK.iter().any(|file| file.path == path),
+                "{path} is not bundled"
+            );
+        }
+        let wit = Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit/deps/keyvalue");
+        let wit_files = fs::read_dir(&wit).expect("the WIT deps").count();
+        let bundled_wit = BUNDLED_SDK
+            .iter()
+            .filter(|file| file.path.starts_with("wit/deps/keyvalue/"))
+            .count();
+        assert_eq!(wit_files, bundled_wit, "every WIT dependency is bundled");
     }
 
     #[test]
@@ -334,7 +447,7 @@ mod tests {
         fs::create_dir_all(&dir).expect("temp dir");
         fs::write(dir.join("keep.txt"), "mine").expect("temp file");
 
-        let result = create("taken", &parent, SdkSource::Registry);
+        let result = create("taken", &parent, SdkSource::Bundled);
 
         assert!(
             matches!(result, Err(ScaffoldError::Exists(_))),

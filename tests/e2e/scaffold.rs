@@ -189,3 +189,41 @@ async fn new_refuses_an_existing_directory_and_bad_names() {
     elsewhere.expect_success();
     assert!(dir.path().join("nested/dir/fine/src/lib.rs").is_file());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crate_with_the_bundled_sdk_builds_on_its_own_and_answers() {
+    // What a binary installed away from its checkout writes: the SDK and WIT it carries.
+    let dir = TestDir::new();
+
+    let created = run_wsfn_host(dir.path(), &["new", "alone", "--bundled-sdk"], &[]).await;
+
+    let stdout = created.expect_success();
+    assert!(stdout.contains("wsfn-sdk/"), "{stdout}");
+    let crate_dir = dir.path().join("alone");
+    let manifest = std::fs::read_to_string(crate_dir.join("Cargo.toml")).expect("a manifest");
+    assert!(
+        manifest.contains("path = \"wsfn-sdk\"") && !manifest.contains("guest-sdk"),
+        "depends on its own copy, not on the checkout: {manifest}"
+    );
+    for file in [
+        "wsfn-sdk/Cargo.toml",
+        "wsfn-sdk/src/lib.rs",
+        "wit/function.wit",
+    ] {
+        assert!(crate_dir.join(file).is_file(), "{file} is written");
+    }
+    build(&crate_dir).await;
+
+    let host = Host::builder()
+        .function_file(&crate_dir.join("alone.wasm"))
+        .start()
+        .await;
+    let mut client = host.connect("alone?name=bo").await;
+    assert_eq!(client.ask("whoami").await, "bo");
+    let committable = files_git_would_commit(&crate_dir).await;
+    assert!(
+        committable.contains(&"wsfn-sdk/src/lib.rs".to_owned())
+            && committable.contains(&"wit/function.wit".to_owned()),
+        "the bundled SDK is part of the crate's source: {committable:?}"
+    );
+}

@@ -13,7 +13,7 @@ impl Seed {
                 .trim()
                 .parse()
                 .unwrap_or_else(|error| panic!("{VARIABLE}={text:?} is not a u64: {error}")),
-            Err(_) => fastrand::u64(..),
+            Err(_) => getrandom::u64().expect("the system's random source"),
         };
         Self(seed)
     }

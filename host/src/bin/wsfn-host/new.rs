@@ -17,13 +17,19 @@ pub struct NewArgs {
     pub path: PathBuf,
 
     /// The wsfn guest SDK (`guest-sdk` of a wsfn checkout) to depend on by path. Default: the
-    /// checkout this binary was built from, if it is still there, else the registry.
-    #[arg(long, value_name = "DIR")]
+    /// checkout this binary was built from, if it is still there, else the copy this binary
+    /// carries, written into the crate (see --bundled-sdk).
+    #[arg(long, value_name = "DIR", conflicts_with = "bundled_sdk")]
     pub sdk_path: Option<PathBuf>,
+
+    /// Write the guest SDK and WIT this binary carries into the crate (`wsfn-sdk/`, `wit/`),
+    /// even when a checkout is found, so the crate builds on its own.
+    #[arg(long)]
+    pub bundled_sdk: bool,
 }
 
 pub fn new_function(args: &NewArgs) -> Result<()> {
-    let sdk = scaffold::find_sdk(args.sdk_path.as_deref())?;
+    let sdk = scaffold::find_sdk(args.sdk_path.as_deref(), args.bundled_sdk)?;
     let created = scaffold::create(&args.name, &args.path, sdk)?;
     let name = &args.name;
     match &created.sdk {
@@ -34,27 +40,16 @@ pub fn new_function(args: &NewArgs) -> Result<()> {
                 dir.display()
             );
         }
-        scaffold::SdkSource::Registry => {
-            println!("created {}", created.dir.display());
-            eprintln!("{}", REGISTRY_WARNING);
+        scaffold::SdkSource::Bundled => {
+            println!(
+                "created {} (wsfn-guest {} in wsfn-sdk/)",
+                created.dir.display(),
+                env!("CARGO_PKG_VERSION")
+            );
         }
     }
     println!("next:");
     println!("  cd {} && ./build.sh", created.dir.display());
     println!("  wsfn-host run {name}.wasm");
     Ok(())
-}
-
-/// Said when the new crate asks the registry for the SDK, which may not have it.
-const REGISTRY_WARNING: &str = "warning: the wsfn guest SDK was not found, so Cargo.toml asks \
-    the registry for wsfn-guest; pass --sdk-path or edit Cargo.toml to use a checkout's guest-sdk";
-
-#[cfg(test)]
-mod tests {
-    use super::REGISTRY_WARNING;
-
-    #[test]
-    fn the_registry_warning_has_single_spaces() {
-        assert!(!REGISTRY_WARNING.contains("  "), "{REGISTRY_WARNING:?}");
-    }
 }
