@@ -60,9 +60,30 @@ for _ in $(seq 1 300); do
 done
 [[ -n $address ]] || die "wsfn-host run never said where it listens: $(cat "$work/run.log")"
 
-# A WebSocket handshake by hand: the 101 proves the function accepted the connection.
-status=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 --http1.1 \
-    -H 'Connection: Upgrade' -H 'Upgrade: websocket' -H 'Sec-WebSocket-Version: 13' \
-    -H 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==' "http${address#ws}/hello?name=ann")
-[[ $status == 101 ]] || die "the handshake to /hello got $status, not 101: $(cat "$work/run.log")"
-say "ok: installed, scaffolded, built and served /hello from outside the checkout"
+# A WebSocket conversation by hand (RFC 6455: the handshake, one masked text frame, the
+# echo back), so the check needs nothing but python3.
+reply=$(python3 - "${address#ws://}" <<'PY'
+import base64, os, socket, sys
+host, port = sys.argv[1].split(":")
+s = socket.create_connection((host, int(port)), timeout=10)
+key = base64.b64encode(os.urandom(16)).decode()
+s.sendall((f"GET /hello?name=ann HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
+           f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n").encode())
+head = b""
+while b"\r\n\r\n" not in head:
+    head += s.recv(1)
+if not head.startswith(b"HTTP/1.1 101"):
+    sys.exit(f"handshake refused: {head.decode(errors='replace').splitlines()[0]}")
+def exchange(text):
+    payload, mask = text.encode(), os.urandom(4)
+    s.sendall(bytes([0x81, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
+    first, second = s.recv(1), s.recv(1)
+    data = b""
+    while len(data) < second[0] & 0x7F:
+        data += s.recv((second[0] & 0x7F) - len(data))
+    return data.decode()
+print(exchange("whoami"))
+PY
+) || die "the WebSocket check failed: $reply $(cat "$work/run.log")"
+[[ $reply == ann ]] || die "/hello answered 'whoami' with '$reply', not 'ann'"
+say "ok: installed, scaffolded, built and served /hello from outside the checkout (whoami -> $reply)"
