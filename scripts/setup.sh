@@ -97,7 +97,9 @@ if command -v rustup >/dev/null 2>&1; then
     if rustup_output=$(rustup target add wasm32-wasip2 2>&1); then
         exit 0
     fi
-    reason=$(printf '%s\n' "$rustup_output" | grep -v '^[[:space:]]*$' | tail -n 1)
+    # rustup's own error line; its causes (and a backtrace, with RUST_BACKTRACE) follow it.
+    reason=$(printf '%s\n' "$rustup_output" | sed -n 's/^error: //p' | head -n 1)
+    [[ -n $reason ]] || reason=$(printf '%s\n' "$rustup_output" | grep -v '^[[:space:]]*$' | tail -n 1)
     say "rustup target add wasm32-wasip2 failed (${reason:-no message}); using Debian's toolchain instead"
 else
     say "no rustup; using Debian's toolchain for wasm32-wasip2 (with rustup: rustup target add wasm32-wasip2)"

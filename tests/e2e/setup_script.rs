@@ -15,7 +15,7 @@ use crate::support::TestDir;
 /// How the stand-in `rustup` answers `rustup target add`.
 enum TargetAdd {
     Succeeds,
-    /// Fails with this line (no single quotes) on stderr, as rustup does without a network.
+    /// Fails with this text (no single quotes) on stderr, as rustup does without a network.
     Fails(&'static str),
 }
 
@@ -35,7 +35,7 @@ impl FakeTools {
         let installed = rustup_installed.join("\n");
         let add = match target_add {
             TargetAdd::Succeeds => "exit 0".to_owned(),
-            TargetAdd::Fails(line) => format!("echo '{line}' >&2; exit 1"),
+            TargetAdd::Fails(text) => format!("echo '{text}' >&2; exit 1"),
         };
         let rustup = format!(
             "{record}\ncase \"$1 $2\" in\n\
@@ -157,7 +157,13 @@ async fn when_rustup_cannot_add_the_target_the_debian_route_is_taken_and_said() 
     let tools = FakeTools::new(
         dir.path(),
         &["x86_64-unknown-linux-gnu"],
-        TargetAdd::Fails("error: could not download file from https://static.rust-lang.org/"),
+        // What rustup prints when it cannot reach its servers, shortened.
+        TargetAdd::Fails(
+            "info: downloading component rust-std\ninfo: rolling back changes\n\
+             error: component download failed for rust-std-wasm32-wasip2\n\nCaused by:\n    \
+             0: could not download file from https://static.rust-lang.org/dist/\n    \
+             1: Connection refused (os error 111)\n",
+        ),
     );
 
     let run = run_setup(dir.path(), &tools).await;
@@ -165,8 +171,8 @@ async fn when_rustup_cannot_add_the_target_the_debian_route_is_taken_and_said() 
     assert!(run.success, "setup.sh failed: {}", run.stderr);
     assert!(
         run.stderr.contains(
-            "rustup target add wasm32-wasip2 failed (error: could not download file from \
-             https://static.rust-lang.org/); using Debian's toolchain instead"
+            "rustup target add wasm32-wasip2 failed (component download failed for \
+             rust-std-wasm32-wasip2); using Debian's toolchain instead"
         ),
         "the fallback and its reason are said in one line: {}",
         run.stderr
