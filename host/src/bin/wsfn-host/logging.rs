@@ -19,7 +19,7 @@ use wsfn_host::options::LogFormat;
 
 /// Installs the log for this process.
 pub fn init(format: LogFormat) {
-    let (filter, unreadable) = filter(std::env::var("RUST_LOG").ok().as_deref());
+    let (filter, unreadable) = rust_log_filter(std::env::var("RUST_LOG").ok().as_deref());
     let log = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let registry = tracing_subscriber::registry().with(filter);
     match format {
@@ -47,7 +47,7 @@ pub fn init(format: LogFormat) {
 }
 
 /// The filter RUST_LOG asks for; `info` when it is unset, empty or unreadable (then with why).
-fn filter(rust_log: Option<&str>) -> (Targets, Option<String>) {
+fn rust_log_filter(rust_log: Option<&str>) -> (Targets, Option<String>) {
     let info = Targets::new().with_default(LevelFilter::INFO);
     match rust_log.map(str::trim) {
         None | Some("") => (info, None),
@@ -69,7 +69,7 @@ mod tests {
 
     #[test]
     fn rust_log_chooses_levels_per_target() {
-        let (targets, error) = filter(Some("warn,wsfn_host=debug"));
+        let (targets, error) = rust_log_filter(Some("warn,wsfn_host=debug"));
         assert_eq!(error, None);
         assert!(targets.would_enable("wsfn_host::front", &tracing::Level::DEBUG));
         assert!(!targets.would_enable("hyper", &tracing::Level::INFO));
@@ -79,12 +79,12 @@ mod tests {
     #[test]
     fn no_or_a_bad_rust_log_means_info() {
         for unset in [None, Some(""), Some("  ")] {
-            let (targets, error) = filter(unset);
+            let (targets, error) = rust_log_filter(unset);
             assert_eq!(error, None);
             assert!(targets.would_enable("wsfn_host", &tracing::Level::INFO));
             assert!(!targets.would_enable("wsfn_host", &tracing::Level::DEBUG));
         }
-        let (targets, error) = filter(Some("wsfn_host=loud"));
+        let (targets, error) = rust_log_filter(Some("wsfn_host=loud"));
         assert!(error.is_some());
         assert!(targets.would_enable("wsfn_host", &tracing::Level::INFO));
     }
