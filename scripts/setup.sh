@@ -9,8 +9,9 @@
 # Where rustup is installed it adds rustup's wasm32-wasip2 target and installs nothing else.
 # Only without rustup, or when that fails (it says why), it sets up the Debian route: Debian's
 # rustc/cargo (whose standard library source lets cargo rebuild std for wasm32-wasip2), LLVM's
-# wasm linker, wasi-libc, and wasm-component-ld to turn the linked module into a component. Safe to run again: it only installs what is missing and
-# prints nothing when everything is there.
+# wasm linker, wasi-libc, and wasm-component-ld to turn the linked module into a component.
+# Safe to run again: it only installs what is missing and prints nothing when everything is
+# there.
 set -euo pipefail
 
 readonly DEBIAN_PACKAGES=(rustc-web cargo-web rust-web-src lld-22 wasi-libc)
