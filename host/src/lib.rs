@@ -14,6 +14,7 @@
 //! that [`options`] reads from the command line, `WSFN_*` variables and the config file.
 
 pub mod admin;
+pub mod backplane;
 pub mod catalog;
 pub mod cluster;
 pub mod config;

@@ -124,7 +124,13 @@ impl<'a> Resolver<'a> {
             return Ok(reach);
         };
         let confirmed = cluster
-            .record(*id)
+            .record(
+                *id,
+                match self.asker {
+                    Asker::Function(name) => Some(name),
+                    Asker::Operator => None,
+                },
+            )
             .await?
             .is_some_and(|record| match self.asker {
                 Asker::Function(name) => record.function == name,

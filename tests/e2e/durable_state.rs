@@ -1,5 +1,6 @@
 //! Key-value state that outlives the host: the default durable store keeps every increment
-//! the function acknowledged through `kill -9`, and hosts on one Redis share their state.
+//! the function acknowledged through `kill -9`, and hosts on one Redis share their state
+//! (on one `redis-server` and on a Redis Cluster alike).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -8,7 +9,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::Message;
 
-use crate::support::{Client, Host, RedisServer, TestDir, poll_until, run_wsfn_host, within};
+use crate::support::{
+    Backplane, Client, Host, RedisServer, TestDir, on_every_backplane, poll_until, run_wsfn_host,
+    within,
+};
+
+on_every_backplane!(hosts_on_the_same_redis_share_state);
 
 async fn increment(client: &mut Client) -> u64 {
     let reply = client.ask("increment").await;
@@ -135,19 +141,18 @@ async fn the_memory_store_starts_empty_after_a_restart() {
     assert_eq!(increment(&mut client).await, 1);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn hosts_on_one_redis_share_state() {
+async fn hosts_on_the_same_redis_share_state(backplane: Backplane) {
     const INCREMENTS_EACH: u64 = 40;
     let dir = TestDir::new();
-    let redis = RedisServer::start(&dir);
+    let redis = backplane.start(&dir);
     let first = Host::builder()
         .function("counter")
-        .option("--redis", &redis.url())
+        .option("--redis", &redis.url_for_host(0))
         .start()
         .await;
     let second = Host::builder()
         .function("counter")
-        .option("--redis", &redis.url())
+        .option("--redis", &redis.url_for_host(1))
         .start()
         .await;
     let mut a = first.connect("counter").await;
@@ -183,7 +188,7 @@ async fn hosts_on_one_redis_share_state() {
     // A host started later sees the same state.
     let third = Host::builder()
         .function("counter")
-        .option("--redis", &redis.url())
+        .option("--redis", &redis.url_for_host(2))
         .start()
         .await;
     let mut c = third.connect("counter").await;

@@ -11,6 +11,7 @@ mod admission;
 mod browser;
 mod chat;
 mod cluster;
+mod cluster_sentinel;
 mod compile_priority;
 mod config_file;
 mod conformance;

@@ -46,6 +46,10 @@ impl ClusterLink {
         let meta =
             serde_json::to_string(info).map_err(|e| ClusterError::Malformed(e.to_string()))?;
         let mut redis = self.redis();
+        // The name first: a reader that finds it before the version treats the function as
+        // not deployed yet, never the reverse. The function's own keys share a slot, so they
+        // are written at once.
+        let () = self.bounded(redis.sadd(keys::FUNCTIONS, function)).await?;
         let () = self
             .bounded(
                 redis::pipe()
@@ -62,10 +66,6 @@ impl ClusterLink {
                     .cmd("SET")
                     .arg(keys::current_version(function))
                     .arg(info.version)
-                    .ignore()
-                    .cmd("SADD")
-                    .arg(keys::FUNCTIONS)
-                    .arg(function)
                     .ignore()
                     .query_async(&mut redis),
             )
@@ -96,12 +96,9 @@ impl ClusterLink {
         pipe.cmd("DEL")
             .arg(keys::versions(function))
             .arg(keys::current_version(function))
-            .ignore()
-            .cmd("SREM")
-            .arg(keys::FUNCTIONS)
-            .arg(function)
             .ignore();
         let () = self.bounded(pipe.query_async(&mut redis)).await?;
+        let () = self.bounded(redis.srem(keys::FUNCTIONS, function)).await?;
         self.announce(function).await
     }
 
@@ -111,8 +108,13 @@ impl ClusterLink {
             function: function.to_owned(),
         };
         let mut redis = self.redis();
-        self.bounded(redis.publish(keys::CONTROL_CHANNEL, message.encode()))
-            .await
+        self.bounded(
+            redis::cmd(self.publish_command())
+                .arg(keys::CONTROL_CHANNEL)
+                .arg(message.encode())
+                .query_async(&mut redis),
+        )
+        .await
     }
 
     /// The version a function serves in the cluster, if it is deployed.

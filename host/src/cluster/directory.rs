@@ -70,17 +70,14 @@ impl ClusterLink {
         let json = serde_json::to_string(&record).unwrap_or_default();
         let mut commands = vec![
             cmd("HSET")
-                .arg(keys::CONNECTIONS)
-                .arg(&record.id)
-                .arg(json)
-                .clone(),
-            cmd("SADD")
                 .arg(keys::node_connections(self.node))
                 .arg(&record.id)
+                .arg(function)
                 .clone(),
-            cmd("SADD")
+            cmd("HSET")
                 .arg(keys::function_connections(function))
                 .arg(&record.id)
+                .arg(json)
                 .clone(),
         ];
         if let Some(attachment) = connection.attachment() {
@@ -95,11 +92,17 @@ impl ClusterLink {
         for group in groups {
             commands.extend(join_commands(function, id, group));
         }
-        self.outbox.commands(commands)
+        let written = self.outbox.commands(commands);
+        for group in groups {
+            self.watch_group(&connection.scope, group);
+        }
+        written
     }
 
     /// Removes a closed connection (which has already left `groups`) from the directory.
-    pub fn connection_closed(&self, function: &str, id: ConnectionId, groups: &[Box<str>]) {
+    pub fn connection_closed(&self, connection: &Connection, groups: &[Box<str>]) {
+        let function = &*connection.scope.name;
+        let id = connection.id;
         let text = id.to_string();
         let mut commands: Vec<redis::Cmd> = groups
             .iter()
@@ -109,12 +112,7 @@ impl ClusterLink {
             cmd("DEL")
                 .arg(keys::connection_groups(function, id))
                 .clone(),
-            cmd("HDEL").arg(keys::CONNECTIONS).arg(&text).clone(),
-            cmd("SREM")
-                .arg(keys::node_connections(self.node))
-                .arg(&text)
-                .clone(),
-            cmd("SREM")
+            cmd("HDEL")
                 .arg(keys::function_connections(function))
                 .arg(&text)
                 .clone(),
@@ -122,27 +120,43 @@ impl ClusterLink {
                 .arg(keys::attachments(function))
                 .arg(&text)
                 .clone(),
+            cmd("HDEL")
+                .arg(keys::node_connections(self.node))
+                .arg(&text)
+                .clone(),
         ]);
         if self.outbox.commands(commands).is_err() {
             tracing::warn!(connection = %id, "the cluster link is backed up; the closed connection stays listed until Redis catches up or its node is declared dead");
         }
+        for group in groups {
+            self.watch_group(&connection.scope, group);
+        }
     }
 
-    pub fn joined(&self, function: &str, id: ConnectionId, group: &str) -> Result<(), OutboxFull> {
-        self.outbox.commands(join_commands(function, id, group))
+    /// Mirrors a join of a connection this node holds.
+    pub fn joined(&self, connection: &Connection, group: &str) -> Result<(), OutboxFull> {
+        let written =
+            self.outbox
+                .commands(join_commands(&connection.scope.name, connection.id, group));
+        self.watch_group(&connection.scope, group);
+        written
     }
 
-    pub fn left(&self, function: &str, id: ConnectionId, group: &str) -> Result<(), OutboxFull> {
-        self.outbox.commands(vec![
+    /// Mirrors a leave of a connection this node holds.
+    pub fn left(&self, connection: &Connection, group: &str) -> Result<(), OutboxFull> {
+        let function = &*connection.scope.name;
+        let written = self.outbox.commands(vec![
             cmd("SREM")
                 .arg(keys::group(function, group))
-                .arg(id.to_string())
+                .arg(connection.id.to_string())
                 .clone(),
             cmd("SREM")
-                .arg(keys::connection_groups(function, id))
+                .arg(keys::connection_groups(function, connection.id))
                 .arg(group)
                 .clone(),
-        ])
+        ]);
+        self.watch_group(&connection.scope, group);
+        written
     }
 
     pub fn attachment_set(
@@ -195,11 +209,29 @@ impl ClusterLink {
         Ok(size)
     }
 
-    /// The record of an open connection anywhere in the cluster.
-    pub async fn record(&self, id: ConnectionId) -> Result<Option<ConnectionRecord>, ClusterError> {
+    /// The record of an open connection anywhere in the cluster; when the asker's function is
+    /// not given, the connection's node says which function it belongs to.
+    pub async fn record(
+        &self,
+        id: ConnectionId,
+        function: Option<&str>,
+    ) -> Result<Option<ConnectionRecord>, ClusterError> {
         let mut redis = self.redis();
+        let text = id.to_string();
+        let function = match function {
+            Some(function) => function.to_owned(),
+            None => {
+                let found: Option<String> = self
+                    .bounded(redis.hget(keys::node_connections(id.node()), &text))
+                    .await?;
+                match found {
+                    Some(function) => function,
+                    None => return Ok(None),
+                }
+            }
+        };
         let json: Option<String> = self
-            .bounded(redis.hget(keys::CONNECTIONS, id.to_string()))
+            .bounded(redis.hget(keys::function_connections(&function), &text))
             .await?;
         json.map(|j| serde_json::from_str(&j).map_err(|e| ClusterError::Malformed(e.to_string())))
             .transpose()
@@ -216,7 +248,7 @@ impl ClusterLink {
         let (exists, attachment): (bool, Option<Vec<u8>>) = self
             .bounded(
                 redis::pipe()
-                    .cmd("SISMEMBER")
+                    .cmd("HEXISTS")
                     .arg(keys::function_connections(function))
                     .arg(id.to_string())
                     .cmd("HGET")
@@ -234,22 +266,14 @@ impl ClusterLink {
         function: &str,
     ) -> Result<Vec<(ConnectionRecord, Vec<String>)>, ClusterError> {
         let mut redis = self.redis();
-        let ids: Vec<String> = self
-            .bounded(redis.smembers(keys::function_connections(function)))
+        let records: Vec<(String, String)> = self
+            .bounded(redis.hgetall(keys::function_connections(function)))
             .await?;
-        if ids.is_empty() {
+        if records.is_empty() {
             return Ok(Vec::new());
         }
-        let records: Vec<Option<String>> = self
-            .bounded(
-                redis::cmd("HMGET")
-                    .arg(keys::CONNECTIONS)
-                    .arg(&ids)
-                    .query_async(&mut redis),
-            )
-            .await?;
         let mut pipe = redis::pipe();
-        for id in &ids {
+        for (id, _) in &records {
             let id: ConnectionId = id
                 .parse()
                 .map_err(|_| ClusterError::Malformed(format!("connection id `{id}`")))?;
@@ -260,8 +284,8 @@ impl ClusterLink {
         Ok(records
             .into_iter()
             .zip(groups)
-            .filter_map(|(record, groups)| {
-                let record = serde_json::from_str(&record?).ok()?;
+            .filter_map(|((_, record), groups)| {
+                let record = serde_json::from_str(&record).ok()?;
                 Some((record, groups))
             })
             .collect())
@@ -271,64 +295,66 @@ impl ClusterLink {
     /// its attachment), returning them so on-close can run for each.
     pub async fn take_orphans(&self, node: NodeId) -> Result<Vec<Orphan>, ClusterError> {
         let mut redis = self.redis();
-        let ids: Vec<String> = self
-            .bounded(redis.smembers(keys::node_connections(node)))
+        let held: Vec<(String, String)> = self
+            .bounded(redis.hgetall(keys::node_connections(node)))
             .await?;
-        let mut orphans = Vec::with_capacity(ids.len());
-        for text in ids {
-            let Ok(id) = text.parse::<ConnectionId>() else {
-                continue;
-            };
-            let json: Option<String> = self.bounded(redis.hget(keys::CONNECTIONS, &text)).await?;
-            let Some(record) = json.and_then(|j| serde_json::from_str::<ConnectionRecord>(&j).ok())
-            else {
-                let _: () = self
-                    .bounded(redis.srem(keys::node_connections(node), &text))
-                    .await?;
-                continue;
-            };
-            let function = record.function.clone();
-            let (attachment, groups): (Option<Vec<u8>>, Vec<String>) = self
-                .bounded(
-                    redis::pipe()
-                        .cmd("HGET")
-                        .arg(keys::attachments(&function))
-                        .arg(&text)
-                        .cmd("SMEMBERS")
-                        .arg(keys::connection_groups(&function, id))
-                        .query_async(&mut redis),
-                )
-                .await?;
-            let mut pipe = redis::pipe();
-            for group in &groups {
-                pipe.cmd("SREM")
-                    .arg(keys::group(&function, group))
-                    .arg(&text)
-                    .ignore();
+        let mut orphans = Vec::with_capacity(held.len());
+        for (text, function) in held {
+            if let Some(orphan) = self.take_orphan(&text, &function).await? {
+                orphans.push(orphan);
             }
-            pipe.cmd("DEL")
-                .arg(keys::connection_groups(&function, id))
-                .ignore()
-                .cmd("HDEL")
-                .arg(keys::CONNECTIONS)
-                .arg(&text)
-                .ignore()
-                .cmd("SREM")
-                .arg(keys::function_connections(&function))
-                .arg(&text)
-                .ignore()
-                .cmd("HDEL")
-                .arg(keys::attachments(&function))
-                .arg(&text)
-                .ignore()
-                .cmd("SREM")
-                .arg(keys::node_connections(node))
-                .arg(&text)
-                .ignore();
-            let () = self.bounded(pipe.query_async(&mut redis)).await?;
-            orphans.push(Orphan { record, attachment });
+            let () = self
+                .bounded(redis.hdel(keys::node_connections(node), &text))
+                .await?;
         }
         Ok(orphans)
+    }
+
+    /// Takes one connection of a dead node out of its function's directory.
+    async fn take_orphan(
+        &self,
+        text: &str,
+        function: &str,
+    ) -> Result<Option<Orphan>, ClusterError> {
+        let Ok(id) = text.parse::<ConnectionId>() else {
+            return Ok(None);
+        };
+        let mut redis = self.redis();
+        let (json, attachment, groups): (Option<String>, Option<Vec<u8>>, Vec<String>) = self
+            .bounded(
+                redis::pipe()
+                    .cmd("HGET")
+                    .arg(keys::function_connections(function))
+                    .arg(text)
+                    .cmd("HGET")
+                    .arg(keys::attachments(function))
+                    .arg(text)
+                    .cmd("SMEMBERS")
+                    .arg(keys::connection_groups(function, id))
+                    .query_async(&mut redis),
+            )
+            .await?;
+        let mut pipe = redis::pipe();
+        for group in &groups {
+            pipe.cmd("SREM")
+                .arg(keys::group(function, group))
+                .arg(text)
+                .ignore();
+        }
+        pipe.cmd("DEL")
+            .arg(keys::connection_groups(function, id))
+            .ignore()
+            .cmd("HDEL")
+            .arg(keys::function_connections(function))
+            .arg(text)
+            .ignore()
+            .cmd("HDEL")
+            .arg(keys::attachments(function))
+            .arg(text)
+            .ignore();
+        let () = self.bounded(pipe.query_async(&mut redis)).await?;
+        let record = json.and_then(|j| serde_json::from_str::<ConnectionRecord>(&j).ok());
+        Ok(record.map(|record| Orphan { record, attachment }))
     }
 }
 

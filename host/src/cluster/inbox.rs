@@ -1,82 +1,154 @@
-//! What a node hears from the cluster: commands for its connections, group publishes and
-//! function changes, on one Redis subscription.
+//! What a node hears from the cluster: commands for its connections, function changes, and
+//! the publishes of the groups it holds members of, on one subscription.
+//!
+//! The subscription follows this node's interest: the inbox subscribes to a group's channel
+//! when the first local member joins and leaves it with the last one, so a publish costs
+//! nothing on nodes without members. A member of a group that had none here hears the
+//! group's publishes from the moment the subscription is confirmed, one Redis round trip
+//! after the join.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::StreamExt;
-
-use super::Member;
 use super::codec::{FunctionChanged, GroupPublish, NodeCommand};
-use super::{ClusterError, ClusterLink, keys};
+use super::{ClusterError, ClusterLink, Interest, Member, keys};
+use crate::backplane::{Heard, Shape, Subscriber};
 
-/// Pause before subscribing again after the subscription was lost.
+/// Pause before trying again after the subscription was lost.
 const RESUBSCRIBE_AFTER: Duration = Duration::from_millis(500);
 
 /// A node's subscription to the cluster's channels, taken before the node serves anyone so
 /// nothing sent to it after it announced itself is missed.
-pub struct Subscription(redis::aio::PubSub);
+pub struct Subscription(Subscriber);
 
-fn channels(link: &ClusterLink) -> [String; 3] {
+fn fixed_channels(link: &ClusterLink) -> [String; 2] {
     [
         keys::node_channel(link.node),
-        keys::PUBLISH_CHANNEL.to_owned(),
         keys::CONTROL_CHANNEL.to_owned(),
     ]
 }
 
-/// Subscribes to this node's channel, the publish channel and the control channel.
+/// Subscribes to this node's channel and the control channel.
 pub async fn subscribe(link: &ClusterLink) -> Result<Subscription, ClusterError> {
     let request = async {
-        let mut pubsub = link.client.get_async_pubsub().await?;
-        pubsub.subscribe(&channels(link)).await?;
-        Ok::<_, redis::RedisError>(pubsub)
+        let mut subscriber = Subscriber::open(&link.redis).await?;
+        for channel in fixed_channels(link) {
+            subscriber.subscribe(&channel).await?;
+        }
+        Ok::<_, redis::RedisError>(subscriber)
     };
     link.bounded(request).await.map(Subscription)
 }
 
-/// Listens until shutdown, subscribing again whenever the subscription is lost. After a gap,
-/// function changes may have been missed, so every function is synced again.
+/// Why the subscription must be made good again.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Gap {
+    /// The connection dropped; it reconnects and subscribes again by itself.
+    Dropped,
+    /// A request failed, or the primary moved: a new connection with every channel.
+    Reopen,
+}
+
+/// Listens until shutdown, following this node's group interest, and catching up whenever
+/// the subscription was lost: after a gap, function changes may have been missed, so every
+/// function is synced again.
 pub async fn run(node: Arc<dyn Member>, link: Arc<ClusterLink>, subscription: Subscription) {
-    let mut pubsub = Some(subscription.0);
+    let mut subscriber = subscription.0;
+    let Some(mut interests) = link.interests.lock().take() else {
+        tracing::error!("the cluster inbox was started twice");
+        return;
+    };
+    let mut moves = link.redis.moves();
     loop {
-        if let Some(mut current) = pubsub.take() {
-            let mut messages = current.on_message();
-            loop {
-                tokio::select! {
-                    _ = node.shutdown().cancelled() => return,
-                    message = messages.next() => match message {
-                        Some(message) => handle(&node, &link, message.get_channel_name(), message.get_payload_bytes()),
-                        None => break,
-                    },
-                }
-            }
-            tracing::warn!("lost the cluster subscription; subscribing again");
-        }
-        tokio::select! {
+        let gap = tokio::select! {
             _ = node.shutdown().cancelled() => return,
+            heard = subscriber.next() => match heard {
+                Some(Heard::Message { channel, payload }) => {
+                    handle(&node, &link, &channel, &payload);
+                    None
+                }
+                Some(Heard::Lost) | None => Some(Gap::Dropped),
+            },
+            Some(interest) = interests.recv() => {
+                follow_interest(&link, &mut subscriber, interest).await.err().map(|error| {
+                    tracing::warn!("cannot change the cluster subscription: {error}");
+                    Gap::Reopen
+                })
+            }
+            Ok(()) = changed(&mut moves) => Some(Gap::Reopen),
+        };
+        if let Some(gap) = gap {
+            tracing::warn!("lost the cluster subscription; subscribing again");
+            if !catch_up(&node, &link, &mut subscriber, gap).await {
+                return;
+            }
+        }
+    }
+}
+
+/// Resolves when a Sentinel failover moved the primary; never without Sentinels.
+async fn changed(
+    moves: &mut Option<tokio::sync::watch::Receiver<u64>>,
+) -> Result<(), tokio::sync::watch::error::RecvError> {
+    match moves {
+        Some(moves) => moves.changed().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Subscribes to or leaves one group's channel, as the member count says now.
+async fn follow_interest(
+    link: &ClusterLink,
+    subscriber: &mut Subscriber,
+    interest: Interest,
+) -> Result<(), ClusterError> {
+    let channel = keys::group_channel(&interest.scope.name, &interest.group);
+    let wanted = interest.scope.groups.member_count(&interest.group) > 0;
+    match (wanted, subscriber.is_subscribed(&channel)) {
+        (true, false) => link.bounded(subscriber.subscribe(&channel)).await,
+        (false, true) => link.bounded(subscriber.unsubscribe(&channel)).await,
+        _ => Ok(()),
+    }
+}
+
+/// Tries until the subscription answers again (or the node shuts down: false), then syncs
+/// every function.
+async fn catch_up(
+    node: &Arc<dyn Member>,
+    link: &ClusterLink,
+    subscriber: &mut Subscriber,
+    mut gap: Gap,
+) -> bool {
+    if link.redis.shape() == Shape::Sentinel {
+        // The connection may point at a primary that is gone for good: ask where it is now.
+        gap = Gap::Reopen;
+    }
+    loop {
+        tokio::select! {
+            _ = node.shutdown().cancelled() => return false,
             _ = tokio::time::sleep(RESUBSCRIBE_AFTER) => {}
         }
-        match subscribe(&link).await {
-            Ok(Subscription(restored)) => {
+        let restored = match gap {
+            Gap::Dropped => link.bounded(subscriber.ping()).await,
+            Gap::Reopen => link.bounded(subscriber.reopen()).await,
+        };
+        match restored {
+            Ok(()) => {
                 tracing::info!("cluster subscription restored; syncing functions");
-                pubsub = Some(restored);
                 let node = node.clone();
                 tokio::spawn(async move { node.sync_all().await });
+                return true;
             }
-            Err(error) => tracing::warn!("cannot subscribe to the cluster channels: {error}"),
+            Err(error) => {
+                tracing::warn!("cannot subscribe to the cluster channels: {error}");
+                gap = Gap::Reopen;
+            }
         }
     }
 }
 
 fn handle(node: &Arc<dyn Member>, link: &ClusterLink, channel: &str, payload: &[u8]) {
-    if channel == keys::PUBLISH_CHANNEL {
-        match GroupPublish::decode(payload) {
-            Ok(publish) if publish.origin != link.node => node.deliver_publish(&publish),
-            Ok(_) => {}
-            Err(error) => tracing::warn!("ignoring a group publish: {error}"),
-        }
-    } else if channel == keys::CONTROL_CHANNEL {
+    if channel == keys::CONTROL_CHANNEL {
         match FunctionChanged::decode(payload) {
             Ok(changed) if changed.origin != link.node => {
                 let node = node.clone();
@@ -85,10 +157,16 @@ fn handle(node: &Arc<dyn Member>, link: &ClusterLink, channel: &str, payload: &[
             Ok(_) => {}
             Err(error) => tracing::warn!("ignoring a function change: {error}"),
         }
-    } else {
+    } else if channel == keys::node_channel(link.node) {
         match NodeCommand::decode(payload) {
             Ok(command) => node.apply_command(command),
             Err(error) => tracing::warn!("ignoring a connection command: {error}"),
+        }
+    } else {
+        match GroupPublish::decode(payload) {
+            Ok(publish) if publish.origin != link.node => node.deliver_publish(&publish),
+            Ok(_) => {}
+            Err(error) => tracing::warn!("ignoring a group publish: {error}"),
         }
     }
 }

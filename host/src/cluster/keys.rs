@@ -1,71 +1,123 @@
 //! Every Redis key and channel the cluster uses, in one place.
 //!
-//! All start with `wsfn:`; the key-value state of functions lives under `wsfn:kv:`, which this
-//! module never touches. Function names cannot contain `:` or `/`, so a function name ends
-//! where the next separator starts and group names (any bytes) can follow it.
+//! All start with `wsfn:` and carry a hash tag, so on a Redis Cluster each request and script
+//! touches one shard: `{c}` for what the whole cluster shares (the node list, the function
+//! list, the control channel), `{n:<node>}` for one node's connections and channel,
+//! `{f:<function>}` for one function's directory and deployed versions, and one tag per
+//! group for the group's publish channel, so publishes spread over the shards. The key-value
+//! state of functions lives under `wsfn:kv:`, which this module never touches.
+//!
+//! Function names cannot contain `:` or `/`, so a function name ends where the next
+//! separator starts and group names (any bytes) can follow it.
 
 use crate::connections::{ConnectionId, NodeId};
 
 /// Sorted set: node id → time of its last heartbeat (Redis clock, ms).
-pub const NODES: &str = "wsfn:nodes";
-/// Hash: connection id → its record (JSON), for every open connection of the cluster.
-pub const CONNECTIONS: &str = "wsfn:conns";
+pub const NODES: &str = "wsfn:{c}:nodes";
+/// Sorted set: node id → when it was claimed as dead (Redis clock, ms). A node finds itself
+/// here if it was only stalled, so it knows its connections were closed for it.
+pub const DEAD: &str = "wsfn:{c}:dead";
+/// String: when any node last beat (Redis clock, ms), to tell a silent node from a silent Redis.
+pub const LAST_BEAT: &str = "wsfn:{c}:last-beat";
 /// Set: names of the functions deployed to the cluster.
-pub const FUNCTIONS: &str = "wsfn:functions";
-/// String per node claimed as dead (prefix + node id), read once by that node if it was only
-/// stalled, so it knows its connections were closed for it.
-pub const TOMBSTONE_PREFIX: &str = "wsfn:dead:";
-/// Channel: group publishes, heard by every node.
-pub const PUBLISH_CHANNEL: &str = "wsfn:publish";
+pub const FUNCTIONS: &str = "wsfn:{c}:functions";
 /// Channel: deploys, rollbacks and removals, heard by every node.
-pub const CONTROL_CHANNEL: &str = "wsfn:control";
+pub const CONTROL_CHANNEL: &str = "wsfn:{c}:control";
 
 /// Channel: commands for the connections one node holds.
 pub fn node_channel(node: NodeId) -> String {
-    format!("wsfn:to:{node}")
+    format!("wsfn:{{n:{node}}}:to")
 }
 
-/// Set: ids of the connections a node holds (what to clean up when it dies).
+/// Hash: id → function of each connection a node holds (what to clean up when it dies).
 pub fn node_connections(node: NodeId) -> String {
-    format!("wsfn:node:{node}:conns")
+    format!("wsfn:{{n:{node}}}:conns")
 }
 
-/// Set: ids of one function's open connections.
+/// Hash: connection id → its record (JSON), for one function's open connections.
 pub fn function_connections(function: &str) -> String {
-    format!("wsfn:fconns:{function}")
+    format!("wsfn:{{f:{function}}}:conns")
 }
 
 /// Hash: connection id → attachment bytes, for one function.
 pub fn attachments(function: &str) -> String {
-    format!("wsfn:att:{function}")
+    format!("wsfn:{{f:{function}}}:att")
 }
 
 /// Set: ids of the members of one group of one function.
 pub fn group(function: &str, group: &str) -> String {
-    format!("wsfn:group:{function}:{group}")
+    format!("wsfn:{{f:{function}}}:g:{group}")
 }
 
 /// Set: groups one connection is in.
 pub fn connection_groups(function: &str, id: ConnectionId) -> String {
-    format!("wsfn:cgroups:{function}:{id}")
+    format!("wsfn:{{f:{function}}}:cg:{id}")
+}
+
+/// Channel: the publishes to one group, heard by the nodes that hold members of it.
+pub fn group_channel(function: &str, group: &str) -> String {
+    format!("wsfn:p:{{{function}:{group}}}")
 }
 
 /// String: the version number a function serves.
 pub fn current_version(function: &str) -> String {
-    format!("wsfn:fn:{function}:current")
+    format!("wsfn:{{f:{function}}}:current")
 }
 
 /// Counter: the last version number handed out for a function.
 pub fn last_version(function: &str) -> String {
-    format!("wsfn:fn:{function}:last-version")
+    format!("wsfn:{{f:{function}}}:last-version")
 }
 
 /// Hash: version number → its metadata (JSON).
 pub fn versions(function: &str) -> String {
-    format!("wsfn:fn:{function}:versions")
+    format!("wsfn:{{f:{function}}}:versions")
 }
 
 /// String: the component bytes of one version.
 pub fn component(function: &str, version: u64) -> String {
-    format!("wsfn:fn:{function}:component:{version}")
+    format!("wsfn:{{f:{function}}}:component:{version}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backplane::slot_of;
+
+    fn slot(key: &str) -> Option<redis::cluster_routing::Slot> {
+        slot_of(&redis::cmd("GET").arg(key).clone())
+    }
+
+    #[test]
+    fn one_function_s_keys_share_a_slot_whatever_its_groups_are_called() {
+        let id = ConnectionId::random_on(NodeId::random());
+        let function = "chat";
+        let shared = slot(&function_connections(function));
+        for key in [
+            attachments(function),
+            group(function, "room}{x"),
+            connection_groups(function, id),
+            current_version(function),
+            last_version(function),
+            versions(function),
+            component(function, 7),
+        ] {
+            assert_eq!(slot(&key), shared, "{key}");
+        }
+    }
+
+    #[test]
+    fn the_cluster_s_own_keys_share_a_slot() {
+        assert_eq!(slot(NODES), slot(DEAD));
+        assert_eq!(slot(NODES), slot(LAST_BEAT));
+        assert_eq!(slot(NODES), slot(FUNCTIONS));
+    }
+
+    #[test]
+    fn group_channels_spread_over_slots() {
+        let slots: std::collections::HashSet<_> = (0..64)
+            .map(|n| slot(&group_channel("chat", &format!("room-{n}"))))
+            .collect();
+        assert!(slots.len() > 32, "{} distinct slots", slots.len());
+    }
 }

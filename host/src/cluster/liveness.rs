@@ -13,21 +13,35 @@ use super::Member;
 use super::{ClusterError, ClusterLink, keys};
 use crate::connections::NodeId;
 
-/// KEYS: the node set. ARGV: this node, the timeout in ms, the tombstone key prefix.
-/// A node claimed as dead gets a tombstone, so it can tell "declared dead" (its connections'
-/// on-close already ran elsewhere) from "Redis lost its data" (nothing ran; mirror again).
+/// KEYS: the node set, the dead set, the time of the last heartbeat of any node.
+/// ARGV: this node, the timeout in ms.
+///
+/// A node claimed as dead is listed in the dead set for a day, so it can tell "declared dead"
+/// (its connections' on-close already ran elsewhere) from "Redis lost its data" (nothing
+/// ran; mirror again). When no node at all could beat for half the timeout, Redis itself was
+/// away (down, stalled, failing over): every listed node gets a fresh stamp instead of being
+/// judged on a silence it could not help, and a node that really died is claimed one timeout
+/// later. All three keys share a hash tag, so the script runs on one shard.
 const HEARTBEAT: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local timeout = tonumber(ARGV[2])
+local last_any = tonumber(redis.call('GET', KEYS[3]) or '0')
+redis.call('SET', KEYS[3], now)
+if now - last_any > timeout / 2 then
+  for _, node in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+    redis.call('ZADD', KEYS[1], now, node)
+  end
+end
 local was_listed = redis.call('ZSCORE', KEYS[1], ARGV[1])
-local tombstone = ARGV[3] .. ARGV[1]
-local declared_dead = redis.call('DEL', tombstone)
+local declared_dead = redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('ZADD', KEYS[1], now, ARGV[1])
-local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]))
+local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - timeout)
 for _, node in ipairs(dead) do
   redis.call('ZREM', KEYS[1], node)
-  redis.call('SET', ARGV[3] .. node, '1', 'EX', 86400)
+  redis.call('ZADD', KEYS[2], now, node)
 end
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - 86400000)
 return {was_listed and 1 or 0, declared_dead, dead, redis.call('ZRANGE', KEYS[1], 0, -1)}
 ";
 
@@ -46,9 +60,10 @@ impl ClusterLink {
             .bounded(
                 redis::Script::new(HEARTBEAT)
                     .key(keys::NODES)
+                    .key(keys::DEAD)
+                    .key(keys::LAST_BEAT)
                     .arg(self.node.to_string())
                     .arg(timeout_ms)
-                    .arg(keys::TOMBSTONE_PREFIX)
                     .invoke_async(&mut redis),
             )
             .await?;
@@ -84,6 +99,7 @@ impl ClusterLink {
 /// Beats until shutdown and closes the connections of the nodes this node claims as dead.
 pub async fn run(node: Arc<dyn Member>, link: Arc<ClusterLink>) {
     let interval = link.settings.node_timeout / 3;
+    let mut moves = link.redis.moves();
     loop {
         tokio::select! {
             _ = node.shutdown().cancelled() => return,
@@ -104,10 +120,11 @@ pub async fn run(node: Arc<dyn Member>, link: Arc<ClusterLink>) {
             for connection in node.connections() {
                 connection.start_close(1001, "the node lost contact with the cluster");
             }
-        } else if !beat.was_listed {
-            // Redis lost its data (a restart without persistence): nobody ran on-close for
-            // this node's connections, so they stay, and the directory learns them again.
-            tracing::warn!(node = %link.node, "the cluster's data in Redis was lost; writing this node's connections again");
+        } else if !beat.was_listed || primary_moved(&mut moves) {
+            // Redis lost its data (a restart without persistence), or a failover promoted a
+            // replica that may lack the last writes: nobody ran on-close for this node's
+            // connections, so they stay, and the directory learns them again.
+            tracing::warn!(node = %link.node, "the cluster's data in Redis was lost or may be incomplete; writing this node's connections again");
             for connection in node.connections() {
                 let _ = link.connection_opened(&connection, &connection.memberships());
             }
@@ -121,6 +138,15 @@ pub async fn run(node: Arc<dyn Member>, link: Arc<ClusterLink>) {
             }
         }
     }
+}
+
+/// Whether a Sentinel failover moved the primary since the last look.
+fn primary_moved(moves: &mut Option<tokio::sync::watch::Receiver<u64>>) -> bool {
+    moves.as_mut().is_some_and(|moves| {
+        let moved = moves.has_changed().unwrap_or(false);
+        moves.mark_unchanged();
+        moved
+    })
 }
 
 async fn reap(member: Arc<dyn Member>, link: Arc<ClusterLink>, node: NodeId) {

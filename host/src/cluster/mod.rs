@@ -1,8 +1,10 @@
-//! Many `wsfn-host` nodes on one Redis acting as one host.
+//! Many `wsfn-host` nodes on one Redis (a server, a Redis Cluster, or a Sentinel-watched
+//! primary, see [`crate::backplane`]) acting as one host.
 //!
 //! Every node serves its own sockets. Connection ids name the node that holds them, so a send
 //! or close for a connection elsewhere is routed to that node's channel; a group publish goes
-//! to one channel every node hears, and each node delivers it to the members it holds. Which
+//! to the group's channel, which only the nodes holding members of the group listen to, and
+//! each delivers it to the members it holds. Which
 //! connections are open, who is in which group and the attachments are mirrored into Redis,
 //! so the cluster can list them and a surviving node can run on-close for the connections of
 //! a node that died. Deployed components and the version each function serves live in Redis
@@ -24,8 +26,10 @@ mod publish;
 use std::collections::HashSet;
 use std::time::Duration;
 
-use parking_lot::RwLock;
-use redis::aio::ConnectionManager;
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+use tokio::sync::mpsc;
 
 pub use codec::{DecodeError, FunctionChanged, GroupPublish, NodeCommand};
 pub use directory::{ConnectionRecord, Orphan};
@@ -35,7 +39,8 @@ pub use member::Member;
 pub use outbox::OutboxFull;
 pub use publish::publish;
 
-use crate::connections::NodeId;
+use crate::backplane::{ConnectError, RedisConnection};
+use crate::connections::{FunctionScope, NodeId};
 use outbox::Outbox;
 
 /// Most departed nodes remembered.
@@ -46,6 +51,8 @@ const MAX_GONE_NODES: usize = 10_000;
 pub enum ClusterError {
     #[error("Redis: {0}")]
     Redis(#[from] redis::RedisError),
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
     #[error("Redis did not answer within {0:?}")]
     Timeout(Duration),
     #[error("the cluster's data in Redis is malformed: {0}")]
@@ -78,9 +85,13 @@ impl Default for ClusterSettings {
 /// This node's connection to the cluster.
 pub struct ClusterLink {
     pub node: NodeId,
-    client: redis::Client,
-    redis: ConnectionManager,
+    redis: RedisConnection,
     outbox: Outbox,
+    /// Groups whose membership on this node changed; the inbox subscribes to their channels
+    /// or leaves them (see [`ClusterLink::watch_group`]).
+    interest: mpsc::UnboundedSender<Interest>,
+    /// The receiving end, taken once by the inbox.
+    interests: Mutex<Option<mpsc::UnboundedReceiver<Interest>>>,
     /// Nodes whose heartbeat was seen at the last check.
     live_nodes: RwLock<HashSet<NodeId>>,
     /// Nodes seen alive once and gone since: routing to them fails fast. A node not seen at
@@ -92,27 +103,24 @@ pub struct ClusterLink {
 }
 
 impl ClusterLink {
-    /// Connects to Redis at `url` as node `node`.
+    /// Connects to the Redis that `url` names (see [`crate::backplane::Address`]) as node
+    /// `node`.
     pub async fn connect(
         url: &str,
         node: NodeId,
         settings: ClusterSettings,
     ) -> Result<Self, ClusterError> {
-        let client = redis::Client::open(url)?;
-        let redis = tokio::time::timeout(
-            settings.request_timeout,
-            ConnectionManager::new(client.clone()),
-        )
-        .await
-        .map_err(|_| ClusterError::Timeout(settings.request_timeout))??;
+        let redis = RedisConnection::open(url).await?;
         let outbox = Outbox::start(redis.clone(), settings.outbox_capacity);
+        let (interest, interests) = mpsc::unbounded_channel();
         let mut live_nodes = HashSet::new();
         live_nodes.insert(node);
         Ok(Self {
             node,
-            client,
             redis,
             outbox,
+            interest,
+            interests: Mutex::new(Some(interests)),
             live_nodes: RwLock::new(live_nodes),
             gone_nodes: RwLock::new(HashSet::new()),
             settings,
@@ -120,9 +128,19 @@ impl ClusterLink {
         })
     }
 
-    /// A connection for one request; cheap (the manager multiplexes one socket).
-    fn redis(&self) -> ConnectionManager {
+    /// A connection for one request; cheap (clones share their sockets).
+    fn redis(&self) -> RedisConnection {
         self.redis.clone()
+    }
+
+    /// Asks the inbox to listen to `group`'s channel while this node holds members of it, and
+    /// to stop when it holds none. The inbox reads the member count when it gets to the
+    /// request, so requests taken in any order end in the right state.
+    pub fn watch_group(&self, scope: &Arc<FunctionScope>, group: &str) {
+        let _ = self.interest.send(Interest {
+            scope: scope.clone(),
+            group: group.to_owned(),
+        });
     }
 
     /// Runs one Redis request, bounded by the request timeout.
@@ -168,9 +186,27 @@ impl ClusterLink {
             .publish(keys::node_channel(node), command.encode())
     }
 
-    /// Tells every other node to deliver a group message to the members it holds.
+    /// Tells the other nodes with members of the group to deliver a group message to them.
     pub fn publish_to_group(&self, publish: &GroupPublish) -> Result<(), OutboxFull> {
-        self.outbox
-            .publish(keys::PUBLISH_CHANNEL.to_owned(), publish.encode())
+        self.outbox.publish(
+            keys::group_channel(&publish.function, &publish.group),
+            publish.encode(),
+        )
     }
+
+    /// The command that publishes to a channel: sharded on a Redis Cluster, where a plain
+    /// PUBLISH would reach every shard.
+    fn publish_command(&self) -> &'static str {
+        if self.redis.is_cluster() {
+            "SPUBLISH"
+        } else {
+            "PUBLISH"
+        }
+    }
+}
+
+/// A group whose members on this node changed.
+pub(crate) struct Interest {
+    scope: Arc<FunctionScope>,
+    group: String,
 }

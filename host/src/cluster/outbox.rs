@@ -2,13 +2,15 @@
 //!
 //! Mirror writes (a connection opened, joined a group, closed) and routed messages must reach
 //! Redis in the order they happened, but no event should wait for Redis to take them. A single
-//! task drains the queue and sends whatever has accumulated as one pipeline, so a burst of
-//! connects costs a few round trips rather than one each.
+//! task drains the queue and sends whatever has accumulated as one pipeline (one per slot on a
+//! Redis Cluster, sent at once), so a burst of connects costs a few round trips rather than
+//! one each.
 
 use std::time::{Duration, Instant};
 
-use redis::aio::ConnectionManager;
 use tokio::sync::{mpsc, oneshot};
+
+use crate::backplane::{RedisConnection, pipelines};
 
 /// Most writes sent in one pipeline.
 const BATCH: usize = 512;
@@ -35,7 +37,7 @@ pub(super) struct Outbox {
 }
 
 impl Outbox {
-    pub fn start(redis: ConnectionManager, capacity: usize) -> Self {
+    pub fn start(redis: RedisConnection, capacity: usize) -> Self {
         let (queue, receiver) = mpsc::channel(capacity.max(1));
         tokio::spawn(drain(redis, receiver));
         Self { queue }
@@ -62,33 +64,35 @@ impl Outbox {
     }
 }
 
-async fn drain(mut redis: ConnectionManager, mut receiver: mpsc::Receiver<Write>) {
+async fn drain(redis: RedisConnection, mut receiver: mpsc::Receiver<Write>) {
+    let cluster = redis.is_cluster();
+    // Sharded on a cluster: a plain PUBLISH there is relayed to every shard.
+    let publish = if cluster { "SPUBLISH" } else { "PUBLISH" };
     let mut last_warning: Option<Instant> = None;
     let mut batch = Vec::with_capacity(BATCH);
-    while let received @ 1.. = receiver.recv_many(&mut batch, BATCH).await {
-        let sent = received;
-        let mut pipe = redis::pipe();
+    while receiver.recv_many(&mut batch, BATCH).await > 0 {
+        let mut commands = Vec::new();
         let mut flushed = Vec::new();
         for write in batch.drain(..) {
             match write {
                 Write::Publish { channel, payload } => {
-                    pipe.cmd("PUBLISH").arg(channel).arg(payload).ignore();
+                    commands.push(redis::cmd(publish).arg(channel).arg(payload).clone());
                 }
-                Write::Commands(commands) => {
-                    for command in commands {
-                        pipe.add_command(command).ignore();
-                    }
-                }
+                Write::Commands(more) => commands.extend(more),
                 Write::Flush(done) => flushed.push(done),
             }
         }
-        let nothing_to_send = flushed.len() == sent;
-        if !nothing_to_send
-            && let Err(error) = pipe.query_async::<()>(&mut redis).await
-            && last_warning.is_none_or(|t| t.elapsed() >= WARN_EVERY)
-        {
-            last_warning = Some(Instant::now());
-            tracing::warn!("cluster writes to Redis failed and were dropped: {error}");
+        let sends = pipelines(commands, cluster).into_iter().map(|pipeline| {
+            let mut redis = redis.clone();
+            async move { pipeline.query_async::<()>(&mut redis).await }
+        });
+        for result in futures_util::future::join_all(sends).await {
+            if let Err(error) = result
+                && last_warning.is_none_or(|t| t.elapsed() >= WARN_EVERY)
+            {
+                last_warning = Some(Instant::now());
+                tracing::warn!("cluster writes to Redis failed and were dropped: {error}");
+            }
         }
         for done in flushed {
             let _ = done.send(());

@@ -235,7 +235,7 @@ pub(super) fn refuse_socket(socket: &tokio::net::tcp::OwnedWriteHalf, code: u16,
 async fn close(host: &Host, slot: &FunctionSlot, connection: &Arc<Connection>, ending: Ending) {
     let groups = host.connections.remove(connection);
     if let Some(cluster) = &host.cluster {
-        cluster.connection_closed(&slot.scope.name, connection.id, &groups);
+        cluster.connection_closed(connection, &groups);
     }
     slot.scope.metrics.open_connections.dec();
     let ending = reported(ending, connection.outgoing.phase().host_close());

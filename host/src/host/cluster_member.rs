@@ -56,7 +56,7 @@ impl Member for Host {
                 {
                     connection.scope.groups.join(&connection, &group);
                     if let Some(cluster) = cluster {
-                        let _ = cluster.joined(&function, id, &group);
+                        let _ = cluster.joined(&connection, &group);
                     }
                 }
             }
@@ -68,7 +68,7 @@ impl Member for Host {
                 if let Some(connection) = self.held_here(Some(&function), id) {
                     connection.scope.groups.leave(&connection, &group);
                     if let Some(cluster) = cluster {
-                        let _ = cluster.left(&function, id, &group);
+                        let _ = cluster.left(&connection, &group);
                     }
                 }
             }
@@ -88,6 +88,7 @@ impl Member for Host {
     }
 
     fn deliver_publish(&self, publish: &GroupPublish) {
+        self.metrics.cluster_publish_received();
         if let Some(slot) = self.functions.get(&publish.function) {
             slot.scope
                 .groups

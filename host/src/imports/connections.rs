@@ -169,9 +169,7 @@ impl Host for InstanceState {
             Target::Local(connection) => {
                 self.env.scope.groups.join(&connection, &group);
                 if let Some(cluster) = &self.env.cluster {
-                    cluster
-                        .joined(&self.env.scope.name, connection.id, &group)
-                        .map_err(backed_up)?;
+                    cluster.joined(&connection, &group).map_err(backed_up)?;
                 }
                 Ok(())
             }
@@ -194,7 +192,7 @@ impl Host for InstanceState {
             Reach::Here(connection) => {
                 self.env.scope.groups.leave(&connection, &group);
                 if let Some(cluster) = &self.env.cluster {
-                    let _ = cluster.left(&self.env.scope.name, connection.id, &group);
+                    let _ = cluster.left(&connection, &group);
                 }
             }
             Reach::Remote { id, node } => {

@@ -92,6 +92,7 @@ pub struct Metrics {
     sessions_expired: PerFunction<Counter>,
     messages_replayed: PerFunction<Counter>,
     session_bytes_held: PerFunction<Gauge>,
+    cluster_publishes_received: Counter,
 }
 
 impl Default for Metrics {
@@ -125,6 +126,7 @@ impl Metrics {
             sessions_expired: Family::default(),
             messages_replayed: Family::default(),
             session_bytes_held: Family::default(),
+            cluster_publishes_received: Counter::default(),
         };
         let r = &mut this.registry;
         macro_rules! register {
@@ -155,8 +157,14 @@ impl Metrics {
             "sessions_expired", "Sessions ended because no resume came within the resume window" => sessions_expired;
             "session_messages_replayed", "Messages written again to a resumed session" => messages_replayed;
             "session_bytes_held", "Payload bytes sessions hold for their clients: queued, or sent and not acknowledged" => session_bytes_held;
+            "cluster_group_publishes_received", "Group publishes this node heard from other nodes of the cluster (only nodes holding members of the group hear them)" => cluster_publishes_received;
         }
         this
+    }
+
+    /// Counts a group publish heard from another node.
+    pub fn cluster_publish_received(&self) {
+        self.cluster_publishes_received.inc();
     }
 
     /// The handles of one function's series, created (at zero) if they do not exist yet.

@@ -17,13 +17,12 @@
 
 use std::time::Duration;
 
-use redis::aio::ConnectionManager;
-use redis::{AsyncCommands, Client, RedisError, Script};
+use redis::{AsyncCommands, RedisError, Script};
+
+use crate::backplane::{ConnectError, RedisConnection};
 
 use super::{BucketId, KeyPage, KeyValueStore, StoreError};
 
-/// How long connecting to Redis may take, at start and on reconnecting.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Expired keys a write removes from the index on its way, so the index does not grow with
 /// keys nobody touches again.
 const PURGE_PER_WRITE: u32 = 100;
@@ -31,12 +30,8 @@ const PURGE_PER_WRITE: u32 = 100;
 /// Why the Redis store could not be opened.
 #[derive(Debug, thiserror::Error)]
 pub enum OpenRedisError {
-    /// Neither the URL (it may hold a password) nor the parser's message (it says no more than
-    /// this) is repeated.
-    #[error("the Redis URL is not valid: use redis://[:PASSWORD@]HOST:PORT/[DB]")]
-    BadUrl,
-    #[error("cannot connect to Redis at {address}: {source}")]
-    Unreachable { address: String, source: RedisError },
+    #[error(transparent)]
+    Connect(#[from] ConnectError),
 }
 
 /// Definitions shared by every script: the names of the keys it works on, the server's time,
@@ -291,7 +286,7 @@ fn backend(error: RedisError) -> StoreError {
 
 /// The key-value store in Redis.
 pub struct RedisStore {
-    connection: ConnectionManager,
+    connection: RedisConnection,
     scripts: Scripts,
     max_keys_per_function: usize,
 }
@@ -306,17 +301,7 @@ impl RedisStore {
     /// Connects to Redis at `url`, failing if it cannot be reached now. Later outages make
     /// calls fail with [`StoreError::Backend`] while the connection is re-established.
     pub async fn connect(url: &str, max_keys_per_function: usize) -> Result<Self, OpenRedisError> {
-        let client = Client::open(url).map_err(|_| OpenRedisError::BadUrl)?;
-        let address = client.get_connection_info().addr().to_string();
-        let config = redis::aio::ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            // Callers bound each call themselves (the key-value timeout); a hidden shorter
-            // bound here would override theirs.
-            .set_response_timeout(None)
-            .set_number_of_retries(2);
-        let connection = ConnectionManager::new_with_config(client, config)
-            .await
-            .map_err(|source| OpenRedisError::Unreachable { address, source })?;
+        let connection = RedisConnection::open(url).await?;
         Ok(Self {
             connection,
             scripts: Scripts::new(),
@@ -324,7 +309,7 @@ impl RedisStore {
         })
     }
 
-    fn connection(&self) -> ConnectionManager {
+    fn connection(&self) -> RedisConnection {
         self.connection.clone()
     }
 

@@ -1,8 +1,9 @@
 //! The harness: starting and stopping hosts (in the test process, or as `wsfn-host` processes),
-//! WebSocket and admin API clients, a proxy that cuts connections, seeds for randomised tests,
-//! and bounded waiting.
+//! WebSocket and admin API clients, a proxy that cuts connections, real Redis servers (one
+//! server, a Redis Cluster, a Sentinel setup), seeds for randomised tests, and bounded waiting.
 
 mod admin;
+mod backplane;
 mod client;
 mod command;
 mod host;
@@ -19,6 +20,8 @@ mod proxy;
 mod raw_http;
 mod raw_ws;
 mod redis;
+mod redis_cluster;
+mod redis_sentinel;
 mod seed;
 mod silent_client;
 mod test_dir;
@@ -27,6 +30,8 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 pub use admin::{Admin, JSON, OCTET_STREAM, TEXT};
+pub(crate) use backplane::on_every_backplane;
+pub use backplane::{Backplane, SharedRedis};
 pub use client::{Client, CloseInfo, binary_fragments, text_fragments};
 pub use command::{run_wsfn_host, spawn_wsfn_host};
 pub use host::Host;
@@ -40,6 +45,8 @@ pub use raw_ws::{
     LengthForm, RSV1, RSV2, RSV3, RawFrame, RawSocket, assert_same_payload, fragmented, op,
 };
 pub use redis::RedisServer;
+pub use redis_cluster::RedisCluster;
+pub use redis_sentinel::RedisSentinel;
 pub use seed::Seed;
 pub use silent_client::{RSV1_BIT, SilentClient, kernel_send_buffer_max};
 pub use test_dir::{TestDir, function_bytes, function_wasm};
