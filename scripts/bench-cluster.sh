@@ -1,17 +1,24 @@
 #!/usr/bin/env bash
 # Cross-node messaging against one node, side by side in one run: pairs of connections in
 # chat rooms of two, the sender's message timed until the receiver has it (closed loop per
-# pair). Three setups:
-#   single  one wsfn-host, no Redis (both ends on one node)
-#   redis   one wsfn-host with --redis (both ends on one node; what the Redis mirror costs)
-#   cross   two wsfn-host nodes on one Redis, sender on node A, receiver on node B
-# The servers (both nodes and redis-server) are pinned to CPU 0, the load generator to CPU 1.
-# Each setup runs several times; the table shows medians and ratios to `single`.
+# pair). Four setups:
+#   single    one wsfn-host, no Redis (both ends on one node)
+#   redis     one wsfn-host with --redis (both ends on one node; what the Redis mirror costs)
+#   cross     two wsfn-host nodes on one Redis, sender on node A, receiver on node B
+#   cluster3  three nodes on a three-shard Redis Cluster, sender on node A, receiver on node B
+# Then what a publish costs the nodes that hold no member of its group: four nodes on one
+# Redis, the notify sample's publisher on node A, the members of the group on node B, nodes C
+# and D without members; the CPU time each node spends while the publishes run (from
+# /proc/PID/stat). With BENCH_BEFORE, an earlier wsfn-host runs the same four nodes beside it.
+# The servers (every node and redis-server) are pinned to CPU 0, the load generator to CPU 1.
+# Each setup runs several times; the tables show medians and ratios to `single`.
 #
 # Environment (defaults in brackets):
-#   BENCH_REPS [3]      repetitions of each setup
-#   BENCH_SECONDS [10]  seconds measured per run (after 2 s of warm-up)
-#   BENCH_PAIRS [50]    sender/receiver pairs
+#   BENCH_REPS [3]         repetitions of each setup
+#   BENCH_SECONDS [10]     seconds measured per run (after 2 s of warm-up)
+#   BENCH_PAIRS [50]       sender/receiver pairs
+#   BENCH_PUBLISHES [3000] publishes in the four-node run (each to 10 members on node B)
+#   BENCH_BEFORE [unset]   an earlier wsfn-host binary for the four-node run
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$PWD
@@ -19,6 +26,12 @@ root=$PWD
 reps=${BENCH_REPS:-3}
 seconds=${BENCH_SECONDS:-10}
 pairs=${BENCH_PAIRS:-50}
+publishes=${BENCH_PUBLISHES:-3000}
+before_host=${BENCH_BEFORE:-}
+if [[ -n $before_host ]]; then
+    [[ -x $before_host ]] || { echo "bench-cluster: BENCH_BEFORE ($before_host) is not an executable" >&2; exit 1; }
+    before_host=$(realpath "$before_host")
+fi
 server_cpu=0
 client_cpu=1
 
@@ -55,15 +68,37 @@ start_redis() {
     until grep -q "Ready to accept" "$work/redis.out"; do sleep 0.1; done
 }
 
-# start_node NAME [OPTIONS...]: starts a wsfn-host serving chat; sets $address.
+# start_cluster3: a Redis Cluster of three primaries; sets $cluster_url.
+start_cluster3() {
+    local ports=() port
+    for shard in 1 2 3; do
+        port=$(free_port)
+        mkdir -p "$work/shard-$shard"
+        taskset -c "$server_cpu" redis-server --bind 127.0.0.1 --port "$port" --save "" \
+            --appendonly no --cluster-enabled yes --cluster-config-file "$work/shard-$shard/nodes.conf" \
+            --dir "$work/shard-$shard" >"$work/shard-$shard.out" 2>&1 &
+        pids+=($!)
+        until grep -q "Ready to accept" "$work/shard-$shard.out"; do sleep 0.1; done
+        ports+=("127.0.0.1:$port")
+    done
+    redis-cli --cluster create "${ports[@]}" --cluster-replicas 0 --cluster-yes >/dev/null
+    for address in "${ports[@]}"; do
+        until redis-cli -h 127.0.0.1 -p "${address#*:}" cluster info | grep -q cluster_state:ok; do sleep 0.1; done
+    done
+    cluster_url="redis://${ports[0]}/"
+}
+
+# start_node NAME [OPTIONS...]: starts a wsfn-host (WSFN_BIN, default this build) serving
+# chat and notify; sets $address and $node_pid.
 start_node() {
     local name=$1 out=$work/$1.out
     shift
     rm -rf "$work/$name-data"
     : >"$out"
-    WSFN_ADMIN_TOKEN=bench RUST_LOG=warn taskset -c "$server_cpu" "$bin/wsfn-host" run \
+    WSFN_ADMIN_TOKEN=bench RUST_LOG=warn taskset -c "$server_cpu" "${WSFN_BIN:-$bin/wsfn-host}" run \
         --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --data-dir "$work/$name-data" \
-        --store memory "$@" target/functions/chat.wasm >"$out" 2>"$work/$name.err" &
+        --store memory "$@" target/functions/chat.wasm target/functions/notify.wasm >"$out" 2>"$work/$name.err" &
+    node_pid=$!
     pids+=($!)
     local tries=0
     until grep -q 'listening on ws://' "$out"; do
@@ -84,6 +119,29 @@ relay() {
     echo "{\"setup\":\"$setup\",\"rep\":$rep,\"result\":$line}" >>"$results"
 }
 
+# CPU time of a process so far, in clock ticks (user + system).
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# four_nodes SETUP REP: publishes from node A to members on node B; C and D hold none.
+four_nodes() {
+    local setup=$1 rep=$2 node_pids=() addresses=() ticks_before=() ticks_after=()
+    say "$setup: run $rep of $reps"
+    start_redis
+    for name in a b c d; do
+        start_node "$setup-$name" --redis "redis://127.0.0.1:$redis_port/"
+        node_pids+=("$node_pid")
+        addresses+=("$address")
+    done
+    for pid in "${node_pids[@]}"; do ticks_before+=("$(cpu_ticks "$pid")"); done
+    line=$(load broadcast "ws://${addresses[1]}/notify?user=bench" "ws://${addresses[0]}/notify?user=publisher" \
+        --trigger '{"to":"bench","text":"x"}' --members 10 --rounds "$publishes" --concurrency 10)
+    for pid in "${node_pids[@]}"; do ticks_after+=("$(cpu_ticks "$pid")"); done
+    local ticks=()
+    for i in 0 1 2 3; do ticks+=($((ticks_after[i] - ticks_before[i]))); done
+    echo "{\"setup\":\"$setup\",\"rep\":$rep,\"ticks\":[${ticks[0]},${ticks[1]},${ticks[2]},${ticks[3]}],\"hz\":$(getconf CLK_TCK),\"publishes\":$publishes,\"result\":$line}" >>"$results"
+    stop_all
+}
+
 for rep in $(seq 1 "$reps"); do
     start_node single
     relay single "$rep" "$address" "$address"
@@ -100,6 +158,19 @@ for rep in $(seq 1 "$reps"); do
     start_node b --redis "redis://127.0.0.1:$redis_port/"
     relay cross "$rep" "$address" "$a"
     stop_all
+
+    start_cluster3
+    start_node a --redis "$cluster_url"
+    a=$address
+    start_node b --redis "$cluster_url"
+    start_node c --redis "$cluster_url"
+    relay cluster3 "$rep" "$address" "$a"
+    stop_all
+
+    four_nodes four "$rep"
+    if [[ -n $before_host ]]; then
+        WSFN_BIN=$before_host four_nodes four-before "$rep"
+    fi
 done
 
 mkdir -p target/bench
@@ -108,14 +179,31 @@ python3 - "$results" "$pairs" <<'PY'
 import json, statistics, sys
 path, pairs = sys.argv[1], int(sys.argv[2])
 rows = [json.loads(line) for line in open(path)]
+relays = [r for r in rows if "ticks" not in r]
+fours = [r for r in rows if "ticks" in r]
 def med(setup, key):
-    return statistics.median(r["result"][key] for r in rows if r["setup"] == setup)
+    return statistics.median(r["result"][key] for r in relays if r["setup"] == setup)
 reps = sum(1 for r in rows if r["setup"] == "single")
 print(f"\n## Messages between connections: {pairs} pairs, closed loop (median of {reps} runs)\n")
 print("| setup | msg/s | p50 µs | p99 µs | msg/s vs single | p50 vs single | p99 vs single |")
 print("|---|---:|---:|---:|---:|---:|---:|")
-for setup in ["single", "redis", "cross"]:
+for setup in ["single", "redis", "cross", "cluster3"]:
     print(f"| {setup} | {med(setup,'per_second'):,.0f} | {med(setup,'p50_us'):.0f} | {med(setup,'p99_us'):.0f} | "
           f"{med(setup,'per_second')/med('single','per_second'):.2f} | {med(setup,'p50_us')/med('single','p50_us'):.2f} | "
           f"{med(setup,'p99_us')/med('single','p99_us'):.2f} |")
+def cpu_ms(r, node):
+    return r["ticks"][node] * 1000 / r["hz"]
+print(f"\n## A publish costs the nodes without members (four nodes on one Redis; members on B only; median of {reps} runs)\n")
+print("| build | publishes/s | CPU ms: A (publisher) | B (members) | C (none) | D (none) | C+D per 1,000 publishes |")
+print("|---|---:|---:|---:|---:|---:|---:|")
+for setup in ["four", "four-before"]:
+    runs = [r for r in fours if r["setup"] == setup]
+    if not runs:
+        continue
+    m = lambda f: statistics.median(f(r) for r in runs)
+    rate = m(lambda r: r["publishes"] / (sum(r["result"]["rounds_ms"]) / 1000))
+    name = "this build" if setup == "four" else "before (BENCH_BEFORE)"
+    print(f"| {name} | {rate:,.0f} | {m(lambda r: cpu_ms(r,0)):,.0f} | {m(lambda r: cpu_ms(r,1)):,.0f} | "
+          f"{m(lambda r: cpu_ms(r,2)):,.0f} | {m(lambda r: cpu_ms(r,3)):,.0f} | "
+          f"{m(lambda r: (cpu_ms(r,2)+cpu_ms(r,3)) * 1000 / r['publishes']):.1f} |")
 PY
