@@ -213,6 +213,20 @@ configs = {
 for name, text in configs.items():
     seed("config_file", name, text)
 
+# --redis values: every shape, and the mistakes the parser names.
+addresses = {
+    "one": "redis://127.0.0.1:6379/",
+    "password": "redis://:a-long-password-here@127.0.0.1:6379/0",
+    "seeds": "redis://127.0.0.1:7000/, redis://127.0.0.1:7001/",
+    "sentinel": "redis+sentinel://127.0.0.1:26379,127.0.0.1:26380/mymaster",
+    "sentinel-no-name": "redis+sentinel://127.0.0.1:26379",
+    "sentinel-no-port": "redis+sentinel://ann:secret123@127.0.0.1/main",
+    "not-a-url": "localhost:6379",
+    "empty": " , ",
+}
+for name, text in addresses.items():
+    seed("redis_address", name, text)
+
 # Import programs for the `imports` fixture: every operation with every length at or next to
 # a limit, one program per operation, and a close followed by sends.
 for op in range(14):

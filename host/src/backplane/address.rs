@@ -29,6 +29,7 @@ pub enum AddressError {
         "a Sentinel URL names the primary after its hosts: redis+sentinel://host:port[,host:port...]/NAME"
     )]
     NoService,
+    /// The host as written, less any `user:password@` part.
     #[error("`{0}` is not a Sentinel's host:port")]
     NotASentinel(String),
 }
@@ -74,7 +75,8 @@ impl Address {
                 .rsplit_once(':')
                 .is_some_and(|(name, port)| !name.is_empty() && port.parse::<u16>().is_ok());
             if !valid || redis::Client::open(url.as_str()).is_err() {
-                return Err(AddressError::NotASentinel(host.to_owned()));
+                let shown = host.rsplit('@').next().unwrap_or_default();
+                return Err(AddressError::NotASentinel(shown.to_owned()));
             }
             sentinels.push(url);
         }
@@ -144,6 +146,11 @@ mod tests {
         assert_eq!(
             Address::parse("redis+sentinel:///main"),
             Err(AddressError::Empty)
+        );
+        assert_eq!(
+            Address::parse("redis+sentinel://ann:pass-word@127.0.0.1/main"),
+            Err(AddressError::NotASentinel("127.0.0.1".into())),
+            "no password in the message"
         );
     }
 }
