@@ -99,6 +99,11 @@ impl Subscriber {
         }
     }
 
+    /// Every channel subscribed to (or asked for and to be asked for again).
+    pub fn channels(&self) -> impl Iterator<Item = &str> {
+        self.subscribed.iter().map(String::as_str)
+    }
+
     pub fn is_subscribed(&self, channel: &str) -> bool {
         self.subscribed.contains(channel)
     }

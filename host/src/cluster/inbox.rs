@@ -5,13 +5,14 @@
 //! when the first local member joins and leaves it with the last one, so a publish costs
 //! nothing on nodes without members. A member of a group that had none here hears the
 //! group's publishes from the moment the subscription is confirmed, one Redis round trip
-//! after the join.
+//! after the join; the handshake of a connection that joins on connect waits for that
+//! (`ClusterLink::await_listening`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::codec::{FunctionChanged, GroupPublish, NodeCommand};
-use super::{ClusterError, ClusterLink, Interest, Member, keys};
+use super::{ClusterError, ClusterLink, Member, keys};
 use crate::backplane::{Heard, Shape, Subscriber};
 
 /// Pause before trying again after the subscription was lost.
@@ -54,10 +55,6 @@ enum Gap {
 /// function is synced again.
 pub async fn run(node: Arc<dyn Member>, link: Arc<ClusterLink>, subscription: Subscription) {
     let mut subscriber = subscription.0;
-    let Some(mut interests) = link.interests.lock().take() else {
-        tracing::error!("the cluster inbox was started twice");
-        return;
-    };
     let mut moves = link.redis.moves();
     loop {
         let gap = tokio::select! {
@@ -69,8 +66,8 @@ pub async fn run(node: Arc<dyn Member>, link: Arc<ClusterLink>, subscription: Su
                 }
                 Some(Heard::Lost) | None => Some(Gap::Dropped),
             },
-            Some(interest) = interests.recv() => {
-                follow_interest(&link, &mut subscriber, interest).await.err().map(|error| {
+            () = link.interests_changed.notified() => {
+                follow_interests(&link, &mut subscriber).await.err().map(|error| {
                     tracing::warn!("cannot change the cluster subscription: {error}");
                     Gap::Reopen
                 })
@@ -96,19 +93,33 @@ async fn changed(
     }
 }
 
-/// Subscribes to or leaves one group's channel, as the member count says now.
-async fn follow_interest(
+/// Subscribes to or leaves the channel of each group whose membership changed, as its member
+/// count says now. A failure leaves the channel as wanted, so the reopen that follows
+/// subscribes to it.
+async fn follow_interests(
     link: &ClusterLink,
     subscriber: &mut Subscriber,
-    interest: Interest,
 ) -> Result<(), ClusterError> {
-    let channel = keys::group_channel(&interest.scope.name, &interest.group);
-    let wanted = interest.scope.groups.member_count(&interest.group) > 0;
-    match (wanted, subscriber.is_subscribed(&channel)) {
-        (true, false) => link.bounded(subscriber.subscribe(&channel)).await,
-        (false, true) => link.bounded(subscriber.unsubscribe(&channel)).await,
-        _ => Ok(()),
+    let mut result = Ok(());
+    for (channel, interest) in link.take_interests() {
+        let wanted = interest.scope.groups.member_count(&interest.group) > 0;
+        let change = match (wanted, subscriber.is_subscribed(&channel)) {
+            (true, false) => {
+                let subscribed = link.bounded(subscriber.subscribe(&channel)).await;
+                link.set_listening(&channel, subscribed.is_ok());
+                subscribed
+            }
+            (false, true) => {
+                link.set_listening(&channel, false);
+                link.bounded(subscriber.unsubscribe(&channel)).await
+            }
+            _ => Ok(()),
+        };
+        if change.is_err() && result.is_ok() {
+            result = change;
+        }
     }
+    result
 }
 
 /// Tries until the subscription answers again (or the node shuts down: false), then syncs
@@ -134,6 +145,9 @@ async fn catch_up(
         };
         match restored {
             Ok(()) => {
+                for channel in subscriber.channels() {
+                    link.set_listening(channel, true);
+                }
                 tracing::info!("cluster subscription restored; syncing functions");
                 let node = node.clone();
                 tokio::spawn(async move { node.sync_all().await });

@@ -23,13 +23,13 @@ mod member;
 mod outbox;
 mod publish;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 
 pub use codec::{DecodeError, FunctionChanged, GroupPublish, NodeCommand};
 pub use directory::{ConnectionRecord, Orphan};
@@ -87,11 +87,16 @@ pub struct ClusterLink {
     pub node: NodeId,
     redis: RedisConnection,
     outbox: Outbox,
-    /// Groups whose membership on this node changed; the inbox subscribes to their channels
-    /// or leaves them (see [`ClusterLink::watch_group`]).
-    interest: mpsc::UnboundedSender<Interest>,
-    /// The receiving end, taken once by the inbox.
-    interests: Mutex<Option<mpsc::UnboundedReceiver<Interest>>>,
+    /// Groups whose membership on this node changed since the inbox last looked, by channel:
+    /// it subscribes to their channels or leaves them (see [`ClusterLink::watch_group`]). A
+    /// group changed many times while Redis was away is one entry.
+    interests: Mutex<HashMap<String, Interest>>,
+    /// Wakes the inbox when `interests` gained an entry.
+    interests_changed: Notify,
+    /// Group channels the subscription is confirmed for, kept by the inbox.
+    listening: RwLock<HashSet<String>>,
+    /// Wakes those waiting for a group's channel (see [`ClusterLink::await_listening`]).
+    listening_changed: Notify,
     /// Nodes whose heartbeat was seen at the last check.
     live_nodes: RwLock<HashSet<NodeId>>,
     /// Nodes seen alive once and gone since: routing to them fails fast. A node not seen at
@@ -112,15 +117,16 @@ impl ClusterLink {
     ) -> Result<Self, ClusterError> {
         let redis = RedisConnection::open(url).await?;
         let outbox = Outbox::start(redis.clone(), settings.outbox_capacity);
-        let (interest, interests) = mpsc::unbounded_channel();
         let mut live_nodes = HashSet::new();
         live_nodes.insert(node);
         Ok(Self {
             node,
             redis,
             outbox,
-            interest,
-            interests: Mutex::new(Some(interests)),
+            interests: Mutex::new(HashMap::new()),
+            interests_changed: Notify::new(),
+            listening: RwLock::new(HashSet::new()),
+            listening_changed: Notify::new(),
             live_nodes: RwLock::new(live_nodes),
             gone_nodes: RwLock::new(HashSet::new()),
             settings,
@@ -135,12 +141,57 @@ impl ClusterLink {
 
     /// Asks the inbox to listen to `group`'s channel while this node holds members of it, and
     /// to stop when it holds none. The inbox reads the member count when it gets to the
-    /// request, so requests taken in any order end in the right state.
+    /// request, so it ends in the right state however the changes raced.
     pub fn watch_group(&self, scope: &Arc<FunctionScope>, group: &str) {
-        let _ = self.interest.send(Interest {
+        let channel = keys::group_channel(&scope.name, group);
+        let interest = Interest {
             scope: scope.clone(),
             group: group.to_owned(),
-        });
+        };
+        self.interests.lock().insert(channel, interest);
+        self.interests_changed.notify_one();
+    }
+
+    /// Waits (at most the request timeout) until this node listens to the channels of
+    /// `groups`, so a publish made after a connection's handshake completes reaches it. Only
+    /// a group's first member here waits for anything: one Redis round trip.
+    pub async fn await_listening(&self, function: &str, groups: &[String]) {
+        let channels: Vec<String> = groups
+            .iter()
+            .map(|group| keys::group_channel(function, group))
+            .collect();
+        let waited = tokio::time::timeout(self.settings.request_timeout, async {
+            loop {
+                let changed = self.listening_changed.notified();
+                tokio::pin!(changed);
+                changed.as_mut().enable();
+                if channels.iter().all(|c| self.listening.read().contains(c)) {
+                    return;
+                }
+                changed.await;
+            }
+        })
+        .await;
+        if waited.is_err() {
+            tracing::warn!(%function, "not yet listening to a group's channel (Redis is slow or unreachable); publishes from other nodes may miss a new member");
+        }
+    }
+
+    /// Records what the subscription now confirms, and wakes those waiting for it.
+    fn set_listening(&self, channel: &str, listening: bool) {
+        let mut set = self.listening.write();
+        if listening {
+            set.insert(channel.to_owned());
+        } else {
+            set.remove(channel);
+        }
+        drop(set);
+        self.listening_changed.notify_waiters();
+    }
+
+    /// The groups whose membership changed since the last call, by channel.
+    fn take_interests(&self) -> HashMap<String, Interest> {
+        std::mem::take(&mut *self.interests.lock())
     }
 
     /// Runs one Redis request, bounded by the request timeout.

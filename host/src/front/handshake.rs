@@ -153,7 +153,19 @@ async fn handshake(
         permit,
         session: asked == SessionAsk::New,
     };
-    Ok(open(host, slot, id, remote, accept, upgrading))
+    let groups = match &host.cluster {
+        Some(_) if !accept.groups.is_empty() => accept.groups.clone(),
+        _ => Vec::new(),
+    };
+    let response = open(host, slot, id, remote, accept, upgrading);
+    // The 101 goes out once this node hears the groups joined on connect: a publish made
+    // anywhere after the client saw its connection open reaches it.
+    if let Some(cluster) = &host.cluster
+        && !groups.is_empty()
+    {
+        cluster.await_listening(&slot.scope.name, &groups).await;
+    }
+    Ok(response)
 }
 
 /// Refusals that need no more than the request: a host shutting down, a browser from an

@@ -110,9 +110,12 @@ pub struct RunOptions {
           default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 
-    /// Redis to keep state in and to cluster through, e.g. `redis://127.0.0.1:6379/`. Every
-    /// host started with the same Redis acts as one: connections on any node can be reached
-    /// from every node, groups span nodes, and deploys reach every node.
+    /// Redis to keep state in and to cluster through: `redis://127.0.0.1:6379/` (one server,
+    /// or any node of a Redis Cluster), several such URLs separated by commas (a Redis
+    /// Cluster's seeds), or `redis+sentinel://HOST:PORT[,HOST:PORT...]/NAME` (the primary
+    /// Sentinels know as NAME, followed across failovers). Every host started with the same
+    /// Redis acts as one: connections on any node can be reached from every node, groups span
+    /// nodes, and deploys reach every node.
     #[arg(long, env = "WSFN_REDIS_URL", value_name = "URL")]
     pub redis: Option<String>,
 
