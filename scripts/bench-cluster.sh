@@ -7,8 +7,8 @@
 #   cross     two wsfn-host nodes on one Redis, sender on node A, receiver on node B
 #   cluster3  three nodes on a three-shard Redis Cluster, sender on node A, receiver on node B
 # Then what a publish costs the nodes that hold no member of its group: four nodes on one
-# Redis, the notify sample's publisher on node A, the members of the group on node B, nodes C
-# and D without members; the CPU time each node spends while the publishes run (from
+# Redis, the relay run with both members of every room on node B (each message a publish to
+# a group whose members sit on B only), and the CPU time each node spends meanwhile (from
 # /proc/PID/stat). With BENCH_BEFORE, an earlier wsfn-host runs the same four nodes beside it.
 # The servers (every node and redis-server) are pinned to CPU 0, the load generator to CPU 1.
 # Each setup runs several times; the tables show medians and ratios to `single`.
@@ -17,7 +17,6 @@
 #   BENCH_REPS [3]         repetitions of each setup
 #   BENCH_SECONDS [10]     seconds measured per run (after 2 s of warm-up)
 #   BENCH_PAIRS [50]       sender/receiver pairs
-#   BENCH_PUBLISHES [3000] publishes in the four-node run (each to 10 members on node B)
 #   BENCH_BEFORE [unset]   an earlier wsfn-host binary for the four-node run
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -26,7 +25,6 @@ root=$PWD
 reps=${BENCH_REPS:-3}
 seconds=${BENCH_SECONDS:-10}
 pairs=${BENCH_PAIRS:-50}
-publishes=${BENCH_PUBLISHES:-3000}
 before_host=${BENCH_BEFORE:-}
 if [[ -n $before_host ]]; then
     [[ -x $before_host ]] || { echo "bench-cluster: BENCH_BEFORE ($before_host) is not an executable" >&2; exit 1; }
@@ -73,15 +71,25 @@ start_cluster3() {
     local ports=() port
     for shard in 1 2 3; do
         port=$(free_port)
+        # A fresh directory each time: a node that finds its nodes.conf rejoins its old cluster.
+        rm -rf "$work/shard-$shard"
         mkdir -p "$work/shard-$shard"
+        : >"$work/shard-$shard.out"
+        # The bus port is chosen too: the default (port + 10000) may be taken or past 65535.
         taskset -c "$server_cpu" redis-server --bind 127.0.0.1 --port "$port" --save "" \
-            --appendonly no --cluster-enabled yes --cluster-config-file "$work/shard-$shard/nodes.conf" \
+            --appendonly no --cluster-enabled yes --cluster-port "$(free_port)" \
+            --cluster-config-file "$work/shard-$shard/nodes.conf" \
             --dir "$work/shard-$shard" >"$work/shard-$shard.out" 2>&1 &
         pids+=($!)
-        until grep -q "Ready to accept" "$work/shard-$shard.out"; do sleep 0.1; done
+        local pid=$!
+        until grep -q "Ready to accept" "$work/shard-$shard.out"; do
+            kill -0 "$pid" 2>/dev/null || die "a Redis Cluster node did not start: $(tail -1 "$work/shard-$shard.out")"
+            sleep 0.1
+        done
         ports+=("127.0.0.1:$port")
     done
-    redis-cli --cluster create "${ports[@]}" --cluster-replicas 0 --cluster-yes >/dev/null
+    redis-cli --cluster create "${ports[@]}" --cluster-replicas 0 --cluster-yes >"$work/create.out" 2>&1 ||
+        die "redis-cli --cluster create failed: $(tail -3 "$work/create.out")"
     for address in "${ports[@]}"; do
         until redis-cli -h 127.0.0.1 -p "${address#*:}" cluster info | grep -q cluster_state:ok; do sleep 0.1; done
     done
@@ -122,7 +130,8 @@ relay() {
 # CPU time of a process so far, in clock ticks (user + system).
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
-# four_nodes SETUP REP: publishes from node A to members on node B; C and D hold none.
+# four_nodes SETUP REP: the relay run with every room's two members on node B, so every
+# publish is to a group whose members sit on one node of four; A, C and D hold none.
 four_nodes() {
     local setup=$1 rep=$2 node_pids=() addresses=() ticks_before=() ticks_after=()
     say "$setup: run $rep of $reps"
@@ -133,12 +142,14 @@ four_nodes() {
         addresses+=("$address")
     done
     for pid in "${node_pids[@]}"; do ticks_before+=("$(cpu_ticks "$pid")"); done
-    line=$(load broadcast "ws://${addresses[1]}/notify?user=bench" "ws://${addresses[0]}/notify?user=publisher" \
-        --trigger '{"to":"bench","text":"x"}' --members 10 --rounds "$publishes" --concurrency 10)
+    local started_ns=$(date +%s%N)
+    line=$(load relay "ws://${addresses[1]}/chat?room=p{pair}&user=r" "ws://${addresses[1]}/chat?room=p{pair}&user=s" \
+        --pairs "$pairs" --seconds "$seconds")
+    local wall_ms=$((($(date +%s%N) - started_ns) / 1000000))
     for pid in "${node_pids[@]}"; do ticks_after+=("$(cpu_ticks "$pid")"); done
     local ticks=()
     for i in 0 1 2 3; do ticks+=($((ticks_after[i] - ticks_before[i]))); done
-    echo "{\"setup\":\"$setup\",\"rep\":$rep,\"ticks\":[${ticks[0]},${ticks[1]},${ticks[2]},${ticks[3]}],\"hz\":$(getconf CLK_TCK),\"publishes\":$publishes,\"result\":$line}" >>"$results"
+    echo "{\"setup\":\"$setup\",\"rep\":$rep,\"ticks\":[${ticks[0]},${ticks[1]},${ticks[2]},${ticks[3]}],\"hz\":$(getconf CLK_TCK),\"wall_ms\":$wall_ms,\"result\":$line}" >>"$results"
     stop_all
 }
 
@@ -193,17 +204,20 @@ for setup in ["single", "redis", "cross", "cluster3"]:
           f"{med(setup,'p99_us')/med('single','p99_us'):.2f} |")
 def cpu_ms(r, node):
     return r["ticks"][node] * 1000 / r["hz"]
-print(f"\n## A publish costs the nodes without members (four nodes on one Redis; members on B only; median of {reps} runs)\n")
-print("| build | publishes/s | CPU ms: A (publisher) | B (members) | C (none) | D (none) | C+D per 1,000 publishes |")
-print("|---|---:|---:|---:|---:|---:|---:|")
+def publishes(r):
+    # The relay's rate over the whole call (its warm-up and connecting included).
+    return r["result"]["per_second"] * r["wall_ms"] / 1000
+print(f"\n## A publish costs the nodes without members (four nodes on one Redis; every room on node B; median of {reps} runs)\n")
+print("| build | msg/s | CPU ms: B (members) | A | C | D | A+C+D per 1,000 publishes | B per 1,000 |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|")
 for setup in ["four", "four-before"]:
     runs = [r for r in fours if r["setup"] == setup]
     if not runs:
         continue
     m = lambda f: statistics.median(f(r) for r in runs)
-    rate = m(lambda r: r["publishes"] / (sum(r["result"]["rounds_ms"]) / 1000))
     name = "this build" if setup == "four" else "before (BENCH_BEFORE)"
-    print(f"| {name} | {rate:,.0f} | {m(lambda r: cpu_ms(r,0)):,.0f} | {m(lambda r: cpu_ms(r,1)):,.0f} | "
-          f"{m(lambda r: cpu_ms(r,2)):,.0f} | {m(lambda r: cpu_ms(r,3)):,.0f} | "
-          f"{m(lambda r: (cpu_ms(r,2)+cpu_ms(r,3)) * 1000 / r['publishes']):.1f} |")
+    others = lambda r: cpu_ms(r, 0) + cpu_ms(r, 2) + cpu_ms(r, 3)
+    print(f"| {name} | {m(lambda r: r['result']['per_second']):,.0f} | {m(lambda r: cpu_ms(r,1)):,.0f} | "
+          f"{m(lambda r: cpu_ms(r,0)):,.0f} | {m(lambda r: cpu_ms(r,2)):,.0f} | {m(lambda r: cpu_ms(r,3)):,.0f} | "
+          f"{m(lambda r: others(r) * 1000 / publishes(r)):.2f} | {m(lambda r: cpu_ms(r,1) * 1000 / publishes(r)):.1f} |")
 PY
