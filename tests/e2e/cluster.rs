@@ -409,6 +409,19 @@ async fn an_unresponsive_redis_gets_a_503_within_the_cluster_timeout_and_the_nod
         "still here",
         "the node's own connections do not wait on Redis"
     );
+    // The node's metrics say so: the request that timed out is counted, and the
+    // subscription (whose connection stayed open) is still up.
+    let text = node.admin().get("/metrics").await.expect_status(200).text();
+    let exposition = Exposition::parse(&text);
+    assert!(
+        exposition.value("wsfn_cluster_redis_failures_total", &[]) >= 1.0,
+        "the failed request is counted:\n{text}"
+    );
+    assert_eq!(
+        exposition.value("wsfn_cluster_subscribed", &[]),
+        1.0,
+        "{text}"
+    );
 }
 
 /// Group publishes a node received from the cluster (for the members it holds).

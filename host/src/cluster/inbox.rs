@@ -56,6 +56,7 @@ enum Gap {
 pub async fn run(node: Arc<dyn Member>, link: Arc<ClusterLink>, subscription: Subscription) {
     let mut subscriber = subscription.0;
     let mut moves = link.redis.moves();
+    link.metrics.subscribed.set(1);
     loop {
         let gap = tokio::select! {
             _ = node.shutdown().cancelled() => return,
@@ -75,6 +76,7 @@ pub async fn run(node: Arc<dyn Member>, link: Arc<ClusterLink>, subscription: Su
             Ok(()) = changed(&mut moves) => Some(Gap::Reopen),
         };
         if let Some(gap) = gap {
+            link.metrics.subscribed.set(0);
             tracing::warn!("lost the cluster subscription; subscribing again");
             if !catch_up(&node, &link, &mut subscriber, gap).await {
                 return;
@@ -148,6 +150,7 @@ async fn catch_up(
                 for channel in subscriber.channels() {
                     link.set_listening(channel, true);
                 }
+                link.metrics.subscribed.set(1);
                 tracing::info!("cluster subscription restored; syncing functions");
                 let node = node.clone();
                 tokio::spawn(async move { node.sync_all().await });

@@ -41,6 +41,7 @@ pub use publish::publish;
 
 use crate::backplane::{ConnectError, RedisConnection};
 use crate::connections::{FunctionScope, NodeId};
+use crate::observe::ClusterMetrics;
 use outbox::Outbox;
 
 /// Most departed nodes remembered.
@@ -97,6 +98,8 @@ pub struct ClusterLink {
     listening: RwLock<HashSet<String>>,
     /// Wakes those waiting for a group's channel (see [`ClusterLink::await_listening`]).
     listening_changed: Notify,
+    /// The node's series about this link (failures, the subscription's health).
+    metrics: ClusterMetrics,
     /// Nodes whose heartbeat was seen at the last check.
     live_nodes: RwLock<HashSet<NodeId>>,
     /// Nodes seen alive once and gone since: routing to them fails fast. A node not seen at
@@ -114,9 +117,14 @@ impl ClusterLink {
         url: &str,
         node: NodeId,
         settings: ClusterSettings,
+        metrics: ClusterMetrics,
     ) -> Result<Self, ClusterError> {
         let redis = RedisConnection::open(url).await?;
-        let outbox = Outbox::start(redis.clone(), settings.outbox_capacity);
+        let outbox = Outbox::start(
+            redis.clone(),
+            settings.outbox_capacity,
+            metrics.redis_failures.clone(),
+        );
         let mut live_nodes = HashSet::new();
         live_nodes.insert(node);
         Ok(Self {
@@ -127,6 +135,7 @@ impl ClusterLink {
             interests_changed: Notify::new(),
             listening: RwLock::new(HashSet::new()),
             listening_changed: Notify::new(),
+            metrics,
             live_nodes: RwLock::new(live_nodes),
             gone_nodes: RwLock::new(HashSet::new()),
             settings,
@@ -199,10 +208,14 @@ impl ClusterLink {
         &self,
         request: impl Future<Output = redis::RedisResult<T>>,
     ) -> Result<T, ClusterError> {
-        tokio::time::timeout(self.settings.request_timeout, request)
+        let result = tokio::time::timeout(self.settings.request_timeout, request)
             .await
-            .map_err(|_| ClusterError::Timeout(self.settings.request_timeout))?
-            .map_err(ClusterError::from)
+            .map_err(|_| ClusterError::Timeout(self.settings.request_timeout))
+            .and_then(|answer| answer.map_err(ClusterError::from));
+        if result.is_err() {
+            self.metrics.redis_failures.inc();
+        }
+        result
     }
 
     /// Whether commands for `node` may reach it: it was alive at the last heartbeat check, or

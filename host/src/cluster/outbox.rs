@@ -8,6 +8,7 @@
 
 use std::time::{Duration, Instant};
 
+use prometheus_client::metrics::counter::Counter;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::backplane::{RedisConnection, pipelines};
@@ -37,9 +38,11 @@ pub(super) struct Outbox {
 }
 
 impl Outbox {
-    pub fn start(redis: RedisConnection, capacity: usize) -> Self {
+    /// Starts the task that drains the queue; `failures` counts the pipelines Redis refused
+    /// or never answered.
+    pub fn start(redis: RedisConnection, capacity: usize, failures: Counter) -> Self {
         let (queue, receiver) = mpsc::channel(capacity.max(1));
-        tokio::spawn(drain(redis, receiver));
+        tokio::spawn(drain(redis, receiver, failures));
         Self { queue }
     }
 
@@ -64,7 +67,7 @@ impl Outbox {
     }
 }
 
-async fn drain(redis: RedisConnection, mut receiver: mpsc::Receiver<Write>) {
+async fn drain(redis: RedisConnection, mut receiver: mpsc::Receiver<Write>, failures: Counter) {
     let cluster = redis.is_cluster();
     // Sharded on a cluster: a plain PUBLISH there is relayed to every shard.
     let publish = if cluster { "SPUBLISH" } else { "PUBLISH" };
@@ -87,9 +90,11 @@ async fn drain(redis: RedisConnection, mut receiver: mpsc::Receiver<Write>) {
             async move { pipeline.query_async::<()>(&mut redis).await }
         });
         for result in futures_util::future::join_all(sends).await {
-            if let Err(error) = result
-                && last_warning.is_none_or(|t| t.elapsed() >= WARN_EVERY)
-            {
+            let Err(error) = result else {
+                continue;
+            };
+            failures.inc();
+            if last_warning.is_none_or(|t| t.elapsed() >= WARN_EVERY) {
                 last_warning = Some(Instant::now());
                 tracing::warn!("cluster writes to Redis failed and were dropped: {error}");
             }

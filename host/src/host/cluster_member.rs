@@ -88,7 +88,7 @@ impl Member for Host {
     }
 
     fn deliver_publish(&self, publish: &GroupPublish) {
-        self.metrics.cluster_publish_received();
+        self.metrics.cluster().publishes_received.inc();
         if let Some(slot) = self.functions.get(&publish.function) {
             slot.scope
                 .groups

@@ -127,12 +127,17 @@ async fn build_host(
     let Some(url) = &settings.redis else {
         return Ok((Arc::new(host), None));
     };
-    let link = ClusterLink::connect(url, host.node, settings.cluster.clone())
-        .await
-        .map_err(|cause| StartError::Redis {
-            url: url.clone(),
-            cause,
-        })?;
+    let link = ClusterLink::connect(
+        url,
+        host.node,
+        settings.cluster.clone(),
+        host.metrics.cluster(),
+    )
+    .await
+    .map_err(|cause| StartError::Redis {
+        url: url.clone(),
+        cause,
+    })?;
     link.register().await.map_err(StartError::JoinCluster)?;
     let link = Arc::new(link);
     host.join_cluster(link.clone());

@@ -92,7 +92,19 @@ pub struct Metrics {
     sessions_expired: PerFunction<Counter>,
     messages_replayed: PerFunction<Counter>,
     session_bytes_held: PerFunction<Gauge>,
-    cluster_publishes_received: Counter,
+    cluster: ClusterMetrics,
+}
+
+/// The node's own series about its link to the cluster's Redis (no `function` label); the
+/// cluster module holds clones of the handles.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterMetrics {
+    /// Group publishes heard from other nodes.
+    pub publishes_received: Counter,
+    /// Redis requests and queued writes that failed or timed out.
+    pub redis_failures: Counter,
+    /// 1 while the subscription to the cluster's channels works, 0 in a gap.
+    pub subscribed: Gauge,
 }
 
 impl Default for Metrics {
@@ -126,7 +138,7 @@ impl Metrics {
             sessions_expired: Family::default(),
             messages_replayed: Family::default(),
             session_bytes_held: Family::default(),
-            cluster_publishes_received: Counter::default(),
+            cluster: ClusterMetrics::default(),
         };
         let r = &mut this.registry;
         macro_rules! register {
@@ -157,14 +169,28 @@ impl Metrics {
             "sessions_expired", "Sessions ended because no resume came within the resume window" => sessions_expired;
             "session_messages_replayed", "Messages written again to a resumed session" => messages_replayed;
             "session_bytes_held", "Payload bytes sessions hold for their clients: queued, or sent and not acknowledged" => session_bytes_held;
-            "cluster_group_publishes_received", "Group publishes this node heard from other nodes of the cluster (only nodes holding members of the group hear them)" => cluster_publishes_received;
         }
+        r.register(
+            "cluster_group_publishes_received",
+            "Group publishes this node heard from other nodes of the cluster (only nodes holding members of the group hear them)",
+            this.cluster.publishes_received.clone(),
+        );
+        r.register(
+            "cluster_redis_failures",
+            "Redis requests and queued writes of the cluster link that failed or timed out",
+            this.cluster.redis_failures.clone(),
+        );
+        r.register(
+            "cluster_subscribed",
+            "1 while this node's subscription to the cluster's channels works, 0 while it is being restored",
+            this.cluster.subscribed.clone(),
+        );
         this
     }
 
-    /// Counts a group publish heard from another node.
-    pub fn cluster_publish_received(&self) {
-        self.cluster_publishes_received.inc();
+    /// The handles of the node's cluster series.
+    pub fn cluster(&self) -> ClusterMetrics {
+        self.cluster.clone()
     }
 
     /// The handles of one function's series, created (at zero) if they do not exist yet.

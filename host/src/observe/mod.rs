@@ -9,4 +9,4 @@ mod log_bus;
 mod metrics;
 
 pub use log_bus::{LogBus, LogEvent, LogLine, Received, Subscription, rfc3339_millis};
-pub use metrics::{EventKind, FunctionMetrics, Metrics};
+pub use metrics::{ClusterMetrics, EventKind, FunctionMetrics, Metrics};
