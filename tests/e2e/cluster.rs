@@ -13,8 +13,8 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 
 use crate::support::{
-    Backplane, Client, Exposition, Host, SharedRedis, TestDir, function_bytes, on_every_backplane,
-    poll_until,
+    Backplane, Client, Exposition, Host, RedisServer, SharedRedis, TestDir, function_bytes,
+    on_every_backplane, poll_until,
 };
 
 on_every_backplane!(
@@ -591,4 +591,45 @@ async fn a_redis_outage_longer_than_the_node_timeout_declares_no_node_dead(backp
             node.log()
         );
     }
+}
+
+/// The node's `wsfn_cluster_subscribed` gauge.
+async fn subscribed(node: &Host) -> f64 {
+    let text = node.admin().get("/metrics").await.expect_status(200).text();
+    Exposition::parse(&text).value("wsfn_cluster_subscribed", &[])
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_node_that_loses_redis_says_so_and_restores_its_subscription_and_directory() {
+    let dir = TestDir::new();
+    let mut redis = RedisServer::start(&dir);
+    let node = Host::builder()
+        .option("--redis", &redis.url())
+        .option("--node-timeout-ms", NODE_TIMEOUT_MS)
+        .function("echo")
+        .start()
+        .await;
+    let mut client = node.connect("echo").await;
+    let before = await_connections(&node, "echo", 1).await;
+    assert_eq!(subscribed(&node).await, 1.0);
+
+    redis.kill();
+    poll_until("the node reports its subscription lost", async || {
+        (subscribed(&node).await == 0.0).then_some(())
+    })
+    .await;
+    assert_eq!(
+        client.ask("still here").await,
+        "still here",
+        "the node's own connections do not wait on Redis"
+    );
+
+    redis.start_again();
+    poll_until("the node reports its subscription restored", async || {
+        (subscribed(&node).await == 1.0).then_some(())
+    })
+    .await;
+    // The restarted Redis is empty: the node writes its connection into the directory again.
+    let listed = await_connections(&node, "echo", 1).await;
+    assert_eq!(listed[0]["id"], before[0]["id"], "{listed:?}");
 }

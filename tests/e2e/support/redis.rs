@@ -25,6 +25,7 @@ const READY: &str = "Ready to accept connections";
 pub struct RedisServer {
     child: Child,
     port: u16,
+    data: PathBuf,
     _dir: Arc<TestDir>,
 }
 
@@ -174,8 +175,21 @@ impl RedisServer {
         Self {
             child,
             port,
+            data,
             _dir: dir.clone(),
         }
+    }
+
+    /// Kills the server (SIGKILL) without starting another.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Starts the server again on its port after [`RedisServer::kill`], empty, as a restart
+    /// without persistence leaves it. Returns once it accepts connections.
+    pub fn start_again(&mut self) {
+        self.child = start_server(self.port, &self.data, ["--protected-mode", "yes"]);
     }
 
     /// The process id, to pause and resume the server (SIGSTOP, SIGCONT) as an outage would.
