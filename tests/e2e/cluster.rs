@@ -633,3 +633,67 @@ async fn a_node_that_loses_redis_says_so_and_restores_its_subscription_and_direc
     let listed = await_connections(&node, "echo", 1).await;
     assert_eq!(listed[0]["id"], before[0]["id"], "{listed:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_redis_user_denied_info_still_clusters() {
+    let dir = TestDir::new();
+    let redis = RedisServer::start(&dir);
+    // What production ACLs often look like: everything but the @dangerous commands, INFO
+    // among them.
+    assert_eq!(
+        redis.cli(&[
+            "ACL",
+            "SETUSER",
+            "app",
+            "on",
+            ">app-secret",
+            "~*",
+            "&*",
+            "+@all",
+            "-@dangerous"
+        ]),
+        "OK"
+    );
+    assert!(
+        redis
+            .cli(&[
+                "--user",
+                "app",
+                "--pass",
+                "app-secret",
+                "--no-auth-warning",
+                "INFO"
+            ])
+            .contains("NOPERM"),
+        "the user may not run INFO"
+    );
+    let port = redis
+        .url()
+        .trim_start_matches("redis://127.0.0.1:")
+        .trim_end_matches('/')
+        .to_owned();
+    let url = format!("redis://app:app-secret@127.0.0.1:{port}/");
+    let mut nodes = Vec::new();
+    for _ in 0..2 {
+        nodes.push(
+            Host::builder()
+                .option("--redis", &url)
+                .option("--node-timeout-ms", NODE_TIMEOUT_MS)
+                .function_served_as("chat", "chat")
+                .start()
+                .await,
+        );
+    }
+    let mut ann = nodes[0].connect("chat?room=r&user=ann").await;
+    settled(&nodes[0], 1).await;
+    let mut bob = nodes[1].connect("chat?room=r&user=bob").await;
+    assert_eq!(
+        ann.receive_json().await,
+        json!({"type": "join", "user": "bob"}),
+        "the room spans the two nodes"
+    );
+    bob.send_text("hello").await;
+    let message = json!({"type": "message", "user": "bob", "text": "hello"});
+    assert_eq!(bob.receive_json().await, message);
+    assert_eq!(ann.receive_json().await, message);
+}

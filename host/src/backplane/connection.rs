@@ -214,15 +214,32 @@ impl RedisConnection {
     }
 }
 
-/// Asks a server whether it is a node of a Redis Cluster.
+/// Asks a server whether it is a node of a Redis Cluster. A server that refuses the question
+/// (an ACL user without INFO, which is in the `@dangerous` category production setups often
+/// deny) is taken for a single server: only a connection that fails is an error.
 async fn is_cluster_node(client: &Client, described: &str) -> Result<bool, ConnectError> {
     let mut probe = bounded(described, client.get_multiplexed_async_connection()).await?;
-    let info: String = bounded(
-        described,
-        redis::cmd("INFO").arg("cluster").query_async(&mut probe),
+    let info = tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        redis::cmd("INFO")
+            .arg("cluster")
+            .query_async::<String>(&mut probe),
     )
-    .await?;
-    Ok(info.lines().any(|line| line.trim() == "cluster_enabled:1"))
+    .await
+    .map_err(|_| ConnectError::Timeout(described.to_owned()))?;
+    match info {
+        Ok(info) => Ok(info.lines().any(|line| line.trim() == "cluster_enabled:1")),
+        Err(error) if error.is_io_error() || error.is_connection_dropped() => {
+            Err(ConnectError::Unreachable {
+                address: described.to_owned(),
+                source: error,
+            })
+        }
+        Err(error) => {
+            tracing::debug!("INFO refused ({error}); taking {described} for a single server");
+            Ok(false)
+        }
+    }
 }
 
 impl Followed {
