@@ -366,12 +366,7 @@ async fn when_redis_loses_its_data_the_nodes_write_their_connections_again(backp
     })
     .await;
     let _cy = c.connect("chat?room=r&user=cy").await;
-    for member in [&mut ann, &mut bob] {
-        assert_eq!(
-            member.receive_json().await,
-            json!({"type": "join", "user": "cy"})
-        );
-    }
+    hear_join(&mut [&mut ann, &mut bob], "cy").await;
     // Nobody was closed, and the room still spans both nodes.
     bob.send_text("still here").await;
     let message = json!({"type": "message", "user": "bob", "text": "still here"});
@@ -498,12 +493,7 @@ async fn a_publish_reaches_only_the_nodes_with_members(backplane: Backplane) {
     // Once C holds a member, it gets the room's publishes: cy's handshake has completed (cy is
     // in the room) and the others heard of it before ann publishes.
     let mut cy = c.connect("chat?room=r&user=cy").await;
-    for member in [&mut ann, &mut bob] {
-        assert_eq!(
-            member.receive_json().await,
-            json!({"type": "join", "user": "cy"})
-        );
-    }
+    hear_join(&mut [&mut ann, &mut bob], "cy").await;
     ann.send_text("welcome").await;
     let welcome = json!({"type": "message", "user": "ann", "text": "welcome"});
     assert_eq!(
@@ -696,4 +686,14 @@ async fn a_redis_user_denied_info_still_clusters() {
     let message = json!({"type": "message", "user": "bob", "text": "hello"});
     assert_eq!(bob.receive_json().await, message);
     assert_eq!(ann.receive_json().await, message);
+}
+
+/// Each of `members` receives the room's announcement that `user` joined, next.
+async fn hear_join(members: &mut [&mut Client], user: &str) {
+    for member in members.iter_mut() {
+        assert_eq!(
+            member.receive_json().await,
+            json!({"type": "join", "user": user})
+        );
+    }
 }

@@ -194,6 +194,16 @@ impl RedisConnection {
         self.shape() == Shape::Cluster
     }
 
+    /// The command that publishes to a channel: sharded on a Redis Cluster, where a plain
+    /// PUBLISH would be relayed to every shard.
+    pub fn publish_command(&self) -> &'static str {
+        if self.is_cluster() {
+            "SPUBLISH"
+        } else {
+            "PUBLISH"
+        }
+    }
+
     /// Changes each time a Sentinel failover moved the primary (always 0 otherwise): what the
     /// old primary took but had not replicated is lost, so holders of state write it again.
     pub fn moves(&self) -> Option<watch::Receiver<u64>> {

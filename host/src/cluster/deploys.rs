@@ -109,7 +109,7 @@ impl ClusterLink {
         };
         let mut redis = self.redis();
         self.bounded(
-            redis::cmd(self.publish_command())
+            redis::cmd(self.redis.publish_command())
                 .arg(keys::CONTROL_CHANNEL)
                 .arg(message.encode())
                 .query_async(&mut redis),

@@ -257,16 +257,6 @@ impl ClusterLink {
             publish.encode(),
         )
     }
-
-    /// The command that publishes to a channel: sharded on a Redis Cluster, where a plain
-    /// PUBLISH would reach every shard.
-    fn publish_command(&self) -> &'static str {
-        if self.redis.is_cluster() {
-            "SPUBLISH"
-        } else {
-            "PUBLISH"
-        }
-    }
 }
 
 /// A group whose members on this node changed.

@@ -69,8 +69,7 @@ impl Outbox {
 
 async fn drain(redis: RedisConnection, mut receiver: mpsc::Receiver<Write>, failures: Counter) {
     let cluster = redis.is_cluster();
-    // Sharded on a cluster: a plain PUBLISH there is relayed to every shard.
-    let publish = if cluster { "SPUBLISH" } else { "PUBLISH" };
+    let publish = redis.publish_command();
     let mut last_warning: Option<Instant> = None;
     let mut batch = Vec::with_capacity(BATCH);
     while receiver.recv_many(&mut batch, BATCH).await > 0 {

@@ -153,19 +153,27 @@ async fn handshake(
         permit,
         session: asked == SessionAsk::New,
     };
-    let groups = match &host.cluster {
-        Some(_) if !accept.groups.is_empty() => accept.groups.clone(),
-        _ => Vec::new(),
+    Ok(open_when_heard(host, slot, id, remote, accept, upgrading).await)
+}
+
+/// Opens the connection; in a cluster, the 101 goes out once this node hears the groups
+/// joined on connect, so a publish made anywhere after the client saw its connection open
+/// reaches it.
+async fn open_when_heard(
+    host: &Arc<Host>,
+    slot: &Arc<FunctionSlot>,
+    id: ConnectionId,
+    remote: SocketAddr,
+    accept: Accept,
+    upgrading: Upgrading,
+) -> Response {
+    let Some(cluster) = host.cluster.clone().filter(|_| !accept.groups.is_empty()) else {
+        return open(host, slot, id, remote, accept, upgrading);
     };
+    let groups = accept.groups.clone();
     let response = open(host, slot, id, remote, accept, upgrading);
-    // The 101 goes out once this node hears the groups joined on connect: a publish made
-    // anywhere after the client saw its connection open reaches it.
-    if let Some(cluster) = &host.cluster
-        && !groups.is_empty()
-    {
-        cluster.await_listening(&slot.scope.name, &groups).await;
-    }
-    Ok(response)
+    cluster.await_listening(&slot.scope.name, &groups).await;
+    response
 }
 
 /// Refusals that need no more than the request: a host shutting down, a browser from an
