@@ -34,6 +34,7 @@ mod openapi;
 mod restart;
 mod routing;
 mod scaffold;
+mod session_journal;
 mod session_protocol;
 mod session_refusals;
 mod session_resume;

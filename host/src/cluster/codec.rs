@@ -61,7 +61,7 @@ pub struct FunctionChanged {
 /// A message that could not be decoded.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("malformed cluster message: {0}")]
-pub struct DecodeError(&'static str);
+pub struct DecodeError(pub(super) &'static str);
 
 #[derive(Default)]
 struct Writer(Vec<u8>);

@@ -3,8 +3,8 @@
 //! All start with `wsfn:` and carry a hash tag, so on a Redis Cluster each request and script
 //! touches one shard: `{c}` for what the whole cluster shares (the node list, the function
 //! list, the control channel), `{n:<node>}` for one node's connections and channel,
-//! `{f:<function>}` for one function's directory and deployed versions, and one tag per
-//! group for the group's publish channel, so publishes spread over the shards. The key-value
+//! `{f:<function>}` for one function's directory and deployed versions, `{s:<id>}` for one
+//! resumable session's journal, and one tag per group for the group's publish channel, so publishes spread over the shards. The key-value
 //! state of functions lives under `wsfn:kv:`, which this module never touches.
 //!
 //! Function names cannot contain `:` or `/`, so a function name ends where the next
@@ -52,6 +52,21 @@ pub fn group(function: &str, group: &str) -> String {
 /// Set: groups one connection is in.
 pub fn connection_groups(function: &str, id: ConnectionId) -> String {
     format!("wsfn:{{f:{function}}}:cg:{id}")
+}
+
+/// Hash: the record of a resumable session in a cluster (see `journal`).
+pub fn session(id: ConnectionId) -> String {
+    format!("wsfn:{{s:{id}}}:rec")
+}
+
+/// Stream: the messages a resumable session holds for its client, by position.
+pub fn session_log(id: ConnectionId) -> String {
+    format!("wsfn:{{s:{id}}}:log")
+}
+
+/// Channel: what is appended to a session's journal, and its moves, heard by its home.
+pub fn session_channel(id: ConnectionId) -> String {
+    format!("wsfn:{{s:{id}}}:to")
 }
 
 /// Channel: the publishes to one group, heard by the nodes that hold members of it.

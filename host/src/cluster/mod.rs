@@ -17,6 +17,7 @@ mod codec;
 mod deploys;
 mod directory;
 mod inbox;
+mod journal;
 mod keys;
 mod liveness;
 mod member;
@@ -34,6 +35,9 @@ use tokio::sync::Notify;
 pub use codec::{DecodeError, FunctionChanged, GroupPublish, NodeCommand};
 pub use directory::{ConnectionRecord, Orphan};
 pub use inbox::{Subscription, run as run_inbox, subscribe};
+pub use journal::{
+    AckRefusal, Appended, ClaimRefusal, Claimed, PublishMark, SessionNotice, SessionStart,
+};
 pub use liveness::run as run_liveness;
 pub use member::Member;
 pub use outbox::OutboxFull;
