@@ -5,7 +5,8 @@
 //! The rule: an id that does not parse is gone. A connection in this node's table is here if
 //! the asker may reach it (a function reaches only its own connections, by name; the operator
 //! reaches any), and so is the connection whose event is running even after it left the table
-//! (its on-close can still read its attachment). Otherwise, in a cluster, an id naming another
+//! (its on-close can still read its attachment). Otherwise, in a cluster, a journaled
+//! session's id is remote wherever it names (its journal routes it), and an id naming another
 //! node that is alive is remote: commands for it are routed to that node, which applies the
 //! same rule on arrival. Everything else is gone, and a connection of another function is
 //! reported exactly like one that never existed, so functions cannot probe each other.
@@ -104,6 +105,12 @@ impl<'a> Resolver<'a> {
             };
         }
         match self.cluster {
+            // A journaled session is reached through its journal, on whichever node serves
+            // it now (or none, while it waits for a resume after its node died).
+            Some(_) if id.is_journaled() => Reach::Remote {
+                id,
+                node: id.node(),
+            },
             Some(cluster) if id.node() != cluster.node && cluster.is_live(id.node()) => {
                 Reach::Remote {
                     id,

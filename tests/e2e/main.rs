@@ -12,6 +12,7 @@ mod browser;
 mod chat;
 mod cluster;
 mod cluster_sentinel;
+mod cluster_sessions;
 mod compile_priority;
 mod config_file;
 mod conformance;

@@ -7,10 +7,9 @@
 use bytes::Bytes;
 use wsfn_host::backplane::{Heard, RedisConnection, Subscriber};
 use wsfn_host::cluster::{
-    AckRefusal, Appended, ClaimRefusal, ClusterLink, ClusterSettings, PublishMark, SessionNotice,
-    SessionStart,
+    AckRefusal, Appended, ClaimRefusal, ClusterLink, ClusterSettings, SessionNotice, SessionStart,
 };
-use wsfn_host::connections::{ConnectionId, NodeId, Outbound};
+use wsfn_host::connections::{ConnectionId, NodeId, Outbound, PublishMark};
 use wsfn_host::observe::ClusterMetrics;
 
 use crate::support::{Backplane, SharedRedis, TestDir, WAIT, on_every_backplane};
@@ -123,7 +122,7 @@ async fn a_session_moves_to_another_node_with_what_its_client_has_not_received(
     for (position, frame) in (1..).zip(&sent) {
         // Either node appends; Redis numbers them in one order.
         let appender = if position == 2 { &nodes.b } else { &nodes.a };
-        let appended = appender.append_to_session(id, frame, None).await;
+        let appended = appender.append_to_session(id, frame, None, None).await;
         assert_eq!(appended.expect("Redis answers"), Appended::At(position));
         assert_eq!(heard(&mut home).await, message(position, frame.clone()));
     }
@@ -135,24 +134,37 @@ async fn a_session_moves_to_another_node_with_what_its_client_has_not_received(
     let claimed = nodes.b.claim_session(id, FUNCTION, SECRET, 2).await;
     let claimed = claimed.expect("Redis answers").expect("the claim is taken");
     assert_eq!(claimed.previous_home, Some(nodes.a.node));
+    assert_eq!(claimed.claim, 1, "the session's first claim");
     assert_eq!(claimed.handled, 7, "the highest count handled is kept");
     assert_eq!(claimed.subprotocol.as_deref(), Some("chat.v1"));
     assert_eq!(claimed.replay, vec![(3, text("three"))]);
     assert_eq!(
         heard(&mut home).await,
-        SessionNotice::Moved { to: nodes.b.node },
+        SessionNotice::Moved {
+            to: nodes.b.node,
+            claim: 1
+        },
         "the node it left hears that it moved"
     );
     assert_eq!(
         nodes
             .a
-            .append_to_session(id, &text("four"), None)
+            .append_to_session(id, &text("four"), None, Some(FUNCTION))
             .await
             .unwrap(),
         Appended::At(4),
         "numbering goes on where it was"
     );
     assert_eq!(heard(&mut home).await, message(4, text("four")));
+    let other_function = nodes
+        .a
+        .append_to_session(id, &text("x"), None, Some("echo"))
+        .await;
+    assert_eq!(
+        other_function.unwrap(),
+        Appended::Gone,
+        "another function's sends are refused"
+    );
 
     // Only the new home may end it.
     assert!(
@@ -179,7 +191,7 @@ async fn a_session_moves_to_another_node_with_what_its_client_has_not_received(
     assert_eq!(
         nodes
             .a
-            .append_to_session(id, &text("five"), None)
+            .append_to_session(id, &text("five"), None, None)
             .await
             .unwrap(),
         Appended::Gone
@@ -224,7 +236,7 @@ async fn a_session_refuses_what_does_not_fit_and_resumes_that_do_not_prove_it(
     // One message larger than the limit fits an empty session, as on one node.
     let large = text("a message of twenty!");
     assert_eq!(
-        b.append_to_session(id, &large, None).await.unwrap(),
+        b.append_to_session(id, &large, None, None).await.unwrap(),
         Appended::At(1)
     );
     assert_eq!(
@@ -247,7 +259,7 @@ async fn a_session_refuses_what_does_not_fit_and_resumes_that_do_not_prove_it(
 
     let mut home = nodes.listen(id).await;
     assert_eq!(
-        b.append_to_session(id, &text("six b!"), None)
+        b.append_to_session(id, &text("six b!"), None, None)
             .await
             .unwrap(),
         Appended::At(2)
@@ -255,12 +267,16 @@ async fn a_session_refuses_what_does_not_fit_and_resumes_that_do_not_prove_it(
     assert_eq!(heard(&mut home).await, message(2, text("six b!")));
     // Six and five bytes are more than ten: the session overflows and its home hears it.
     assert_eq!(
-        b.append_to_session(id, &text("five!"), None).await.unwrap(),
+        b.append_to_session(id, &text("five!"), None, None)
+            .await
+            .unwrap(),
         Appended::Full
     );
     assert_eq!(heard(&mut home).await, SessionNotice::Overflowed);
     assert_eq!(
-        b.append_to_session(id, &text("1"), None).await.unwrap(),
+        b.append_to_session(id, &text("1"), None, None)
+            .await
+            .unwrap(),
         Appended::Full
     );
     assert_eq!(
@@ -281,13 +297,7 @@ async fn each_group_publish_is_taken_once_however_many_nodes_deliver_it(backplan
     let nodes = Nodes::start(backplane).await;
     let id = nodes.open(1 << 20).await;
     let (origin, other) = (NodeId::random(), NodeId::random());
-    let mark = |group, origin, count| {
-        Some(PublishMark {
-            group,
-            origin,
-            count,
-        })
-    };
+    let mark = |group: &'static str, origin, count| Some((group, PublishMark { origin, count }));
 
     // a delivers the room's publishes 1 and 2; b, listening to the room since the session
     // started moving to it, delivers 2 and 3.
@@ -353,8 +363,8 @@ async fn append(
     node: &ClusterLink,
     id: ConnectionId,
     body: &'static str,
-    mark: Option<PublishMark<'_>>,
+    mark: Option<(&str, PublishMark)>,
 ) -> Appended {
-    let appended = node.append_to_session(id, &text(body), mark).await;
+    let appended = node.append_to_session(id, &text(body), mark, None).await;
     appended.expect("Redis answers")
 }

@@ -14,7 +14,7 @@ use wsfn_client::{Event, Options, Reconnect, Sender, Session};
 
 use crate::support::{Admin, Client, Host, LogStream, Proxy, Seed, TEXT, WAIT, poll_until, within};
 
-const OWN_MESSAGES: u64 = 2_000;
+pub(crate) const OWN_MESSAGES: u64 = 2_000;
 const ADMIN_PUSHES: u64 = 1_000;
 const PUBLISHES: u64 = 1_000;
 
@@ -26,8 +26,8 @@ const IN_FLIGHT: u64 = 64;
 const SENDS_BETWEEN_CUTS: u64 = 400;
 
 /// The session client's counter, and the counter it watches, which the publisher increments.
-const OWN_COUNTER: &str = "mine";
-const WATCHED_COUNTER: &str = "theirs";
+pub(crate) const OWN_COUNTER: &str = "mine";
+pub(crate) const WATCHED_COUNTER: &str = "theirs";
 
 /// Options for a client that reconnects at once and never gives up while the test runs.
 pub(crate) fn fast_options(options: Options) -> Options {
@@ -42,14 +42,14 @@ fn fast_reconnect() -> Reconnect {
 
 /// What the session client received, by source.
 #[derive(Default)]
-struct Tally {
+pub(crate) struct Tally {
     /// The counter's replies to the client's own messages.
     replies: Vec<u64>,
     /// The numbers of the admin API's pushes.
     pushed: Vec<u64>,
     /// The values of the watched counter, published by the other connection.
     published: Vec<u64>,
-    resumes: u64,
+    pub(crate) resumes: u64,
     /// Anything else: resets, a close, messages of no known source.
     unexpected: Vec<String>,
 }
@@ -84,7 +84,7 @@ impl Tally {
         }
     }
 
-    fn assert_everything_arrived_once_in_order(&self) {
+    pub(crate) fn assert_everything_arrived_once_in_order(&self) {
         assert!(self.unexpected.is_empty(), "{}", self.summary());
         let replies = "the replies to the client's messages";
         assert_counts_up(replies, &self.replies, OWN_MESSAGES);
@@ -136,7 +136,7 @@ fn assert_counts_up(what: &str, received: &[u64], count: u64) {
     assert_eq!(received.len() as u64, count, "{what}: how many arrived");
 }
 
-async fn send_own_messages(
+pub(crate) async fn send_own_messages(
     sender: Sender,
     mut replies: watch::Receiver<u64>,
     proxy: Proxy,
@@ -168,7 +168,7 @@ async fn send_own_messages(
     }
 }
 
-async fn push_through_admin(admin: Admin, id: String) {
+pub(crate) async fn push_through_admin(admin: Admin, id: String) {
     for n in 1..=ADMIN_PUSHES {
         let answer = admin
             .post(
@@ -182,7 +182,7 @@ async fn push_through_admin(admin: Admin, id: String) {
     }
 }
 
-async fn publish_to_watchers(mut publisher: Client) {
+pub(crate) async fn publish_to_watchers(mut publisher: Client) {
     for n in 1..=PUBLISHES {
         assert_eq!(
             publisher.ask("increment").await,
@@ -194,7 +194,10 @@ async fn publish_to_watchers(mut publisher: Client) {
 
 /// Reads events until every message has arrived, telling the sender how many replies did.
 /// Fails once no message has arrived for [`WAIT`] (resumes alone do not count as progress).
-async fn receive_everything(session: &mut Session, replies: watch::Sender<u64>) -> Tally {
+pub(crate) async fn receive_everything(
+    session: &mut Session,
+    replies: watch::Sender<u64>,
+) -> Tally {
     let mut tally = Tally::default();
     let mut last_progress = (Instant::now(), 0);
     while !tally.complete() {
@@ -308,7 +311,7 @@ async fn assert_counted_and_closed_once(host: &Host, log: &mut LogStream, id: &s
     );
 }
 
-async fn connection_ids(admin: &Admin) -> Vec<String> {
+pub(crate) async fn connection_ids(admin: &Admin) -> Vec<String> {
     admin
         .connections("counter")
         .await
@@ -319,7 +322,7 @@ async fn connection_ids(admin: &Admin) -> Vec<String> {
 
 /// Reads the log until `last`'s close line and returns how many `connect` lines and which
 /// close codes it had for `id`.
-async fn lifecycle_lines(
+pub(crate) async fn lifecycle_lines(
     log: &mut LogStream,
     id: &str,
     last: &str,

@@ -8,10 +8,17 @@
 use redis::cluster_routing::Slot;
 use redis::{Arg, Cmd, Pipeline};
 
-/// The slot of a command's first key, which for every command the host pipelines (HSET, SADD,
-/// SREM, DEL, HDEL, SPUBLISH, XADD ...) is the argument after the command's name.
+/// The slot of a command's first key: the argument after the command's name for every command
+/// the host pipelines (HSET, SADD, SREM, DEL, HDEL, SPUBLISH, XADD ...), and after the script
+/// and the key count for a script (EVAL, EVALSHA).
 pub fn slot_of(command: &Cmd) -> Option<Slot> {
-    match command.args_iter().nth(1)? {
+    let mut args = command.args_iter();
+    let key_at = match args.next()? {
+        Arg::Simple(name) if name.eq_ignore_ascii_case(b"EVAL") => 2,
+        Arg::Simple(name) if name.eq_ignore_ascii_case(b"EVALSHA") => 2,
+        _ => 0,
+    };
+    match args.nth(key_at)? {
         Arg::Simple(key) => Some(Slot::for_key(key)),
         _ => None,
     }
@@ -72,6 +79,17 @@ mod tests {
         let one = pipelines([sadd("a"), sadd("b"), sadd("c")], false);
         assert_eq!(one.len(), 1);
         assert_eq!(one[0].len(), 3);
+    }
+
+    #[test]
+    fn a_script_s_slot_is_its_first_key_s() {
+        let script = redis::cmd("EVAL")
+            .arg("return 1")
+            .arg(1)
+            .arg("wsfn:{s:1}:rec")
+            .clone();
+        assert_eq!(slot_of(&script), Some(Slot::for_key(b"wsfn:{s:1}:rec")));
+        assert_eq!(slot_of(&sadd("wsfn:{s:1}:x")), slot_of(&script));
     }
 
     #[test]

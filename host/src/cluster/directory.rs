@@ -133,6 +133,54 @@ impl ClusterLink {
         }
     }
 
+    /// Mirrors a journaled session this node took over from another: listed under this node,
+    /// its record naming it. Its groups and attachment are the function's, and stay.
+    pub fn session_moved_here(&self, connection: &Connection) -> Result<(), OutboxFull> {
+        let record = ConnectionRecord::of(connection, self.node);
+        let json = serde_json::to_string(&record).unwrap_or_default();
+        self.outbox.commands(vec![
+            cmd("HSET")
+                .arg(keys::node_connections(self.node))
+                .arg(&record.id)
+                .arg(&record.function)
+                .clone(),
+            cmd("HSET")
+                .arg(keys::function_connections(&record.function))
+                .arg(&record.id)
+                .arg(json)
+                .clone(),
+        ])
+    }
+
+    /// A journaled session this node held moved to another node (which has already written
+    /// its record): no longer listed under this node. It has left `groups` here.
+    pub fn session_moved_away(&self, connection: &Connection, groups: &[Box<str>]) {
+        let written = self.outbox.commands(vec![
+            cmd("HDEL")
+                .arg(keys::node_connections(self.node))
+                .arg(connection.id.to_string())
+                .clone(),
+        ]);
+        if written.is_err() {
+            tracing::warn!(connection = %connection.id, "the cluster link is backed up; a session that moved stays listed under this node until Redis catches up");
+        }
+        for group in groups {
+            self.watch_group(&connection.scope, group);
+        }
+        self.watch_session(connection.id);
+    }
+
+    /// The groups the directory lists connection `id` of `function` in.
+    pub async fn connection_groups(
+        &self,
+        function: &str,
+        id: ConnectionId,
+    ) -> Result<Vec<String>, ClusterError> {
+        let mut redis = self.redis();
+        self.bounded(redis.smembers(keys::connection_groups(function, id)))
+            .await
+    }
+
     /// Mirrors a join of a connection this node holds.
     pub fn joined(&self, connection: &Connection, group: &str) -> Result<(), OutboxFull> {
         let written =
@@ -221,9 +269,14 @@ impl ClusterLink {
         let function = match function {
             Some(function) => function.to_owned(),
             None => {
-                let found: Option<String> = self
-                    .bounded(redis.hget(keys::node_connections(id.node()), &text))
-                    .await?;
+                // A journaled session may have moved from the node its id names; its journal
+                // knows its function wherever it is.
+                let listed_under = if id.is_journaled() {
+                    redis.hget(keys::session(id), "fn")
+                } else {
+                    redis.hget(keys::node_connections(id.node()), &text)
+                };
+                let found: Option<String> = self.bounded(listed_under).await?;
                 match found {
                     Some(function) => function,
                     None => return Ok(None),

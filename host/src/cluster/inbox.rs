@@ -6,13 +6,15 @@
 //! nothing on nodes without members. A member of a group that had none here hears the
 //! group's publishes from the moment the subscription is confirmed, one Redis round trip
 //! after the join; the handshake of a connection that joins on connect waits for that
-//! (`ClusterLink::await_listening`).
+//! (`ClusterLink::await_listening`). Likewise for the channel of each journaled session the
+//! node serves, where its messages come back numbered (see `journal`).
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use super::codec::{FunctionChanged, GroupPublish, NodeCommand};
-use super::{ClusterError, ClusterLink, Member, keys};
+use super::journal::SessionNotice;
+use super::{ClusterError, ClusterLink, Interest, Member, keys};
 use crate::backplane::{Heard, Shape, Subscriber};
 
 /// Pause before trying again after the subscription was lost.
@@ -68,7 +70,7 @@ pub async fn run(node: Arc<dyn Member>, link: Arc<ClusterLink>, subscription: Su
                 Some(Heard::Lost) | None => Some(Gap::Dropped),
             },
             () = link.interests_changed.notified() => {
-                follow_interests(&link, &mut subscriber).await.err().map(|error| {
+                follow_interests(&node, &link, &mut subscriber).await.err().map(|error| {
                     tracing::warn!("cannot change the cluster subscription: {error}");
                     Gap::Reopen
                 })
@@ -99,12 +101,16 @@ async fn changed(
 /// count says now. A failure leaves the channel as wanted, so the reopen that follows
 /// subscribes to it.
 async fn follow_interests(
+    node: &Arc<dyn Member>,
     link: &ClusterLink,
     subscriber: &mut Subscriber,
 ) -> Result<(), ClusterError> {
     let mut result = Ok(());
     for (channel, interest) in link.take_interests() {
-        let wanted = interest.scope.groups.member_count(&interest.group) > 0;
+        let wanted = match interest {
+            Interest::Group { scope, group } => scope.groups.member_count(&group) > 0,
+            Interest::Session(id) => node.serves_session(id),
+        };
         let change = match (wanted, subscriber.is_subscribed(&channel)) {
             (true, false) => {
                 let subscribed = link.bounded(subscriber.subscribe(&channel)).await;
@@ -153,7 +159,11 @@ async fn catch_up(
                 link.metrics.subscribed.set(1);
                 tracing::info!("cluster subscription restored; syncing functions");
                 let node = node.clone();
-                tokio::spawn(async move { node.sync_all().await });
+                tokio::spawn(async move {
+                    // What the journaled sessions here missed meanwhile is in their journals.
+                    node.catch_up_sessions().await;
+                    node.sync_all().await;
+                });
                 return true;
             }
             Err(error) => {
@@ -178,6 +188,11 @@ fn handle(node: &Arc<dyn Member>, link: &ClusterLink, channel: &str, payload: &[
         match NodeCommand::decode(payload) {
             Ok(command) => node.apply_command(command),
             Err(error) => tracing::warn!("ignoring a connection command: {error}"),
+        }
+    } else if let Some(id) = keys::session_of_channel(channel) {
+        match SessionNotice::decode(payload) {
+            Ok(notice) => node.session_notice(id, notice),
+            Err(error) => tracing::warn!("ignoring a session notice: {error}"),
         }
     } else {
         match GroupPublish::decode(payload) {

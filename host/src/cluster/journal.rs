@@ -22,11 +22,10 @@
 use std::sync::LazyLock;
 
 use bytes::Bytes;
-use redis::Script;
 use sha2::{Digest, Sha256};
 
 use super::{ClusterError, ClusterLink, DecodeError, keys};
-use crate::connections::{ConnectionId, NodeId, Outbound};
+use crate::connections::{ConnectionId, NodeId, Outbound, PublishMark, QueueError, SessionJournal};
 
 /// KEYS: record. ARGV: home, function, secret digest, retention bytes, subprotocol.
 /// Returns 1 when created, 0 when the session already had a record.
@@ -38,13 +37,15 @@ return 1
 ";
 
 /// KEYS: record, log. ARGV: publish command, channel, kind (t or b), data, group, sender
-/// node, sender's count ('' for a message that is not a group publish).
+/// node, sender's count ('' for a message that is not a group publish), the sending
+/// function ('' for the operator, who may send to any).
 ///
 /// A session that holds something may not go over its limit; one that holds nothing takes
 /// any single message (the message size limit bounds it), as on a single node. A message
 /// that does not fit marks the session overflowed and announces it: the home ends it.
 const APPEND: &str = r"
-if redis.call('EXISTS', KEYS[1]) == 0 then return {'gone'} end
+local owner = redis.call('HGET', KEYS[1], 'fn')
+if not owner or (ARGV[8] ~= '' and owner ~= ARGV[8]) then return {'gone'} end
 if redis.call('HEXISTS', KEYS[1], 'overflowed') == 1 then return {'full'} end
 if ARGV[5] ~= '' then
   local field = 'g:' .. ARGV[6] .. ':' .. ARGV[5]
@@ -102,7 +103,8 @@ return 1
 
 /// KEYS: record, log. ARGV: claiming node, function, secret digest, received, publish
 /// command, channel.
-/// Returns {'ok', previous home, handled, subprotocol, entries after `received`} or a refusal.
+/// Returns {'ok', previous home, handled, subprotocol, entries after `received`, the claim's
+/// number} or a refusal. The node it leaves hears the claim's number, and answers with it.
 const CLAIM: &str = r"
 local state = redis.call('HMGET', KEYS[1], 'key', 'home', 'sent', 'acked', 'handled', 'fn',
   'proto', 'overflowed')
@@ -113,8 +115,10 @@ local received = tonumber(ARGV[4])
 if received > tonumber(state[3]) or received < tonumber(state[4]) then return {'gap'} end
 if received > tonumber(state[4]) then trim(KEYS[1], KEYS[2], received) end
 redis.call('HSET', KEYS[1], 'home', ARGV[1])
-if state[2] ~= ARGV[1] then redis.call(ARGV[5], ARGV[6], 'm' .. ARGV[1]) end
-return {'ok', state[2], state[5], state[7], redis.call('XRANGE', KEYS[2], (received + 1) .. '-0', '+')}
+local claim = redis.call('HINCRBY', KEYS[1], 'claims', 1)
+if state[2] ~= ARGV[1] then redis.call(ARGV[5], ARGV[6], 'm' .. ARGV[1] .. ' ' .. claim) end
+return {'ok', state[2], state[5], state[7], redis.call('XRANGE', KEYS[2], (received + 1) .. '-0', '+'),
+  claim}
 ";
 
 /// KEYS: record, log. ARGV: the home the caller expects ('' for none).
@@ -134,14 +138,25 @@ redis.call('HSET', KEYS[1], 'home', '')
 return 1
 ";
 
-static OPEN_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(OPEN));
-static APPEND_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(APPEND));
-static ACKNOWLEDGE_SCRIPT: LazyLock<Script> =
-    LazyLock::new(|| Script::new(&format!("{TRIM}{ACKNOWLEDGE}")));
-static HANDLED_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(HANDLED));
-static CLAIM_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(&format!("{TRIM}{CLAIM}")));
-static RELEASE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RELEASE));
-static PARK_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(PARK));
+/// The scripts that drop what the client received, with the function they share.
+static ACKNOWLEDGE_SCRIPT: LazyLock<String> = LazyLock::new(|| format!("{TRIM}{ACKNOWLEDGE}"));
+static CLAIM_SCRIPT: LazyLock<String> = LazyLock::new(|| format!("{TRIM}{CLAIM}"));
+
+/// A script call with its keys. Scripts travel whole (`EVAL`): Redis keeps the compiled
+/// script by its digest, and a primary that has just taken over after a failover needs
+/// nothing loaded first.
+fn script(body: &str, keys: &[String]) -> redis::Cmd {
+    let mut command = redis::cmd("EVAL");
+    command.arg(body).arg(keys.len());
+    for key in keys {
+        command.arg(key);
+    }
+    command
+}
+
+fn record_and_log(id: ConnectionId) -> [String; 2] {
+    [keys::session(id), keys::session_log(id)]
+}
 
 /// What a new clustered session is opened with.
 #[derive(Debug, Clone)]
@@ -153,15 +168,6 @@ pub struct SessionStart<'a> {
     /// Bytes the session may hold unacknowledged (see `--session-retention`).
     pub retention: usize,
     pub subprotocol: Option<&'a str>,
-}
-
-/// A group publish appended for a session: its group, the node it was published on, and that
-/// node's count of publishes, which only grows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PublishMark<'a> {
-    pub group: &'a str,
-    pub origin: NodeId,
-    pub count: u64,
 }
 
 /// What an append did.
@@ -205,6 +211,8 @@ pub enum AckRefusal {
 pub struct Claimed {
     /// The node that served it before (`None`: it waited with no node).
     pub previous_home: Option<NodeId>,
+    /// This claim's number among the session's claims.
+    pub claim: u64,
     pub handled: u64,
     pub subprotocol: Option<String>,
     pub replay: Vec<(u64, Outbound)>,
@@ -215,10 +223,15 @@ pub struct Claimed {
 pub enum SessionNotice {
     /// A message was taken at this position.
     Message { position: u64, frame: Outbound },
-    /// A resume on `to` took the session over.
-    Moved { to: NodeId },
+    /// A resume on `to` took the session over, by the claim numbered `claim`.
+    Moved { to: NodeId, claim: u64 },
     /// A message did not fit the retention limit: the session ends.
     Overflowed,
+    /// The node it moved from let it go after claim `claim`, its function having handled
+    /// this many of the client's messages.
+    Released { handled: u64, claim: u64 },
+    /// A command for the session from another node (close, join, leave, attachment).
+    Command(super::NodeCommand),
 }
 
 impl SessionNotice {
@@ -226,11 +239,16 @@ impl SessionNotice {
     pub fn decode(payload: &[u8]) -> Result<Self, DecodeError> {
         match payload.split_first() {
             Some((b'f', [])) => Ok(Self::Overflowed),
-            Some((b'm', node)) => std::str::from_utf8(node)
+            Some((b'h', rest)) => two_counts(rest)
+                .map(|(handled, claim)| Self::Released { handled, claim })
+                .ok_or(DecodeError("a release without its counts")),
+            Some((b'c', command)) => super::NodeCommand::decode(command).map(Self::Command),
+            Some((b'm', rest)) => std::str::from_utf8(rest)
                 .ok()
-                .and_then(|node| node.parse().ok())
-                .map(|to| Self::Moved { to })
-                .ok_or(DecodeError("a move to a node that is not a node id")),
+                .and_then(|rest| rest.split_once(' '))
+                .and_then(|(node, claim)| Some((node.parse().ok()?, claim.parse().ok()?)))
+                .map(|(to, claim)| Self::Moved { to, claim })
+                .ok_or(DecodeError("a move without a node id and a claim")),
             Some((b'd', rest)) => {
                 let (kind, rest) = rest.split_first().ok_or(DecodeError("truncated"))?;
                 let space = rest
@@ -247,6 +265,14 @@ impl SessionNotice {
             _ => Err(DecodeError("not a session notice")),
         }
     }
+}
+
+fn two_counts(text: &[u8]) -> Option<(u64, u64)> {
+    let space = text.iter().position(|&b| b == b' ')?;
+    Some((
+        parse_count(&text[..space])?,
+        parse_count(&text[space + 1..])?,
+    ))
 }
 
 fn parse_count(text: &[u8]) -> Option<u64> {
@@ -288,51 +314,60 @@ impl ClusterLink {
     /// is told the session exists, so a session the client knows of always has a journal.
     pub async fn open_session(&self, start: &SessionStart<'_>) -> Result<(), ClusterError> {
         let mut redis = self.redis();
-        let _: u8 = self
-            .bounded(
-                OPEN_SCRIPT
-                    .key(keys::session(start.id))
-                    .arg(self.node.to_string())
-                    .arg(start.function)
-                    .arg(secret_digest(start.secret))
-                    .arg(start.retention)
-                    .arg(start.subprotocol.unwrap_or(""))
-                    .invoke_async(&mut redis),
-            )
-            .await?;
+        let open = script(OPEN, &[keys::session(start.id)])
+            .arg(self.node.to_string())
+            .arg(start.function)
+            .arg(secret_digest(start.secret))
+            .arg(start.retention)
+            .arg(start.subprotocol.unwrap_or(""))
+            .clone();
+        let _: u8 = self.bounded(open.query_async(&mut redis)).await?;
         Ok(())
     }
 
-    /// Appends a message to session `id`'s journal and announces it on its channel.
+    /// The script call that appends `frame` to session `id`'s journal and announces it;
+    /// `None` for frames a journal never keeps (pings, pongs, control messages).
+    fn append_command(
+        &self,
+        id: ConnectionId,
+        frame: &Outbound,
+        published: Option<(&str, PublishMark)>,
+        function: Option<&str>,
+    ) -> Option<redis::Cmd> {
+        let (kind, data) = kind_and_data(frame)?;
+        let (group, origin, count) = match published {
+            Some((group, mark)) => (group, mark.origin.to_string(), mark.count.to_string()),
+            None => ("", String::new(), String::new()),
+        };
+        Some(
+            script(APPEND, &record_and_log(id))
+                .arg(self.redis.publish_command())
+                .arg(keys::session_channel(id))
+                .arg(kind)
+                .arg(data.as_ref())
+                .arg(group)
+                .arg(origin)
+                .arg(count)
+                .arg(function.unwrap_or(""))
+                .clone(),
+        )
+    }
+
+    /// Appends a message to session `id`'s journal and announces it on its channel, waiting
+    /// for the answer. `function`: only a session of that function takes it (`None`: the
+    /// operator's, any session).
     pub async fn append_to_session(
         &self,
         id: ConnectionId,
         frame: &Outbound,
-        mark: Option<PublishMark<'_>>,
+        published: Option<(&str, PublishMark)>,
+        function: Option<&str>,
     ) -> Result<Appended, ClusterError> {
-        let Some((kind, data)) = kind_and_data(frame) else {
+        let Some(append) = self.append_command(id, frame, published, function) else {
             return Ok(Appended::Gone);
         };
         let mut redis = self.redis();
-        let (group, origin, count) = match mark {
-            Some(mark) => (mark.group, mark.origin.to_string(), mark.count.to_string()),
-            None => ("", String::new(), String::new()),
-        };
-        let answer: Vec<redis::Value> = self
-            .bounded(
-                APPEND_SCRIPT
-                    .key(keys::session(id))
-                    .key(keys::session_log(id))
-                    .arg(self.redis.publish_command())
-                    .arg(keys::session_channel(id))
-                    .arg(kind)
-                    .arg(data.as_ref())
-                    .arg(group)
-                    .arg(origin)
-                    .arg(count)
-                    .invoke_async(&mut redis),
-            )
-            .await?;
+        let answer: Vec<redis::Value> = self.bounded(append.query_async(&mut redis)).await?;
         let verdict: String = field(&answer, 0)?;
         match verdict.as_str() {
             "ok" => Ok(Appended::At(field(&answer, 1)?)),
@@ -343,6 +378,32 @@ impl ClusterLink {
         }
     }
 
+    /// Queues an append on the outbox: in order with this node's other writes, without
+    /// waiting. A sender learns nothing of a session that ended, as with any connection
+    /// held elsewhere.
+    pub(super) fn queue_append(
+        &self,
+        id: ConnectionId,
+        frame: &Outbound,
+        published: Option<(&str, PublishMark)>,
+        function: Option<&str>,
+    ) -> Result<(), super::OutboxFull> {
+        match self.append_command(id, frame, published, function) {
+            Some(append) => self.outbox.commands(vec![append]),
+            None => Ok(()),
+        }
+    }
+
+    fn acknowledge_command(id: ConnectionId, received: u64) -> redis::Cmd {
+        script(&ACKNOWLEDGE_SCRIPT, &record_and_log(id))
+            .arg(received)
+            .clone()
+    }
+
+    fn handled_command(id: ConnectionId, handled: u64) -> redis::Cmd {
+        script(HANDLED, &[keys::session(id)]).arg(handled).clone()
+    }
+
     /// Drops what the client of session `id` says it has received; answers the bytes freed.
     pub async fn acknowledge_session(
         &self,
@@ -350,15 +411,8 @@ impl ClusterLink {
         received: u64,
     ) -> Result<Result<u64, AckRefusal>, ClusterError> {
         let mut redis = self.redis();
-        let freed: i64 = self
-            .bounded(
-                ACKNOWLEDGE_SCRIPT
-                    .key(keys::session(id))
-                    .key(keys::session_log(id))
-                    .arg(received)
-                    .invoke_async(&mut redis),
-            )
-            .await?;
+        let acknowledge = Self::acknowledge_command(id, received);
+        let freed: i64 = self.bounded(acknowledge.query_async(&mut redis)).await?;
         Ok(match freed {
             -1 => Err(AckRefusal::Unknown),
             -2 => Err(AckRefusal::TooMany),
@@ -374,14 +428,8 @@ impl ClusterLink {
         handled: u64,
     ) -> Result<(), ClusterError> {
         let mut redis = self.redis();
-        let _: u8 = self
-            .bounded(
-                HANDLED_SCRIPT
-                    .key(keys::session(id))
-                    .arg(handled)
-                    .invoke_async(&mut redis),
-            )
-            .await?;
+        let note = Self::handled_command(id, handled);
+        let _: u8 = self.bounded(note.query_async(&mut redis)).await?;
         Ok(())
     }
 
@@ -395,20 +443,15 @@ impl ClusterLink {
         received: u64,
     ) -> Result<Result<Claimed, ClaimRefusal>, ClusterError> {
         let mut redis = self.redis();
-        let answer: Vec<redis::Value> = self
-            .bounded(
-                CLAIM_SCRIPT
-                    .key(keys::session(id))
-                    .key(keys::session_log(id))
-                    .arg(self.node.to_string())
-                    .arg(function)
-                    .arg(secret_digest(secret))
-                    .arg(received)
-                    .arg(self.redis.publish_command())
-                    .arg(keys::session_channel(id))
-                    .invoke_async(&mut redis),
-            )
-            .await?;
+        let claim = script(&CLAIM_SCRIPT, &record_and_log(id))
+            .arg(self.node.to_string())
+            .arg(function)
+            .arg(secret_digest(secret))
+            .arg(received)
+            .arg(self.redis.publish_command())
+            .arg(keys::session_channel(id))
+            .clone();
+        let answer: Vec<redis::Value> = self.bounded(claim.query_async(&mut redis)).await?;
         let verdict: String = field(&answer, 0)?;
         let refusal = match verdict.as_str() {
             "ok" => None,
@@ -425,26 +468,82 @@ impl ClusterLink {
         let handled: u64 = field(&answer, 2)?;
         let subprotocol: String = field(&answer, 3)?;
         let entries: Vec<(String, Vec<Vec<u8>>)> = field(&answer, 4)?;
-        let mut replay = Vec::with_capacity(entries.len());
-        for (entry_id, fields) in entries {
-            let position = entry_id
-                .split_once('-')
-                .and_then(|(position, _)| position.parse().ok())
-                .ok_or_else(|| malformed(format!("a journal entry with the id {entry_id:?}")))?;
-            let [k, kind, d, data] = <[Vec<u8>; 4]>::try_from(fields)
-                .map_err(|_| malformed("a journal entry without its two fields".into()))?;
-            if k != b"k" || d != b"d" || kind.len() != 1 {
-                return Err(malformed("a journal entry with unknown fields".into()));
-            }
-            let frame = frame(kind[0], Bytes::from(data)).map_err(|e| malformed(e.to_string()))?;
-            replay.push((position, frame));
-        }
+        let number: u64 = field(&answer, 5)?;
         Ok(Ok(Claimed {
             previous_home: node_or_none(&previous),
+            claim: number,
             handled,
             subprotocol: (!subprotocol.is_empty()).then_some(subprotocol),
-            replay,
+            replay: entries_of(entries)?,
         }))
+    }
+
+    /// The messages of session `id`'s journal from position `from` to `to` (inclusive, or
+    /// the last) that it still holds, to fill a gap in what this node heard.
+    pub async fn read_session_log(
+        &self,
+        id: ConnectionId,
+        from: u64,
+        to: Option<u64>,
+    ) -> Result<Vec<(u64, Outbound)>, ClusterError> {
+        let mut redis = self.redis();
+        let read = redis::cmd("XRANGE")
+            .arg(keys::session_log(id))
+            .arg(format!("{from}-0"))
+            .arg(to.map_or_else(|| "+".to_owned(), |to| format!("{to}-0")))
+            .clone();
+        let entries: Vec<(String, Vec<Vec<u8>>)> =
+            self.bounded(read.query_async(&mut redis)).await?;
+        entries_of(entries)
+    }
+
+    /// The subprotocol session `id` was opened with (for the answer to a resume that reached
+    /// this node), if it is a session of `function` in the journal.
+    pub async fn session_subprotocol(
+        &self,
+        id: ConnectionId,
+        function: &str,
+    ) -> Result<Option<Option<String>>, ClusterError> {
+        let mut redis = self.redis();
+        let read = redis::cmd("HMGET")
+            .arg(keys::session(id))
+            .arg("fn")
+            .arg("proto")
+            .clone();
+        let (owner, proto): (Option<String>, Option<String>) =
+            self.bounded(read.query_async(&mut redis)).await?;
+        Ok((owner.as_deref() == Some(function)).then(|| proto.filter(|p| !p.is_empty())))
+    }
+
+    /// Tells the node that took session `id` over that this node let it go, with how many of
+    /// the client's messages its function handled; sent once everything this node queued
+    /// before (its directory writes, its appends) has reached Redis.
+    pub async fn session_released(&self, id: ConnectionId, handled: u64, claim: u64) {
+        self.outbox.flush().await;
+        let released = self
+            .outbox
+            .commands(vec![Self::handled_command(id, handled)])
+            .and_then(|()| {
+                self.outbox.publish(
+                    keys::session_channel(id),
+                    format!("h{handled} {claim}").into_bytes(),
+                )
+            });
+        if let Err(error) = released {
+            tracing::warn!(connection = %id, "cannot tell the node that took a session over that it may go on: {error}");
+        }
+    }
+
+    /// Sends a command for session `id` on its channel, where whichever node serves it hears
+    /// it.
+    pub(super) fn queue_session_command(
+        &self,
+        id: ConnectionId,
+        command: &super::NodeCommand,
+    ) -> Result<(), super::OutboxFull> {
+        let mut payload = vec![b'c'];
+        payload.extend_from_slice(&command.encode());
+        self.outbox.publish(keys::session_channel(id), payload)
     }
 
     /// Ends session `id`'s journal if `home` still serves it (`None`: it waits with no node).
@@ -455,15 +554,10 @@ impl ClusterLink {
         home: Option<NodeId>,
     ) -> Result<bool, ClusterError> {
         let mut redis = self.redis();
-        let released: u8 = self
-            .bounded(
-                RELEASE_SCRIPT
-                    .key(keys::session(id))
-                    .key(keys::session_log(id))
-                    .arg(home.map(|n| n.to_string()).unwrap_or_default())
-                    .invoke_async(&mut redis),
-            )
-            .await?;
+        let release = script(RELEASE, &record_and_log(id))
+            .arg(home.map(|n| n.to_string()).unwrap_or_default())
+            .clone();
+        let released: u8 = self.bounded(release.query_async(&mut redis)).await?;
         Ok(released == 1)
     }
 
@@ -471,16 +565,55 @@ impl ClusterLink {
     /// served it. `false`: it had moved (or ended) already.
     pub async fn park_session(&self, id: ConnectionId, home: NodeId) -> Result<bool, ClusterError> {
         let mut redis = self.redis();
-        let parked: u8 = self
-            .bounded(
-                PARK_SCRIPT
-                    .key(keys::session(id))
-                    .arg(home.to_string())
-                    .invoke_async(&mut redis),
-            )
-            .await?;
+        let park = script(PARK, &[keys::session(id)])
+            .arg(home.to_string())
+            .clone();
+        let parked: u8 = self.bounded(park.query_async(&mut redis)).await?;
         Ok(parked == 1)
     }
+}
+
+impl SessionJournal for ClusterLink {
+    fn append(
+        &self,
+        id: ConnectionId,
+        frame: &Outbound,
+        published: Option<(&str, PublishMark)>,
+    ) -> Result<(), QueueError> {
+        self.queue_append(id, frame, published, None)
+            .map_err(|_| QueueError::Full)
+    }
+
+    fn acknowledged(&self, id: ConnectionId, received: u64) {
+        let _ = self
+            .outbox
+            .commands(vec![Self::acknowledge_command(id, received)]);
+    }
+
+    fn handled(&self, id: ConnectionId, handled: u64) {
+        let _ = self
+            .outbox
+            .commands(vec![Self::handled_command(id, handled)]);
+    }
+}
+
+/// Reads journal entries as a script or `XRANGE` returns them.
+fn entries_of(entries: Vec<(String, Vec<Vec<u8>>)>) -> Result<Vec<(u64, Outbound)>, ClusterError> {
+    let mut messages = Vec::with_capacity(entries.len());
+    for (entry_id, fields) in entries {
+        let position = entry_id
+            .split_once('-')
+            .and_then(|(position, _)| position.parse().ok())
+            .ok_or_else(|| malformed(format!("a journal entry with the id {entry_id:?}")))?;
+        let [k, kind, d, data] = <[Vec<u8>; 4]>::try_from(fields)
+            .map_err(|_| malformed("a journal entry without its two fields".into()))?;
+        if k != b"k" || d != b"d" || kind.len() != 1 {
+            return Err(malformed("a journal entry with unknown fields".into()));
+        }
+        let frame = frame(kind[0], Bytes::from(data)).map_err(|e| malformed(e.to_string()))?;
+        messages.push((position, frame));
+    }
+    Ok(messages)
 }
 
 fn malformed(what: String) -> ClusterError {
@@ -515,13 +648,34 @@ mod tests {
             })
         );
         assert_eq!(
-            SessionNotice::decode(b"m0000abcd"),
+            SessionNotice::decode(b"m0000abcd 3"),
             Ok(SessionNotice::Moved {
-                to: "0000abcd".parse().unwrap()
+                to: "0000abcd".parse().unwrap(),
+                claim: 3
             })
         );
         assert_eq!(SessionNotice::decode(b"f"), Ok(SessionNotice::Overflowed));
-        for bad in [&b""[..], b"dx1 a", b"dt a", b"dtx a", b"m12", b"fx", b"q"] {
+        assert_eq!(
+            SessionNotice::decode(b"h42 7"),
+            Ok(SessionNotice::Released {
+                handled: 42,
+                claim: 7
+            })
+        );
+        for bad in [
+            &b""[..],
+            b"dx1 a",
+            b"dt a",
+            b"dtx a",
+            b"m12",
+            b"m0000abcd",
+            b"fx",
+            b"q",
+            b"h",
+            b"h4",
+            b"hx 1",
+            b"c",
+        ] {
             assert!(SessionNotice::decode(bad).is_err(), "{bad:?}");
         }
     }

@@ -69,6 +69,15 @@ pub fn session_channel(id: ConnectionId) -> String {
     format!("wsfn:{{s:{id}}}:to")
 }
 
+/// The session whose channel `channel` is, if it is a session's channel.
+pub fn session_of_channel(channel: &str) -> Option<ConnectionId> {
+    channel
+        .strip_prefix("wsfn:{s:")?
+        .strip_suffix("}:to")?
+        .parse()
+        .ok()
+}
+
 /// Channel: the publishes to one group, heard by the nodes that hold members of it.
 pub fn group_channel(function: &str, group: &str) -> String {
     format!("wsfn:p:{{{function}:{group}}}")
@@ -101,6 +110,16 @@ mod tests {
 
     fn slot(key: &str) -> Option<redis::cluster_routing::Slot> {
         slot_of(&redis::cmd("GET").arg(key).clone())
+    }
+
+    #[test]
+    fn a_session_s_keys_and_channel_share_a_slot_and_the_channel_names_it() {
+        let id = ConnectionId::journaled_on(NodeId::random());
+        assert_eq!(slot(&session(id)), slot(&session_log(id)));
+        assert_eq!(slot(&session(id)), slot(&session_channel(id)));
+        assert_eq!(session_of_channel(&session_channel(id)), Some(id));
+        assert_eq!(session_of_channel(&node_channel(NodeId::random())), None);
+        assert_eq!(session_of_channel(&group_channel("f", "}:to")), None);
     }
 
     #[test]

@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{GroupPublish, NodeCommand, Orphan};
-use crate::connections::Connection;
+use super::{GroupPublish, NodeCommand, Orphan, SessionNotice};
+use crate::connections::{Connection, ConnectionId};
 
 #[async_trait::async_trait]
 pub trait Member: Send + Sync + 'static {
@@ -18,6 +18,16 @@ pub trait Member: Send + Sync + 'static {
 
     /// Delivers another node's group publish to the members this node holds.
     fn deliver_publish(&self, publish: &GroupPublish);
+
+    /// Whether this node serves the journaled session `id` (so listens to its channel).
+    fn serves_session(&self, id: ConnectionId) -> bool;
+
+    /// Acts on what was heard on the channel of the journaled session `id`.
+    fn session_notice(&self, id: ConnectionId, notice: SessionNotice);
+
+    /// Reads from their journals what the journaled sessions here missed while the
+    /// subscription was away.
+    async fn catch_up_sessions(&self);
 
     /// Runs on-close for a connection of a dead node.
     async fn close_orphan(&self, orphan: Orphan);

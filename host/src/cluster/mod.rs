@@ -35,16 +35,14 @@ use tokio::sync::Notify;
 pub use codec::{DecodeError, FunctionChanged, GroupPublish, NodeCommand};
 pub use directory::{ConnectionRecord, Orphan};
 pub use inbox::{Subscription, run as run_inbox, subscribe};
-pub use journal::{
-    AckRefusal, Appended, ClaimRefusal, Claimed, PublishMark, SessionNotice, SessionStart,
-};
+pub use journal::{AckRefusal, Appended, ClaimRefusal, Claimed, SessionNotice, SessionStart};
 pub use liveness::run as run_liveness;
 pub use member::Member;
 pub use outbox::OutboxFull;
 pub use publish::publish;
 
 use crate::backplane::{ConnectError, RedisConnection};
-use crate::connections::{FunctionScope, NodeId};
+use crate::connections::{ConnectionId, FunctionScope, NodeId, Outbound, PublishMark};
 use crate::observe::ClusterMetrics;
 use outbox::Outbox;
 
@@ -112,6 +110,9 @@ pub struct ClusterLink {
     pub settings: ClusterSettings,
     /// Recent member counts of groups, by their directory key (see `group_size`).
     group_sizes: dashmap::DashMap<String, (std::time::Instant, usize)>,
+    /// This node's count of group publishes; held while a publish is queued, so the count
+    /// grows in the order the publishes leave (see `PublishMark`).
+    publishes: Mutex<u64>,
 }
 
 impl ClusterLink {
@@ -144,6 +145,7 @@ impl ClusterLink {
             gone_nodes: RwLock::new(HashSet::new()),
             settings,
             group_sizes: dashmap::DashMap::new(),
+            publishes: Mutex::new(0),
         })
     }
 
@@ -157,12 +159,36 @@ impl ClusterLink {
     /// request, so it ends in the right state however the changes raced.
     pub fn watch_group(&self, scope: &Arc<FunctionScope>, group: &str) {
         let channel = keys::group_channel(&scope.name, group);
-        let interest = Interest {
+        let interest = Interest::Group {
             scope: scope.clone(),
             group: group.to_owned(),
         };
         self.interests.lock().insert(channel, interest);
         self.interests_changed.notify_one();
+    }
+
+    /// Asks the inbox to listen to session `id`'s channel while this node serves it, and to
+    /// stop when it does not (see [`crate::cluster::Member::serves_session`]).
+    pub fn watch_session(&self, id: ConnectionId) {
+        let channel = keys::session_channel(id);
+        self.interests.lock().insert(channel, Interest::Session(id));
+        self.interests_changed.notify_one();
+    }
+
+    /// Waits (at most the request timeout) until this node listens to session `id`'s
+    /// channel and to `groups`' channels.
+    pub async fn await_session_listening(
+        &self,
+        id: ConnectionId,
+        function: &str,
+        groups: &[String],
+    ) {
+        let mut channels: Vec<String> = groups
+            .iter()
+            .map(|group| keys::group_channel(function, group))
+            .collect();
+        channels.push(keys::session_channel(id));
+        self.await_channels(function, channels).await;
     }
 
     /// Waits (at most the request timeout) until this node listens to the channels of
@@ -173,6 +199,10 @@ impl ClusterLink {
             .iter()
             .map(|group| keys::group_channel(function, group))
             .collect();
+        self.await_channels(function, channels).await;
+    }
+
+    async fn await_channels(&self, function: &str, channels: Vec<String>) {
         let waited = tokio::time::timeout(self.settings.request_timeout, async {
             loop {
                 let changed = self.listening_changed.notified();
@@ -248,23 +278,66 @@ impl ClusterLink {
         self.outbox.flush().await;
     }
 
-    /// Routes a command to the node holding the connection it names.
+    /// Routes a command to the node holding the connection it names; for a journaled
+    /// session, through its journal (a message) or its channel (anything else), which reach
+    /// it on whichever node serves it now.
     pub fn command(&self, node: NodeId, command: &NodeCommand) -> Result<(), OutboxFull> {
-        self.outbox
-            .publish(keys::node_channel(node), command.encode())
+        let id = command.id();
+        if !id.is_journaled() {
+            return self
+                .outbox
+                .publish(keys::node_channel(node), command.encode());
+        }
+        match command {
+            NodeCommand::Send {
+                function,
+                id,
+                frame,
+            } => self.queue_append(*id, frame, None, function.as_deref()),
+            other => self.queue_session_command(id, other),
+        }
     }
 
-    /// Tells the other nodes with members of the group to deliver a group message to them.
-    pub fn publish_to_group(&self, publish: &GroupPublish) -> Result<(), OutboxFull> {
-        self.outbox.publish(
-            keys::group_channel(&publish.function, &publish.group),
-            publish.encode(),
-        )
+    /// Queues a group publish for the other nodes with members of the group, with this
+    /// node's next publish count; `here` delivers it, with the same count, to the journaled
+    /// sessions among this node's members, in the same order.
+    pub fn publish_to_group(
+        &self,
+        function: &str,
+        group: &str,
+        except: Option<ConnectionId>,
+        frame: Outbound,
+        here: impl FnOnce(PublishMark) -> u32,
+    ) -> (u32, Result<(), OutboxFull>) {
+        let mut publishes = self.publishes.lock();
+        *publishes += 1;
+        let mark = PublishMark {
+            origin: self.node,
+            count: *publishes,
+        };
+        let delivered = here(mark);
+        let publish = GroupPublish {
+            origin: self.node,
+            count: mark.count,
+            function: function.to_owned(),
+            group: group.to_owned(),
+            except,
+            frame,
+        };
+        let sent = self
+            .outbox
+            .publish(keys::group_channel(function, group), publish.encode());
+        (delivered, sent)
     }
 }
 
-/// A group whose members on this node changed.
-pub(crate) struct Interest {
-    scope: Arc<FunctionScope>,
-    group: String,
+/// A channel whose wanted state on this node changed.
+pub(crate) enum Interest {
+    /// A group whose members on this node changed.
+    Group {
+        scope: Arc<FunctionScope>,
+        group: String,
+    },
+    /// A journaled session this node started or stopped serving.
+    Session(ConnectionId),
 }

@@ -1,7 +1,6 @@
 //! A group publish, on one node or across the cluster.
 
 use super::ClusterLink;
-use super::codec::GroupPublish;
 use crate::connections::FunctionScope;
 use crate::connections::{ConnectionId, Outbound};
 
@@ -18,23 +17,21 @@ pub async fn publish(
     frame: Outbound,
     except: Option<ConnectionId>,
 ) -> u32 {
-    let delivered = scope.groups.publish(group, &frame, except);
+    // Journaled sessions among the members (in a cluster) take it below, with its count.
+    let delivered = scope.groups.publish(group, &frame, except, None);
     let Some(cluster) = cluster else {
         return delivered;
     };
     let local_members = scope.groups.member_count(group);
-    let publish = GroupPublish {
-        origin: cluster.node,
-        function: scope.name.to_string(),
-        group: group.to_owned(),
-        except,
-        frame,
-    };
-    if let Err(error) = cluster.publish_to_group(&publish) {
+    let journaled = |mark| scope.groups.publish_journaled(group, &frame, except, mark);
+    let (journaled, sent) =
+        cluster.publish_to_group(&scope.name, group, except, frame.clone(), journaled);
+    let delivered = delivered.saturating_add(journaled);
+    if let Err(error) = sent {
         tracing::warn!(function = %scope.name, "a publish reached this node only: {error}");
         return delivered;
     }
-    match cluster.group_size(&publish.function, group).await {
+    match cluster.group_size(&scope.name, group).await {
         Ok(members) => {
             let remote = members.saturating_sub(local_members);
             delivered.saturating_add(u32::try_from(remote).unwrap_or(u32::MAX))

@@ -12,6 +12,7 @@ use std::time::SystemTime;
 use parking_lot::Mutex;
 
 use super::id::{ConnectionId, HexId};
+use super::journal::{PublishMark, Ready, SessionJournal};
 use super::lifecycle::PhaseKind;
 use super::outbound::{Outbound, Outgoing, Push, QueueError};
 use super::session::Session;
@@ -69,6 +70,27 @@ impl Connection {
         self
     }
 
+    /// A session in a cluster: its messages go through `journal` (see `journal`).
+    pub fn journaled(mut self, journal: Arc<dyn SessionJournal>) -> Self {
+        self.session = self
+            .session
+            .map(|session| Box::new(session.journaled(journal)));
+        self
+    }
+
+    /// A session taken over from another node, detached until its task gives it the resuming
+    /// socket: its outgoing side numbers messages from `first`.
+    pub fn taken_over(mut self, session: Session, retention: usize, first: u64) -> Self {
+        self.outgoing = Outgoing::taken_over(self.outgoing.max_bytes(), retention, first);
+        self.session = Some(Box::new(session));
+        self
+    }
+
+    /// The journal this connection's messages go through, for a session in a cluster.
+    pub fn journal(&self) -> Option<&Arc<dyn SessionJournal>> {
+        self.session.as_deref().and_then(Session::journal)
+    }
+
     /// The record of a connection that already ended elsewhere (on a node that died), for its
     /// on-close: it is never in the table and nothing can be sent to it.
     pub fn ended(
@@ -100,7 +122,77 @@ impl Connection {
         self.deliver(frame, true)
     }
 
+    /// Sends one frame of a group publish: for a journaled session, appended with the mark
+    /// that lets it be taken once; for anything else as by `send_fanout`.
+    pub fn send_published(
+        &self,
+        frame: Outbound,
+        group: &str,
+        mark: Option<PublishMark>,
+    ) -> Result<(), QueueError> {
+        match (self.session.as_deref(), self.journal(), mark) {
+            (Some(session), Some(journal), Some(mark)) if frame.data_len().is_some() => {
+                if !self.outgoing.kind().accepts_frames() {
+                    return Err(QueueError::Closing);
+                }
+                session.publish_through(group, mark, frame, |frame| {
+                    journal.append(self.id, frame, Some((group, mark)))
+                })
+            }
+            _ => self.deliver(frame, true),
+        }
+    }
+
+    /// Delivers the journal's message at `position`, in order with the others (see
+    /// `journal::Sequencer`). Returns positions that are missing and must be read from the
+    /// journal, if any.
+    pub fn deliver_journaled(&self, position: u64, frame: Outbound) -> Option<(u64, u64)> {
+        let sequencer = self.session.as_deref()?.sequencer()?;
+        let mut sequencer = sequencer.lock();
+        let ready = sequencer.offer(position, frame);
+        self.deliver_ready(ready)
+    }
+
+    /// Starts delivering the journal's messages from `next` (a session taken over), with the
+    /// messages the claim gave back; returns positions still missing, if any.
+    pub fn start_journaled(&self, next: u64, replay: Vec<(u64, Outbound)>) -> Option<(u64, u64)> {
+        let sequencer = self.session.as_deref()?.sequencer()?;
+        let mut sequencer = sequencer.lock();
+        let mut missing = self.deliver_ready(sequencer.start_at(next));
+        for (position, frame) in replay {
+            missing = self.deliver_ready(sequencer.offer(position, frame));
+        }
+        missing
+    }
+
+    /// Hands what the sequencer released to the outgoing side; called with its lock held,
+    /// so two deliveries cannot interleave.
+    fn deliver_ready(&self, ready: Ready) -> Option<(u64, u64)> {
+        if ready.overflowed {
+            self.start_close_now(1011, "the session fell behind its journal");
+            return None;
+        }
+        for frame in ready.frames {
+            let _ = self.queue(frame, false);
+        }
+        ready.missing
+    }
+
     fn deliver(&self, frame: Outbound, direct: bool) -> Result<(), QueueError> {
+        // A journaled session's messages are numbered by its journal and come back through
+        // `deliver_journaled`; its control frames are for the socket at hand.
+        if let Some(journal) = self.journal()
+            && frame.data_len().is_some()
+        {
+            if !self.outgoing.kind().accepts_frames() {
+                return Err(QueueError::Closing);
+            }
+            return journal.append(self.id, &frame, None);
+        }
+        self.queue(frame, direct)
+    }
+
+    fn queue(&self, frame: Outbound, direct: bool) -> Result<(), QueueError> {
         let metrics = &self.scope.metrics;
         let data_bytes = frame.data_len();
         let drop_oldest = self.slow_consumer == SlowConsumerPolicy::DropOldest;

@@ -11,6 +11,7 @@ use dashmap::DashMap;
 
 use super::connection::Connection;
 use super::id::ConnectionId;
+use super::journal::PublishMark;
 use super::outbound::Outbound;
 
 /// The groups of one function.
@@ -54,14 +55,46 @@ impl Groups {
     }
 
     /// Sends a frame to every member but `except` (see `Connection::send_fanout`); returns
-    /// how many took it.
-    pub fn publish(&self, group: &str, frame: &Outbound, except: Option<ConnectionId>) -> u32 {
+    /// how many took it. Journaled sessions (in a cluster) take a publish only with its
+    /// `mark`, which lets them take it once however many nodes deliver it: without one they
+    /// are left to [`publish_journaled`](Self::publish_journaled).
+    pub fn publish(
+        &self,
+        group: &str,
+        frame: &Outbound,
+        except: Option<ConnectionId>,
+        mark: Option<PublishMark>,
+    ) -> u32 {
+        let reaches = |member: &Connection| mark.is_some() || member.journal().is_none();
+        self.deliver(group, frame, except, mark, reaches)
+    }
+
+    /// Sends a publish to the journaled sessions among the members only.
+    pub fn publish_journaled(
+        &self,
+        group: &str,
+        frame: &Outbound,
+        except: Option<ConnectionId>,
+        mark: PublishMark,
+    ) -> u32 {
+        let reaches = |member: &Connection| member.journal().is_some();
+        self.deliver(group, frame, except, Some(mark), reaches)
+    }
+
+    fn deliver(
+        &self,
+        group: &str,
+        frame: &Outbound,
+        except: Option<ConnectionId>,
+        mark: Option<PublishMark>,
+        reaches: impl Fn(&Connection) -> bool,
+    ) -> u32 {
         // Collected first: the sends write to sockets, and the group's lock would meanwhile
         // hold up every join and leave of the groups beside it.
         let members: Vec<Arc<Connection>> = match self.members.get(group) {
             Some(members) => members
                 .iter()
-                .filter(|(id, _)| Some(**id) != except)
+                .filter(|(id, member)| Some(**id) != except && reaches(member))
                 .map(|(_, member)| member.clone())
                 .collect(),
             None => return 0,
@@ -75,7 +108,7 @@ impl Groups {
         };
         let delivered = members
             .iter()
-            .filter(|member| member.send_fanout(frame.clone()).is_ok())
+            .filter(|member| member.send_published(frame.clone(), group, mark).is_ok())
             .count();
         u32::try_from(delivered).unwrap_or(u32::MAX)
     }

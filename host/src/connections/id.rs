@@ -1,13 +1,19 @@
 //! Connection ids: 128 bits written as 32 lower-case hex digits. The first 32 bits name the
-//! node (host process) that holds the socket, so any node of a cluster can route to it; the
-//! other 96 bits are random.
+//! node (host process) that started the connection, so any node of a cluster can route to
+//! it; the next bit says whether it is a resumable session journaled in the cluster (which
+//! may since have moved to another node, so it is reached through its journal instead); the
+//! other 95 bits are random.
 //!
 //! Ids are handed to functions and, through them, to clients and other systems, so they must
 //! not be guessable: a guessed id would let anyone who can reach a function push to someone
-//! else's socket. 96 bits from the OS generator make both guessing and collisions hopeless.
+//! else's socket. 95 bits from the OS generator make both guessing and collisions hopeless.
 
 use std::fmt;
 use std::str::FromStr;
+
+/// The bit that marks a session journaled in the cluster (the highest of the random ones), so
+/// that a node can route to it from the id alone.
+const JOURNALED: u128 = 1 << 95;
 
 /// The id of one WebSocket connection.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -72,8 +78,19 @@ impl ConnectionId {
 
     /// A fresh id for a connection held by `node`.
     pub fn random_on(node: NodeId) -> Self {
-        let random = Self::random().0 & ((1u128 << 96) - 1);
+        let random = Self::random().0 & ((1u128 << 96) - 1) & !JOURNALED;
         Self((u128::from(node.0) << 96) | random)
+    }
+
+    /// A fresh id for a resumable session started on `node` whose journal is in the cluster's
+    /// Redis: any node sends to it through the journal, wherever it is served now.
+    pub fn journaled_on(node: NodeId) -> Self {
+        Self(Self::random_on(node).0 | JOURNALED)
+    }
+
+    /// Whether this is the id of a session with a journal in the cluster's Redis.
+    pub fn is_journaled(self) -> bool {
+        self.0 & JOURNALED != 0
     }
 
     /// The node that holds (or held) the connection.
@@ -175,6 +192,18 @@ mod tests {
         );
         assert_eq!(node.to_string().parse::<NodeId>(), Ok(node));
         assert_ne!(ConnectionId::random_on(node), id);
+    }
+
+    #[test]
+    fn journaled_session_ids_say_so_and_still_name_their_node() {
+        let node = NodeId::random();
+        let id = ConnectionId::journaled_on(node);
+        assert!(id.is_journaled());
+        assert_eq!(id.node(), node);
+        assert_eq!(id.to_string().parse::<ConnectionId>(), Ok(id));
+        for _ in 0..64 {
+            assert!(!ConnectionId::random_on(node).is_journaled());
+        }
     }
 
     #[test]

@@ -8,6 +8,7 @@
 mod connection;
 mod groups;
 mod id;
+mod journal;
 mod lifecycle;
 mod outbound;
 pub mod rules;
@@ -18,10 +19,11 @@ mod table;
 pub use connection::Connection;
 pub use groups::Groups;
 pub use id::{ConnectionId, HexId, InvalidConnectionId, NodeId};
+pub use journal::{MAX_EARLY, PublishMark, Ready, Sequencer, SessionJournal};
 pub use lifecycle::{HostClose, Phase, PhaseKind};
 pub use outbound::{
     Compression, Flushed, Outbound, Outgoing, Push, QueueError, ResumeError, SharedMessage,
 };
 pub use scope::FunctionScope;
-pub use session::{Handover, Session};
+pub use session::{Handover, HeldPublish, Session};
 pub use table::ConnectionTable;

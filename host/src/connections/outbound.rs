@@ -352,6 +352,21 @@ impl Outgoing {
         Self::in_phase(Phase::Open, max_bytes, Some(Box::new(retained)))
     }
 
+    /// The outgoing side of a session taken over from another node: detached (its task
+    /// resumes it on the socket that claimed it), numbering its messages from `first`.
+    pub fn taken_over(max_bytes: usize, retention: usize, first: u64) -> Self {
+        let retained = Retained {
+            messages: VecDeque::new(),
+            first,
+            bytes: 0,
+            limit: retention,
+        };
+        let phase = Phase::Detached {
+            since: Instant::now(),
+        };
+        Self::in_phase(phase, max_bytes, Some(Box::new(retained)))
+    }
+
     /// The outgoing side of a connection that has already ended (one closed on behalf of
     /// another node, which this host never held): nothing can be sent to it.
     pub fn ended() -> Self {

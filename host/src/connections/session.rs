@@ -5,6 +5,7 @@
 //! The messages the host sent and the client has not acknowledged are kept by the connection's
 //! outgoing side (see `outbound`), which writes them again on resume.
 
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use bytes::BytesMut;
@@ -12,7 +13,8 @@ use parking_lot::Mutex;
 use subtle::ConstantTimeEq;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 
-use super::outbound::Compression;
+use super::journal::{PublishMark, Sequencer, SessionJournal};
+use super::outbound::{Compression, Outbound, QueueError};
 
 /// Bytes of a session's secret.
 const SECRET_BYTES: usize = 16;
@@ -39,6 +41,66 @@ pub struct Session {
     handover: Mutex<Option<Handover>>,
     /// The subprotocol on-connect chose, confirmed again to a resuming client that offers it.
     pub subprotocol: Option<Box<str>>,
+    /// In a cluster: the journal its messages go through, and their order on the way back.
+    journaled: Option<Journaled>,
+}
+
+/// A session's link to its journal in the cluster.
+#[derive(Debug)]
+struct Journaled {
+    journal: Arc<dyn SessionJournal>,
+    sequencer: Mutex<Sequencer>,
+    /// A resume on another node took the session over (the claim's number, counting from
+    /// 1; 0 while it has not): this node lets it go.
+    moved: AtomicU64,
+    /// Taking it over: the handled count the node it came from let it go with, and the claim
+    /// it answered.
+    released: Mutex<Option<(u64, u64)>>,
+    released_now: tokio::sync::Notify,
+    /// What becomes of the group publishes this node delivers to the session.
+    publishes: Mutex<Publishes>,
+}
+
+/// What becomes of the group publishes a node delivers to a journaled session. Under one
+/// lock with the append, so that once a node stops appending nothing it delivered is
+/// appended after it said so.
+#[derive(Debug)]
+enum Publishes {
+    Appending,
+    /// Taking it over: held until the node it came from let it go, then appended after
+    /// everything that node appended, so each sender's stay in order.
+    Holding(Vec<HeldPublish>),
+    /// The session moved away or ended here.
+    Stopped,
+}
+
+/// A group publish held while a session is taken over.
+#[derive(Debug)]
+pub struct HeldPublish {
+    pub group: Box<str>,
+    pub mark: PublishMark,
+    pub frame: Outbound,
+}
+
+/// Most group publishes held while a session is taken over; past it they are appended at
+/// once (the node it came from is far behind, or gone).
+const MAX_HELD: usize = 65_536;
+
+impl Journaled {
+    fn new(journal: Arc<dyn SessionJournal>, sequencer: Sequencer, holding: bool) -> Self {
+        Self {
+            journal,
+            sequencer: Mutex::new(sequencer),
+            moved: AtomicU64::new(0),
+            released: Mutex::new(None),
+            released_now: tokio::sync::Notify::new(),
+            publishes: Mutex::new(if holding {
+                Publishes::Holding(Vec::new())
+            } else {
+                Publishes::Appending
+            }),
+        }
+    }
 }
 
 impl Session {
@@ -54,7 +116,150 @@ impl Session {
             handled: AtomicU64::new(0),
             handover: Mutex::new(None),
             subprotocol,
+            journaled: None,
         }
+    }
+
+    /// A session taken over from another node: its secret (as the client proved it), how
+    /// many of the client's messages were handled there, and its journal, whose messages it
+    /// holds until [`Session::start_at`] says where it resumes.
+    pub fn taken_over(
+        secret: &str,
+        handled: u64,
+        subprotocol: Option<Box<str>>,
+        journal: Arc<dyn SessionJournal>,
+    ) -> Option<Self> {
+        let mut bytes = [0u8; SECRET_BYTES];
+        decode_secret(secret, &mut bytes)?;
+        Some(Self {
+            secret: bytes,
+            handled: AtomicU64::new(handled),
+            handover: Mutex::new(None),
+            subprotocol,
+            journaled: Some(Journaled::new(journal, Sequencer::waiting(), true)),
+        })
+    }
+
+    /// Makes a new session journaled: its messages go through `journal`, numbered from 1.
+    pub fn journaled(mut self, journal: Arc<dyn SessionJournal>) -> Self {
+        self.journaled = Some(Journaled::new(journal, Sequencer::starting_at(1), false));
+        self
+    }
+
+    /// The journal, for a session in a cluster.
+    pub fn journal(&self) -> Option<&Arc<dyn SessionJournal>> {
+        self.journaled.as_ref().map(|j| &j.journal)
+    }
+
+    /// The order the journal's messages are delivered in; `None` for a session of one node.
+    pub fn sequencer(&self) -> Option<&Mutex<Sequencer>> {
+        self.journaled.as_ref().map(|j| &j.sequencer)
+    }
+
+    /// Notes that a resume on another node took the session over.
+    pub fn move_away(&self, claim: u64) {
+        if let Some(journaled) = &self.journaled {
+            journaled.moved.store(claim.max(1), Ordering::Release);
+        }
+    }
+
+    /// The claim that took the session to another node, if one did.
+    pub fn moved_by(&self) -> Option<u64> {
+        let claim = self.journaled.as_ref()?.moved.load(Ordering::Acquire);
+        (claim != 0).then_some(claim)
+    }
+
+    /// The node this session was taken over from let it go, having handled `handled` of the
+    /// client's messages.
+    pub fn note_released(&self, handled: u64, claim: u64) {
+        if let Some(journaled) = &self.journaled {
+            *journaled.released.lock() = Some((handled, claim));
+            journaled.released_now.notify_waiters();
+        }
+    }
+
+    /// Waits (at most `timeout`) for the node this session was taken over from to let it go
+    /// after `claim`; its handled count, or `None` if it did not say in time (it died, or
+    /// Redis is away).
+    pub async fn released(&self, claim: u64, timeout: std::time::Duration) -> Option<u64> {
+        let journaled = self.journaled.as_ref()?;
+        tokio::time::timeout(timeout, async {
+            loop {
+                let notified = journaled.released_now.notified();
+                tokio::pin!(notified);
+                notified.as_mut().enable();
+                if let Some((handled, answered)) = *journaled.released.lock()
+                    && answered == claim
+                {
+                    return handled;
+                }
+                notified.await;
+            }
+        })
+        .await
+        .ok()
+    }
+
+    /// Delivers a group publish through the journal: `append` now, or later while the
+    /// session is being taken over; refused once this node stopped delivering to it.
+    pub fn publish_through(
+        &self,
+        group: &str,
+        mark: PublishMark,
+        frame: Outbound,
+        append: impl FnOnce(&Outbound) -> Result<(), QueueError>,
+    ) -> Result<(), QueueError> {
+        let Some(journaled) = &self.journaled else {
+            return append(&frame);
+        };
+        let mut publishes = journaled.publishes.lock();
+        match &mut *publishes {
+            Publishes::Appending => append(&frame),
+            Publishes::Holding(held) if held.len() < MAX_HELD => {
+                held.push(HeldPublish {
+                    group: group.into(),
+                    mark,
+                    frame,
+                });
+                Ok(())
+            }
+            Publishes::Holding(_) => append(&frame),
+            Publishes::Stopped => Err(QueueError::Closing),
+        }
+    }
+
+    /// Stops holding group publishes: `append` gets each one held, in order, and publishes
+    /// that arrive meanwhile wait until it is done.
+    pub fn stop_holding(&self, mut append: impl FnMut(HeldPublish)) {
+        let Some(journaled) = &self.journaled else {
+            return;
+        };
+        let mut publishes = journaled.publishes.lock();
+        if let Publishes::Holding(held) = std::mem::replace(&mut *publishes, Publishes::Appending) {
+            for publish in held {
+                append(publish);
+            }
+        }
+    }
+
+    /// This node delivers no more group publishes to the session (it moved away, or ended):
+    /// any delivery under way has been appended when this returns.
+    pub fn stop_publishes(&self) {
+        if let Some(journaled) = &self.journaled {
+            *journaled.publishes.lock() = Publishes::Stopped;
+        }
+    }
+
+    /// Sets the handled count a session taken over starts from.
+    pub fn set_handled(&self, handled: u64) {
+        self.handled.fetch_max(handled, Ordering::AcqRel);
+    }
+
+    /// Whether a resume on another node took the session over.
+    pub fn has_moved(&self) -> bool {
+        self.journaled
+            .as_ref()
+            .is_some_and(|j| j.moved.load(Ordering::Acquire) != 0)
     }
 
     /// The secret as the client is given it: 32 lower-case hex digits.
@@ -66,17 +271,8 @@ impl Session {
     /// nothing from how long a refusal takes.
     pub fn is_secret(&self, presented: &str) -> bool {
         let mut bytes = [0u8; SECRET_BYTES];
-        if presented.len() != SECRET_BYTES * 2 {
+        if decode_secret(presented, &mut bytes).is_none() {
             return false;
-        }
-        for (slot, pair) in bytes.iter_mut().zip(presented.as_bytes().chunks(2)) {
-            let Some(byte) = std::str::from_utf8(pair)
-                .ok()
-                .and_then(|pair| u8::from_str_radix(pair, 16).ok())
-            else {
-                return false;
-            };
-            *slot = byte;
         }
         bytes.ct_eq(&self.secret).into()
     }
@@ -104,6 +300,19 @@ impl Session {
     pub fn take_handover(&self) -> Option<Handover> {
         self.handover.lock().take()
     }
+}
+
+/// Reads a secret as the client presents it (hex, any case) into `bytes`.
+fn decode_secret(presented: &str, bytes: &mut [u8; SECRET_BYTES]) -> Option<()> {
+    if presented.len() != SECRET_BYTES * 2 {
+        return None;
+    }
+    for (slot, pair) in bytes.iter_mut().zip(presented.as_bytes().chunks(2)) {
+        *slot = std::str::from_utf8(pair)
+            .ok()
+            .and_then(|pair| u8::from_str_radix(pair, 16).ok())?;
+    }
+    Some(())
 }
 
 #[cfg(test)]

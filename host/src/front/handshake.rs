@@ -17,9 +17,11 @@ use bytes::Bytes;
 use fastwebsockets::upgrade::UpgradeFut;
 
 use super::admission::{Permit, Refusal};
+use super::resume::Found;
 use super::{Front, session};
+use crate::cluster::SessionStart;
 use crate::connections::rules;
-use crate::connections::{Compression, Connection, ConnectionId, Outbound, Push};
+use crate::connections::{Compression, Connection, ConnectionId, Outbound, Push, Session};
 use crate::functions::FunctionSlot;
 use crate::host::Host;
 use crate::observe::LogEvent;
@@ -138,9 +140,18 @@ async fn handshake(
             upgrade: (upgrade, compression),
             permit,
         };
-        return Ok(resume(front, name, &session, &request, resuming));
+        let offered = offered_subprotocols(&request)
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        drop(request);
+        return Ok(resume(front, name, &session, offered, resuming).await);
     }
-    let id = ConnectionId::random_on(host.node);
+    // A session in a cluster keeps its messages in a journal any node can take it over from.
+    let id = match (&host.cluster, asked == SessionAsk::New) {
+        (Some(_), true) => ConnectionId::journaled_on(host.node),
+        _ => ConnectionId::random_on(host.node),
+    };
     let offer = Offer::read(&host.signing, name, remote, &request)?;
     let (accept, permit) = decide(host, slot, name, id, &offer, permit).await?;
     check_accept(&accept, &offer.subprotocols).map_err(|problem| {
@@ -164,15 +175,51 @@ async fn open_when_heard(
     slot: &Arc<FunctionSlot>,
     id: ConnectionId,
     remote: SocketAddr,
-    accept: Accept,
+    mut accept: Accept,
     upgrading: Upgrading,
 ) -> Response {
-    let Some(cluster) = host.cluster.clone().filter(|_| !accept.groups.is_empty()) else {
+    let journaled = id.is_journaled() && upgrading.session;
+    let Some(cluster) = host
+        .cluster
+        .clone()
+        .filter(|_| journaled || !accept.groups.is_empty())
+    else {
         return open(host, slot, id, remote, accept, upgrading);
     };
     let groups = accept.groups.clone();
-    let response = open(host, slot, id, remote, accept, upgrading);
-    cluster.await_listening(&slot.scope.name, &groups).await;
+    if !journaled {
+        let response = open(host, slot, id, remote, accept, upgrading);
+        cluster.await_listening(&slot.scope.name, &groups).await;
+        return response;
+    }
+    let connection =
+        new_connection(host, slot, id, remote, &mut accept, true).journaled(cluster.clone());
+    let Some(secret) = connection.session.as_deref().map(Session::secret_hex) else {
+        return function_failed();
+    };
+    // The journal exists before anything can be sent to the session.
+    let start = SessionStart {
+        id,
+        function: &slot.scope.name,
+        secret: &secret,
+        retention: host.functions.session_retention(&slot.scope.name),
+        subprotocol: accept.subprotocol.as_deref(),
+    };
+    if let Err(error) = cluster.open_session(&start).await {
+        tracing::warn!(function = %slot.scope.name, "cannot start a resumable session: {error}");
+        return refuse(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the cluster cannot keep a resumable session now (Redis is unreachable)",
+        );
+    }
+    let connection = Arc::new(connection);
+    let response = open_connection(host, slot, connection.clone(), accept, upgrading);
+    cluster.watch_session(id);
+    cluster
+        .await_session_listening(id, &slot.scope.name, &groups)
+        .await;
+    // Anything appended before this node listened is read from the journal.
+    host.catch_up_session(&connection).await;
     response
 }
 
@@ -425,11 +472,11 @@ struct Resuming {
 /// Answers a resume with the 101 (confirming the subprotocol the session was opened with,
 /// when offered again) and leaves the rest to `resume::take_over`, after the 101: a refusal
 /// must reach browsers, which see no HTTP status of a failed handshake.
-fn resume(
+async fn resume(
     front: &Front,
     name: &str,
     session: &str,
-    request: &Request,
+    offered: Vec<String>,
     resuming: Resuming,
 ) -> Response {
     let Resuming {
@@ -438,13 +485,26 @@ fn resume(
         permit,
     } = resuming;
     let host = &front.host;
-    if let Ok(connection) = super::resume::find(host, name, session)
-        && let Some(protocol) = connection
+    let protocol = match super::resume::find(host, name, session) {
+        Ok(Found::Here(connection)) => connection
             .session
             .as_deref()
-            .and_then(|s| s.subprotocol.as_deref())
-        && offered_subprotocols(request).contains(&protocol)
-        && let Ok(value) = HeaderValue::from_str(protocol)
+            .and_then(|s| s.subprotocol.as_deref().map(str::to_owned)),
+        Ok(Found::Journaled(id)) => match &host.cluster {
+            Some(cluster) => cluster
+                .session_subprotocol(id, name)
+                .await
+                .ok()
+                .flatten()
+                .flatten(),
+            None => None,
+        },
+        Err(_) => None,
+    };
+    let protocol = protocol.filter(|p| offered.contains(p));
+    if let Some(value) = protocol
+        .as_deref()
+        .and_then(|p| HeaderValue::from_str(p).ok())
     {
         response
             .headers_mut()
@@ -456,6 +516,7 @@ fn resume(
         session.to_owned(),
         upgrade,
         permit,
+        protocol,
     ));
     response
 }
@@ -493,7 +554,7 @@ fn new_connection(
     remote: SocketAddr,
     accept: &mut Accept,
     session: bool,
-) -> Arc<Connection> {
+) -> Connection {
     let connection = Connection::new(
         id,
         slot.scope.clone(),
@@ -503,7 +564,7 @@ fn new_connection(
         accept.attachment.take(),
     );
     if !session {
-        return Arc::new(connection);
+        return connection;
     }
     let connection = connection.with_session(
         host.functions.session_retention(&slot.scope.name),
@@ -523,7 +584,7 @@ fn new_connection(
             },
         );
     }
-    Arc::new(connection)
+    connection
 }
 
 /// Opens an accepted connection: into the table and its groups, its session started, and the
@@ -537,12 +598,41 @@ fn open(
     upgrading: Upgrading,
 ) -> Response {
     let Upgrading {
-        mut response,
+        response,
         upgrade,
         permit,
         session,
     } = upgrading;
     let connection = new_connection(host, slot, id, remote, &mut accept, session);
+    open_connection(
+        host,
+        slot,
+        Arc::new(connection),
+        accept,
+        Upgrading {
+            response,
+            upgrade,
+            permit,
+            session,
+        },
+    )
+}
+
+/// Opens `connection`, made by [`new_connection`]: see [`open`].
+fn open_connection(
+    host: &Arc<Host>,
+    slot: &Arc<FunctionSlot>,
+    connection: Arc<Connection>,
+    accept: Accept,
+    upgrading: Upgrading,
+) -> Response {
+    let Upgrading {
+        mut response,
+        upgrade,
+        permit,
+        session: _,
+    } = upgrading;
+    let (id, remote) = (connection.id, connection.remote);
     host.connections.insert(connection.clone());
     // Shutdown closes the connections in the table; one inserted just after that sweep closes
     // itself here, so none is missed.

@@ -7,6 +7,7 @@
 //! connection's outgoing side.
 
 mod admission;
+mod claim;
 mod handshake;
 mod liveness;
 mod reader;

@@ -187,10 +187,11 @@ fn wait<'a>(
                 connection.outgoing.flush();
                 continue;
             }
+            // A resume took the session over: here, or on another node of the cluster.
             if connection
                 .session
                 .as_deref()
-                .is_some_and(Session::has_handover)
+                .is_some_and(|session| session.has_handover() || session.has_moved())
             {
                 return Poll::Ready(Woken::TakenOver);
             }
@@ -319,6 +320,9 @@ async fn on_session_message(
             };
             on_message(slot, connection, message).await;
             let handled = session.note_handled();
+            if let Some(journal) = session.journal() {
+                journal.handled(connection.id, handled);
+            }
             if handled - acks.told >= ACK_EVERY {
                 acknowledge(acks, connection);
             } else if acks.due.is_none() {
@@ -328,6 +332,9 @@ async fn on_session_message(
         }
         Ok(ClientFrame::Ack(received)) => match connection.outgoing.acknowledge(received) {
             Ok(freed) => {
+                if let Some(journal) = session.journal() {
+                    journal.acknowledged(connection.id, received);
+                }
                 slot.scope.metrics.session_bytes_held.dec_by(freed as i64);
                 None
             }

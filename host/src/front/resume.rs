@@ -16,7 +16,10 @@ use tokio::net::tcp::OwnedWriteHalf;
 use super::admission::Permit;
 use super::reader::FrameReader;
 use super::session::{max_frame, refuse_socket, take_socket};
-use crate::connections::{Compression, Connection, Handover, PhaseKind};
+use std::net::SocketAddr;
+
+use super::claim::{self, Claim};
+use crate::connections::{Compression, Connection, ConnectionId, Handover, PhaseKind};
 use crate::host::Host;
 use crate::protocol::session::{
     ClientFrame, HostControl, MAX_CONTROL, Refusal, parse_client_frame,
@@ -25,8 +28,27 @@ use crate::protocol::{Assembled, Assembler, Message};
 use crate::protocol::{CloseCode, Opcode, write_frame};
 use crate::reach::{Asker, Reach};
 
+/// Where the session a resume names is.
+pub enum Found {
+    /// Served by this node.
+    Here(Arc<Connection>),
+    /// A journaled session not served here: the resume claims it from its journal.
+    Journaled(ConnectionId),
+}
+
 /// The session `id` of `function` that a resume may take over: one that has not ended.
-pub fn find(host: &Host, function: &str, id: &str) -> Result<Arc<Connection>, Refusal> {
+pub fn find(host: &Host, function: &str, id: &str) -> Result<Found, Refusal> {
+    if let Ok(parsed) = id.parse::<ConnectionId>()
+        && parsed.is_journaled()
+        && host.cluster.is_some()
+        && host.connections.get(parsed).is_none()
+    {
+        return Ok(Found::Journaled(parsed));
+    }
+    find_here(host, function, id).map(Found::Here)
+}
+
+fn find_here(host: &Host, function: &str, id: &str) -> Result<Arc<Connection>, Refusal> {
     let resumable = |connection: &Connection| {
         connection.session.is_some()
             && matches!(
@@ -45,14 +67,16 @@ pub fn find(host: &Host, function: &str, id: &str) -> Result<Arc<Connection>, Re
 }
 
 /// Runs once the 101 of a resume has been sent: reads the resume request and hands the socket
-/// to the session, or refuses it. The socket holds `_permit` under the connection caps until
-/// then; the session keeps its own.
+/// to the session, or refuses it. The socket holds `permit` under the connection caps until
+/// then; a session of this node keeps its own, one taken over from another node takes it.
+/// `subprotocol` is what the 101 confirmed.
 pub async fn take_over(
     host: Arc<Host>,
     function: String,
     id: String,
     (upgrade, compression): (UpgradeFut, Option<Compression>),
-    _permit: Permit,
+    permit: Permit,
+    subprotocol: Option<String>,
 ) {
     let socket = upgrade
         .await
@@ -65,11 +89,13 @@ pub async fn take_over(
             return;
         }
     };
+    let remote = stream.peer_addr().ok();
     let (read, write) = stream.into_split();
-    let connection = find(&host, &function, &id);
-    let limit = connection
-        .as_ref()
-        .map_or(host.limits.max_frame_size, |c| max_frame(&host, c));
+    let found = find(&host, &function, &id);
+    let limit = match &found {
+        Ok(Found::Here(connection)) => max_frame(&host, connection),
+        _ => host.limits.max_frame_size + 1,
+    };
     let mut reader = FrameReader::new(read, already_read, limit, compression.is_some());
     let request = tokio::time::timeout(
         host.limits.handshake_timeout,
@@ -77,13 +103,47 @@ pub async fn take_over(
     )
     .await;
     let received = request.ok().flatten();
-    let verdict = match (connection, received) {
+    let verdict = match (found, received) {
         (_, None) => Err(Refusal::Malformed),
         (Err(refusal), _) => Err(refusal),
-        (Ok(connection), Some((secret, received))) => match connection.session.as_deref() {
-            Some(session) if session.is_secret(&secret) => Ok((connection, received)),
-            _ => Err(Refusal::Secret),
-        },
+        (Ok(Found::Here(connection)), Some((secret, received))) => {
+            match connection.session.as_deref() {
+                Some(session) if session.is_secret(&secret) => Ok((connection, received)),
+                _ => Err(Refusal::Secret),
+            }
+        }
+        (Ok(Found::Journaled(session)), Some((secret, received))) => {
+            let claim = Claim {
+                function: &function,
+                id: session,
+                secret: &secret,
+                received,
+                remote: remote.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0))),
+                subprotocol,
+            };
+            match claim::claim(&host, claim).await {
+                Ok((slot, connection)) => {
+                    let (read, buffered) = reader.into_parts();
+                    if let Some(session) = connection.session.as_deref() {
+                        session.hand_over(Handover {
+                            read,
+                            buffered,
+                            write,
+                            received,
+                            compression,
+                        });
+                    }
+                    host.tasks.spawn(super::session::run_taken_over(
+                        host.clone(),
+                        slot,
+                        connection,
+                        permit,
+                    ));
+                    return;
+                }
+                Err(refusal) => Err(refusal),
+            }
+        }
     };
     match verdict {
         Ok((connection, received)) => {

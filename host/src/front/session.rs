@@ -25,6 +25,7 @@ use tokio::time::{Instant, sleep_until};
 use super::admission::Permit;
 use super::reader::FrameReader;
 use super::reading::{Ending, read_until_closed};
+use crate::cluster::ClusterLink;
 use crate::connections::{
     Compression, Connection, Flushed, Handover, HostClose, Outbound, PhaseKind, Session,
 };
@@ -42,15 +43,51 @@ pub async fn run(
     slot: Arc<FunctionSlot>,
     connection: Arc<Connection>,
     upgrading: (UpgradeFut, Option<Compression>),
+    permit: Permit,
+) {
+    let reader = attach_socket(&host, &connection, upgrading)
+        .await
+        .ok_or_else(|| Ending::new(1006, "the upgrade did not complete"));
+    serve(host, slot, connection, reader, permit).await;
+}
+
+/// Runs a journaled session taken over from another node (see `claim`) to its end, starting
+/// with the resume that claimed it, whose socket its session holds.
+pub async fn run_taken_over(
+    host: Arc<Host>,
+    slot: Arc<FunctionSlot>,
+    connection: Arc<Connection>,
+    permit: Permit,
+) {
+    let handover = connection
+        .session
+        .as_deref()
+        .and_then(Session::take_handover);
+    let reader = match handover {
+        Some(handover) => resume(&host, &slot, &connection, handover),
+        None => Err(Ending::new(1006, "the resume's socket was lost")),
+    };
+    serve(host, slot, connection, reader, permit).await;
+}
+
+/// Serves a connection from its first socket (or how that ended) to its end.
+async fn serve(
+    host: Arc<Host>,
+    slot: Arc<FunctionSlot>,
+    connection: Arc<Connection>,
+    first: Result<FrameReader, Ending>,
     _permit: Permit,
 ) {
     // The reader lives here, not in the reading loop's future: a value moved into an async
     // call is stored twice while it runs, and this state sits in every idle connection.
-    let mut reader = attach_socket(&host, &connection, upgrading).await;
+    let (mut reader, mut ended) = match first {
+        Ok(reader) => (Some(reader), None),
+        Err(ending) => (None, Some(ending)),
+    };
     let ending = loop {
-        let ending = match &mut reader {
-            Some(reader) => read_until_closed(&host, &slot, &connection, reader).await,
-            None => Ending::new(1006, "the upgrade did not complete"),
+        let ending = match (&mut reader, ended.take()) {
+            (Some(reader), _) => read_until_closed(&host, &slot, &connection, reader).await,
+            (None, ending) => ending.unwrap_or_else(|| Ending::new(1006, "no socket")),
         };
         drop(reader.take());
         if !(ending.lost && connection.session.is_some()) {
@@ -63,6 +100,14 @@ pub async fn run(
             Err(ending) => break ending,
         }
     };
+    if connection
+        .session
+        .as_deref()
+        .is_some_and(Session::has_moved)
+    {
+        Box::pin(moved_away(&host, &slot, &connection)).await;
+        return;
+    }
     let released = connection.outgoing.end();
     slot.scope
         .metrics
@@ -139,7 +184,7 @@ async fn detached(
     match waited {
         Waited::Handover(handover) => resume(host, slot, connection, handover),
         Waited::Ended(Some(close)) => Err(Ending::new(close.code, &*close.reason)),
-        Waited::Ended(None) => Err(lost),
+        Waited::Ended(None) | Waited::Moved => Err(lost),
         Waited::Expired => {
             metrics.sessions_expired.inc();
             Err(Ending::new(
@@ -150,12 +195,41 @@ async fn detached(
     }
 }
 
+/// A resume on another node took the session over: this node lets it go without on-close,
+/// once its function has handled what it read, and tells the other node how much that was.
+async fn moved_away(host: &Host, slot: &FunctionSlot, connection: &Arc<Connection>) {
+    let Some(session) = connection.session.as_deref() else {
+        return;
+    };
+    // Every publish delivered here is appended before the other node hears it may go on.
+    session.stop_publishes();
+    let released = connection.outgoing.end();
+    let metrics = &slot.scope.metrics;
+    metrics.session_bytes_held.dec_by(released as i64);
+    connection.outgoing.flush();
+    connection.outgoing.release();
+    let groups = host.connections.remove(connection);
+    metrics.open_connections.dec();
+    let Some(cluster) = &host.cluster else {
+        return;
+    };
+    cluster.session_moved_away(connection, &groups);
+    let handled = session.handled();
+    let claim = session.moved_by().unwrap_or(0);
+    cluster
+        .session_released(connection.id, handled, claim)
+        .await;
+    tracing::debug!(connection = %connection.id, handled, "session moved to another node");
+}
+
 /// What a detached session's wait ended with.
 enum Waited {
     Handover(Handover),
     /// Closed by the host meanwhile, with the close it started.
     Ended(Option<HostClose>),
     Expired,
+    /// A resume on another node took it over.
+    Moved,
 }
 
 /// Waits for a resume's socket, the end of the connection, or the resume window to pass.
@@ -165,6 +239,9 @@ async fn wait_for_resume(host: &Host, connection: &Connection, session: &Session
     std::future::poll_fn(|cx| {
         // Registers the session for wake-ups: a hand-over or a close wakes it like a frame.
         let _ = connection.outgoing.poll_progress(cx);
+        if session.has_moved() {
+            return Poll::Ready(Waited::Moved);
+        }
         if let Some(handover) = session.take_handover() {
             return Poll::Ready(Waited::Handover(handover));
         }
@@ -235,6 +312,13 @@ pub(super) fn refuse_socket(socket: &tokio::net::tcp::OwnedWriteHalf, code: u16,
 async fn close(host: &Host, slot: &FunctionSlot, connection: &Arc<Connection>, ending: Ending) {
     let groups = host.connections.remove(connection);
     if let Some(cluster) = &host.cluster {
+        if connection.journal().is_some() && !ends_journal_here(cluster, connection).await {
+            // A resume on another node took it over as it ended here: it lives on there.
+            slot.scope.metrics.open_connections.dec();
+            cluster.session_moved_away(connection, &groups);
+            finish_writing(connection, host.limits.close_timeout).await;
+            return;
+        }
         cluster.connection_closed(connection, &groups);
     }
     slot.scope.metrics.open_connections.dec();
@@ -254,6 +338,23 @@ async fn close(host: &Host, slot: &FunctionSlot, connection: &Arc<Connection>, e
         && let Some(message) = function.error_message("on-close", &error)
     {
         report_failure(slot.current(), connection, &message).await;
+    }
+}
+
+/// Ends a journaled session's journal, if this node still serves it: false when a resume
+/// on another node took it over first, which then serves it and runs its on-close in time.
+/// When Redis cannot say, the session ends here (its on-close runs) rather than never.
+async fn ends_journal_here(cluster: &ClusterLink, connection: &Connection) -> bool {
+    cluster.flush().await;
+    match cluster
+        .release_session(connection.id, Some(cluster.node))
+        .await
+    {
+        Ok(released) => released,
+        Err(error) => {
+            tracing::warn!(connection = %connection.id, "cannot end a session's journal: {error}");
+            true
+        }
     }
 }
 

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use super::Host;
-use crate::cluster::{GroupPublish, Member, NodeCommand, Orphan};
-use crate::connections::{Connection, ConnectionId};
+use crate::cluster::{ClusterLink, GroupPublish, Member, NodeCommand, Orphan, SessionNotice};
+use crate::connections::{Connection, ConnectionId, PhaseKind, PublishMark};
 use crate::reach::{Asker, Reach};
 
 impl Host {
@@ -18,6 +18,53 @@ impl Host {
         match self.resolver(asker).resolve_id(id) {
             Reach::Here(connection) => Some(connection),
             Reach::Remote { .. } | Reach::Gone => None,
+        }
+    }
+}
+
+impl Host {
+    /// Reads from its journal what a journaled session here has not had yet (appended before
+    /// this node listened to its channel).
+    pub async fn catch_up_session(&self, connection: &Arc<Connection>) {
+        let next = connection
+            .session
+            .as_deref()
+            .and_then(|session| session.sequencer())
+            .and_then(|sequencer| sequencer.lock().next());
+        if let (Some(next), Some(cluster)) = (next, &self.cluster) {
+            read_journal(cluster, connection, next, None).await;
+        }
+    }
+
+    /// Reads what a journaled session here missed from its journal, in the background.
+    fn fill_gap(&self, connection: Arc<Connection>, (from, to): (u64, u64)) {
+        let Some(cluster) = self.cluster.clone() else {
+            return;
+        };
+        tokio::spawn(async move { read_journal(&cluster, &connection, from, Some(to)).await });
+    }
+}
+
+/// Delivers the journal's messages of `connection` from `from` (to `to`, or all).
+async fn read_journal(
+    cluster: &ClusterLink,
+    connection: &Arc<Connection>,
+    from: u64,
+    to: Option<u64>,
+) {
+    {
+        match cluster.read_session_log(connection.id, from, to).await {
+            Ok(messages) => {
+                for (position, frame) in messages {
+                    let _ = connection.deliver_journaled(position, frame);
+                }
+            }
+            Err(error) => {
+                tracing::warn!(connection = %connection.id, "cannot read a session's journal: {error}");
+            }
+        }
+        if let Some(sequencer) = connection.session.as_deref().and_then(|s| s.sequencer()) {
+            sequencer.lock().filled();
         }
     }
 }
@@ -89,10 +136,58 @@ impl Member for Host {
 
     fn deliver_publish(&self, publish: &GroupPublish) {
         self.metrics.cluster().publishes_received.inc();
+        let mark = PublishMark {
+            origin: publish.origin,
+            count: publish.count,
+        };
         if let Some(slot) = self.functions.get(&publish.function) {
             slot.scope
                 .groups
-                .publish(&publish.group, &publish.frame, publish.except);
+                .publish(&publish.group, &publish.frame, publish.except, Some(mark));
+        }
+    }
+
+    fn serves_session(&self, id: ConnectionId) -> bool {
+        self.connections.get(id).is_some_and(|connection| {
+            connection.outgoing.kind() != PhaseKind::Ended
+                && connection
+                    .session
+                    .as_deref()
+                    .is_some_and(|session| session.journal().is_some() && !session.has_moved())
+        })
+    }
+
+    fn session_notice(&self, id: ConnectionId, notice: SessionNotice) {
+        let Some(connection) = self.connections.get(id) else {
+            return;
+        };
+        let Some(session) = connection.session.as_deref() else {
+            return;
+        };
+        match notice {
+            SessionNotice::Message { position, frame } => {
+                if let Some(missing) = connection.deliver_journaled(position, frame) {
+                    self.fill_gap(connection.clone(), missing);
+                }
+            }
+            SessionNotice::Moved { to, claim } => {
+                if self.cluster.as_ref().is_some_and(|c| c.node != to) {
+                    session.move_away(claim);
+                    connection.outgoing.nudge();
+                }
+            }
+            SessionNotice::Overflowed => {
+                connection
+                    .start_close_now(1008, "the session's messages exceeded its retention limit");
+            }
+            SessionNotice::Released { handled, claim } => session.note_released(handled, claim),
+            SessionNotice::Command(command) => self.apply_command(command),
+        }
+    }
+
+    async fn catch_up_sessions(&self) {
+        for connection in self.connections.all() {
+            self.catch_up_session(&connection).await;
         }
     }
 

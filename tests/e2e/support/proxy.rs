@@ -18,7 +18,9 @@ use tokio::task::JoinHandle;
 
 /// What the accepting task and the forwarding tasks share with the test.
 struct Shared {
-    target: SocketAddr,
+    /// Where connections go: each new one to the next, in turn.
+    targets: Vec<SocketAddr>,
+    next_target: AtomicUsize,
     /// Bumped by each cut; every forwarding task watches it.
     cuts: watch::Sender<u64>,
     refusing: AtomicBool,
@@ -52,12 +54,19 @@ pub struct RandomCuts {
 impl Proxy {
     /// Listens on a free loopback port and forwards to `target`.
     pub async fn start(target: SocketAddr) -> Self {
+        Self::start_alternating(&[target]).await
+    }
+
+    /// Listens on a free loopback port and forwards each new connection to the next of
+    /// `targets` in turn, as a load balancer spreading reconnects over nodes would.
+    pub async fn start_alternating(targets: &[SocketAddr]) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("the proxy can bind a loopback port");
         let addr = listener.local_addr().expect("a bound address");
         let shared = Arc::new(Shared {
-            target,
+            targets: targets.to_vec(),
+            next_target: AtomicUsize::new(0),
             cuts: watch::channel(0).0,
             refusing: AtomicBool::new(false),
             open: AtomicUsize::new(0),
@@ -130,7 +139,9 @@ async fn accept(listener: TcpListener, shared: Arc<Shared>) {
 async fn forward(mut client: TcpStream, shared: Arc<Shared>) {
     let mut cuts = shared.cuts.subscribe();
     cuts.borrow_and_update();
-    let Ok(mut host) = TcpStream::connect(shared.target).await else {
+    let turn = shared.next_target.fetch_add(1, Ordering::SeqCst);
+    let target = shared.targets[turn % shared.targets.len()];
+    let Ok(mut host) = TcpStream::connect(target).await else {
         abort(&client);
         return;
     };

@@ -1,0 +1,174 @@
+//! Taking over, for a resume that reached this node, a journaled session another node served
+//! (or that waits with no node after its node died).
+//!
+//! The order is what makes every message arrive once and in order across the move:
+//! 1. The session is set up here, detached, in its groups, and this node listens to its
+//!    channel and its groups' channels. What its groups publish from now on is held here.
+//! 2. The claim makes this node the session's home in the journal, trims what the client has,
+//!    and gives back what it has not; the node it leaves hears of the move.
+//! 3. That node stops reading the old socket, lets its function finish what it read, and says
+//!    how many of the client's messages it handled, once everything it wrote is in Redis.
+//!    Only then is the client told (in the resume's first frame) what to send again, and the
+//!    publishes held here are appended: the journal skips those that node appended already,
+//!    so each sender's publishes arrive once and in order.
+//! 4. The journal's messages go out by position: the claim's, then what came on the channel.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crate::cluster::{ClaimRefusal, ClusterLink};
+use crate::connections::{Connection, ConnectionId, Session, SessionJournal};
+use crate::functions::FunctionSlot;
+use crate::host::Host;
+use crate::protocol::session::Refusal;
+
+/// What a resume claims: the session, its function, the client's proof and count.
+pub struct Claim<'a> {
+    pub function: &'a str,
+    pub id: ConnectionId,
+    pub secret: &'a str,
+    pub received: u64,
+    pub remote: SocketAddr,
+    /// The subprotocol the session was opened with, as the handshake read it.
+    pub subprotocol: Option<String>,
+}
+
+/// Takes the session over; it is then in this node's table, detached, ready for the resume's
+/// socket.
+pub async fn claim(
+    host: &Host,
+    claim: Claim<'_>,
+) -> Result<(Arc<FunctionSlot>, Arc<Connection>), Refusal> {
+    let Some(cluster) = host.cluster.clone() else {
+        return Err(Refusal::Unknown);
+    };
+    let Some(slot) = host.functions.get(claim.function) else {
+        return Err(Refusal::Unknown);
+    };
+    let unavailable = |error: crate::cluster::ClusterError| {
+        tracing::warn!(session = %claim.id, "cannot take a session over: {error}");
+        Refusal::Unknown
+    };
+    let groups = cluster
+        .connection_groups(claim.function, claim.id)
+        .await
+        .map_err(unavailable)?;
+    let attachment = cluster
+        .attachment(claim.function, claim.id)
+        .await
+        .map_err(unavailable)?
+        .flatten();
+    let journal: Arc<dyn SessionJournal> = cluster.clone();
+    let session = Session::taken_over(claim.secret, 0, claim.subprotocol.map(Into::into), journal)
+        .ok_or(Refusal::Secret)?;
+    let limits = &host.limits;
+    let connection = Arc::new(
+        Connection::new(
+            claim.id,
+            slot.scope.clone(),
+            claim.remote,
+            limits.outbound_queue_bytes,
+            limits.slow_consumer,
+            attachment,
+        )
+        .taken_over(
+            session,
+            host.functions.session_retention(claim.function),
+            claim.received + 1,
+        ),
+    );
+    host.connections.insert(connection.clone());
+    join(&cluster, &slot, &connection, &groups);
+    cluster.watch_session(claim.id);
+    cluster
+        .await_session_listening(claim.id, claim.function, &groups)
+        .await;
+
+    let claimed = cluster
+        .claim_session(claim.id, claim.function, claim.secret, claim.received)
+        .await;
+    let claimed = match claimed {
+        Ok(Ok(claimed)) => claimed,
+        Ok(Err(refusal)) => {
+            undo(host, &cluster, &connection);
+            return Err(match refusal {
+                ClaimRefusal::Unknown | ClaimRefusal::Gap => Refusal::Unknown,
+                ClaimRefusal::Function => Refusal::Function,
+                ClaimRefusal::Secret => Refusal::Secret,
+            });
+        }
+        Err(error) => {
+            undo(host, &cluster, &connection);
+            return Err(unavailable(error));
+        }
+    };
+    let Some(session) = connection.session.as_deref() else {
+        return Err(Refusal::Unknown);
+    };
+    let mut handled = claimed.handled;
+    if let Some(previous) = claimed.previous_home
+        && previous != cluster.node
+        && cluster.is_live(previous)
+    {
+        match session
+            .released(claimed.claim, cluster.settings.node_timeout)
+            .await
+        {
+            Some(released) => handled = handled.max(released),
+            None => {
+                tracing::warn!(session = %claim.id, node = %previous, "the node the session left did not let it go in time; going on with what its journal says");
+            }
+        }
+        // Groups joined there while the session moved are in the directory by now.
+        if let Ok(now) = cluster.connection_groups(claim.function, claim.id).await {
+            join(&cluster, &slot, &connection, &now);
+        }
+    }
+    session.set_handled(handled);
+    // Everything the node it left appended is in the journal now: what this node heard of
+    // the session's groups meanwhile goes after it (what is there already is skipped).
+    session.stop_holding(|held| {
+        let published = Some((&*held.group, held.mark));
+        if SessionJournal::append(&*cluster, claim.id, &held.frame, published).is_err() {
+            tracing::warn!(session = %claim.id, "the cluster link is backed up; a group publish held while taking a session over was dropped");
+        }
+    });
+    if let Some((from, to)) = connection.start_journaled(claim.received + 1, claimed.replay) {
+        // Announced before this node listened, and trimmed from the claim's answer: read
+        // them now.
+        if let Ok(messages) = cluster.read_session_log(claim.id, from, Some(to)).await {
+            for (position, frame) in messages {
+                let _ = connection.deliver_journaled(position, frame);
+            }
+        }
+    }
+    if let Err(error) = cluster.session_moved_here(&connection) {
+        tracing::warn!(session = %claim.id, "{error}");
+    }
+    slot.scope.metrics.open_connections.inc();
+    tracing::debug!(session = %claim.id, handled, "session taken over from another node");
+    Ok((slot, connection))
+}
+
+/// Puts the session in `groups` here, as it is in the directory.
+fn join(
+    cluster: &ClusterLink,
+    slot: &FunctionSlot,
+    connection: &Arc<Connection>,
+    groups: &[String],
+) {
+    for group in groups {
+        slot.scope.groups.join(connection, group);
+        let _ = cluster.joined(connection, group);
+    }
+}
+
+/// A claim that was refused: the session was never this node's.
+fn undo(host: &Host, cluster: &ClusterLink, connection: &Arc<Connection>) {
+    connection.outgoing.end();
+    let groups = host.connections.remove(connection);
+    for group in &groups {
+        cluster.watch_group(&connection.scope, group);
+    }
+    cluster.watch_session(connection.id);
+}
