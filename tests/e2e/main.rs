@@ -11,6 +11,7 @@ mod admission;
 mod browser;
 mod chat;
 mod cluster;
+mod cluster_rolling;
 mod cluster_sentinel;
 mod cluster_sessions;
 mod compile_priority;

@@ -296,38 +296,43 @@ async fn a_session_refuses_what_does_not_fit_and_resumes_that_do_not_prove_it(
 async fn each_group_publish_is_taken_once_however_many_nodes_deliver_it(backplane: Backplane) {
     let nodes = Nodes::start(backplane).await;
     let id = nodes.open(1 << 20).await;
-    let (origin, other) = (NodeId::random(), NodeId::random());
-    let mark = |group: &'static str, origin, count| Some((group, PublishMark { origin, count }));
+    // Ids in a group's history: milliseconds and a sequence within them.
+    let mark =
+        |group: &'static str, millis, sequence| Some((group, PublishMark { millis, sequence }));
 
-    // a delivers the room's publishes 1 and 2; b, listening to the room since the session
-    // started moving to it, delivers 2 and 3.
+    // a delivers the room's first two publishes; b, listening to the room since the session
+    // started moving to it, delivers the second and third.
     assert_eq!(
-        append(&nodes.a, id, "p1", mark("room", origin, 1)).await,
+        append(&nodes.a, id, "p1", mark("room", 1000, 0)).await,
         Appended::At(1)
     );
     assert_eq!(
-        append(&nodes.a, id, "p2", mark("room", origin, 2)).await,
+        append(&nodes.a, id, "p2", mark("room", 1000, 1)).await,
         Appended::At(2)
     );
     assert_eq!(
-        append(&nodes.b, id, "p2", mark("room", origin, 2)).await,
+        append(&nodes.b, id, "p2", mark("room", 1000, 1)).await,
         Appended::Duplicate
     );
     assert_eq!(
-        append(&nodes.b, id, "p3", mark("room", origin, 3)).await,
+        append(&nodes.b, id, "p3", mark("room", 1001, 0)).await,
         Appended::At(3)
     );
     assert_eq!(
-        append(&nodes.a, id, "p3", mark("room", origin, 3)).await,
+        append(&nodes.a, id, "p3", mark("room", 1001, 0)).await,
         Appended::Duplicate
     );
-    // Counts are per sending node and per group: each has its own order.
+    // Ids compare as numbers, and each group's history has its own.
     assert_eq!(
-        append(&nodes.b, id, "q1", mark("room", other, 1)).await,
+        append(&nodes.b, id, "q1", mark("room", 10000, 0)).await,
         Appended::At(4)
     );
     assert_eq!(
-        append(&nodes.b, id, "r2", mark("lobby", origin, 2)).await,
+        append(&nodes.a, id, "q0", mark("room", 9999, 7)).await,
+        Appended::Duplicate
+    );
+    assert_eq!(
+        append(&nodes.b, id, "r2", mark("lobby", 5, 0)).await,
         Appended::At(5)
     );
     assert_eq!(append(&nodes.a, id, "direct", None).await, Appended::At(6));

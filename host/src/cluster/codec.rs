@@ -45,9 +45,6 @@ pub enum NodeCommand {
 #[derive(Debug, Clone, PartialEq)]
 pub struct GroupPublish {
     pub origin: NodeId,
-    /// The origin's count of publishes, which only grows in the order the origin sends them:
-    /// a session delivered the same publish by two nodes takes it once.
-    pub count: u64,
     pub function: String,
     pub group: String,
     pub except: Option<ConnectionId>,
@@ -79,10 +76,6 @@ impl Writer {
         self
     }
     fn u32(&mut self, v: u32) -> &mut Self {
-        self.0.extend_from_slice(&v.to_be_bytes());
-        self
-    }
-    fn u64(&mut self, v: u64) -> &mut Self {
         self.0.extend_from_slice(&v.to_be_bytes());
         self
     }
@@ -134,12 +127,6 @@ impl<'a> Reader<'a> {
     fn u32(&mut self) -> Result<u32, DecodeError> {
         let b = self.take(4)?;
         Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    }
-    fn u64(&mut self) -> Result<u64, DecodeError> {
-        let b = self.take(8)?;
-        Ok(u64::from_be_bytes([
-            b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7],
-        ]))
     }
     fn bytes(&mut self) -> Result<&'a [u8], DecodeError> {
         let len = self.u32()? as usize;
@@ -297,7 +284,6 @@ impl GroupPublish {
     pub fn encode(&self) -> Vec<u8> {
         let mut w = Writer::default();
         w.bytes(self.origin.to_string().as_bytes())
-            .u64(self.count)
             .bytes(self.function.as_bytes())
             .bytes(self.group.as_bytes());
         match self.except {
@@ -312,7 +298,6 @@ impl GroupPublish {
         let mut r = Reader(bytes);
         let publish = GroupPublish {
             origin: r.node()?,
-            count: r.u64()?,
             function: r.string()?,
             group: r.string()?,
             except: match r.u8()? {
@@ -403,7 +388,6 @@ mod tests {
     fn publishes_round_trip() {
         let publish = GroupPublish {
             origin: NodeId::random(),
-            count: u64::MAX - 1,
             function: "chat".into(),
             group: "a:b".into(),
             except: Some(id()),

@@ -45,13 +45,40 @@ impl ConnectionRecord {
 pub struct Orphan {
     pub record: ConnectionRecord,
     pub attachment: Option<Vec<u8>>,
+    /// Why it ended, for its on-close (with 1006).
+    pub reason: &'static str,
 }
+
+/// What a dead node's connection ended with.
+pub const NODE_STOPPED: &str = "the node holding the connection stopped";
+/// What a session of a dead node ended with, when no resume came within the window.
+pub const NOT_RESUMED: &str = "the session was not resumed within the resume window";
 
 /// How old a group's member count may be when a publish reports it. A publish is delivered to
 /// every member whatever the count says; only the number returned to the caller may lag.
 pub const GROUP_SIZE_MAX_AGE: Duration = Duration::from_secs(1);
 /// Most group counts remembered before old ones are dropped.
 const MAX_CACHED_GROUP_SIZES: usize = 100_000;
+
+/// KEYS: the parked list. ARGV: a session, its window in ms (from Redis's clock now).
+const LIST_PARKED: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+";
+
+/// KEYS: the parked list. ARGV: most to take. Removes and returns the sessions whose window
+/// ended: one script, so each is taken by exactly one node.
+const TAKE_EXPIRED: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local expired = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
+for _, id in ipairs(expired) do redis.call('ZREM', KEYS[1], id) end
+return expired
+";
+
+/// Most expired sessions one heartbeat ends.
+const EXPIRED_AT_ONCE: usize = 256;
 
 fn cmd(name: &str) -> redis::Cmd {
     redis::cmd(name)
@@ -94,6 +121,9 @@ impl ClusterLink {
         }
         let written = self.outbox.commands(commands);
         for group in groups {
+            if connection.journal().is_some() {
+                self.queue_stamp(id, function, group);
+            }
             self.watch_group(&connection.scope, group);
         }
         written
@@ -181,11 +211,69 @@ impl ClusterLink {
             .await
     }
 
+    /// Leaves session `id`, which this node served, waiting with no node for a resume on any
+    /// (this node is shutting down), listed until its resume window ends.
+    pub async fn park_here(&self, id: ConnectionId) -> Result<(), ClusterError> {
+        self.flush().await;
+        if self.park_session(id, self.node).await? {
+            self.list_parked(id).await?;
+        }
+        Ok(())
+    }
+
+    /// Lists parked session `id` until its resume window ends.
+    async fn list_parked(&self, id: ConnectionId) -> Result<(), ClusterError> {
+        let mut redis = self.redis();
+        let window = self.settings.session_window.as_millis() as u64;
+        let list = redis::cmd("EVAL")
+            .arg(LIST_PARKED)
+            .arg(1)
+            .arg(keys::PARKED)
+            .arg(id.to_string())
+            .arg(window)
+            .clone();
+        let () = self.bounded(list.query_async(&mut redis)).await?;
+        Ok(())
+    }
+
+    /// Takes the parked sessions whose resume window ended (each is taken by one node) and
+    /// ends those no resume took: their on-close runs here.
+    pub async fn take_expired_sessions(&self) -> Result<Vec<Orphan>, ClusterError> {
+        let mut redis = self.redis();
+        let take = redis::cmd("EVAL")
+            .arg(TAKE_EXPIRED)
+            .arg(1)
+            .arg(keys::PARKED)
+            .arg(EXPIRED_AT_ONCE)
+            .clone();
+        let expired: Vec<String> = self.bounded(take.query_async(&mut redis)).await?;
+        let mut orphans = Vec::new();
+        for text in expired {
+            let Ok(id) = text.parse::<ConnectionId>() else {
+                continue;
+            };
+            let function: Option<String> =
+                self.bounded(redis.hget(keys::session(id), "fn")).await?;
+            let Some(function) = function else {
+                continue;
+            };
+            if self.release_session(id, None).await?
+                && let Some(orphan) = self.take_orphan(&text, &function, NOT_RESUMED).await?
+            {
+                orphans.push(orphan);
+            }
+        }
+        Ok(orphans)
+    }
+
     /// Mirrors a join of a connection this node holds.
     pub fn joined(&self, connection: &Connection, group: &str) -> Result<(), OutboxFull> {
         let written =
             self.outbox
                 .commands(join_commands(&connection.scope.name, connection.id, group));
+        if connection.journal().is_some() {
+            self.queue_stamp(connection.id, &connection.scope.name, group);
+        }
         self.watch_group(&connection.scope, group);
         written
     }
@@ -193,7 +281,7 @@ impl ClusterLink {
     /// Mirrors a leave of a connection this node holds.
     pub fn left(&self, connection: &Connection, group: &str) -> Result<(), OutboxFull> {
         let function = &*connection.scope.name;
-        let written = self.outbox.commands(vec![
+        let mut commands = vec![
             cmd("SREM")
                 .arg(keys::group(function, group))
                 .arg(connection.id.to_string())
@@ -202,7 +290,11 @@ impl ClusterLink {
                 .arg(keys::connection_groups(function, connection.id))
                 .arg(group)
                 .clone(),
-        ]);
+        ];
+        if connection.journal().is_some() {
+            commands.push(Self::unstamp_command(connection.id, group));
+        }
+        let written = self.outbox.commands(commands);
         self.watch_group(&connection.scope, group);
         written
     }
@@ -353,8 +445,19 @@ impl ClusterLink {
             .await?;
         let mut orphans = Vec::with_capacity(held.len());
         for (text, function) in held {
-            if let Some(orphan) = self.take_orphan(&text, &function).await? {
-                orphans.push(orphan);
+            match text.parse::<ConnectionId>() {
+                // A session keeps its journal and directory entries, waiting for a resume
+                // anywhere; one that moved away or ended is no longer this node's.
+                Ok(id) if id.is_journaled() => {
+                    if self.park_session(id, node).await? {
+                        self.list_parked(id).await?;
+                    }
+                }
+                _ => {
+                    if let Some(orphan) = self.take_orphan(&text, &function, NODE_STOPPED).await? {
+                        orphans.push(orphan);
+                    }
+                }
             }
             let () = self
                 .bounded(redis.hdel(keys::node_connections(node), &text))
@@ -368,6 +471,7 @@ impl ClusterLink {
         &self,
         text: &str,
         function: &str,
+        reason: &'static str,
     ) -> Result<Option<Orphan>, ClusterError> {
         let Ok(id) = text.parse::<ConnectionId>() else {
             return Ok(None);
@@ -407,7 +511,11 @@ impl ClusterLink {
             .ignore();
         let () = self.bounded(pipe.query_async(&mut redis)).await?;
         let record = json.and_then(|j| serde_json::from_str::<ConnectionRecord>(&j).ok());
-        Ok(record.map(|record| Orphan { record, attachment }))
+        Ok(record.map(|record| Orphan {
+            record,
+            attachment,
+            reason,
+        }))
     }
 }
 

@@ -12,10 +12,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::codec::{FunctionChanged, GroupPublish, NodeCommand};
+use super::codec::{DecodeError, FunctionChanged, GroupPublish, NodeCommand};
 use super::journal::SessionNotice;
 use super::{ClusterError, ClusterLink, Interest, Member, keys};
 use crate::backplane::{Heard, Shape, Subscriber};
+use crate::connections::PublishMark;
 
 /// Pause before trying again after the subscription was lost.
 const RESUBSCRIBE_AFTER: Duration = Duration::from_millis(500);
@@ -61,7 +62,7 @@ pub async fn run(node: Arc<dyn Member>, link: Arc<ClusterLink>, subscription: Su
     link.metrics.subscribed.set(1);
     loop {
         let gap = tokio::select! {
-            _ = node.shutdown().cancelled() => return,
+            _ = node.leaving().cancelled() => return,
             heard = subscriber.next() => match heard {
                 Some(Heard::Message { channel, payload }) => {
                     handle(&node, &link, &channel, &payload);
@@ -70,7 +71,9 @@ pub async fn run(node: Arc<dyn Member>, link: Arc<ClusterLink>, subscription: Su
                 Some(Heard::Lost) | None => Some(Gap::Dropped),
             },
             () = link.interests_changed.notified() => {
-                follow_interests(&node, &link, &mut subscriber).await.err().map(|error| {
+                let followed = follow_interests(&node, &link, &mut subscriber).await;
+                link.stamp_joins().await;
+                followed.err().map(|error| {
                     tracing::warn!("cannot change the cluster subscription: {error}");
                     Gap::Reopen
                 })
@@ -144,7 +147,7 @@ async fn catch_up(
     }
     loop {
         tokio::select! {
-            _ = node.shutdown().cancelled() => return false,
+            _ = node.leaving().cancelled() => return false,
             _ = tokio::time::sleep(RESUBSCRIBE_AFTER) => {}
         }
         let restored = match gap {
@@ -195,10 +198,28 @@ fn handle(node: &Arc<dyn Member>, link: &ClusterLink, channel: &str, payload: &[
             Err(error) => tracing::warn!("ignoring a session notice: {error}"),
         }
     } else {
-        match GroupPublish::decode(payload) {
-            Ok(publish) if publish.origin != link.node => node.deliver_publish(&publish),
-            Ok(_) => {}
+        match decode_publish(payload) {
+            // This node delivered its own publish to its plain members as it was made; its
+            // journaled sessions take it from here, with its id.
+            Ok((mark, publish)) => {
+                let journaled_only = publish.origin == link.node;
+                node.deliver_publish(&publish, mark, journaled_only);
+            }
             Err(error) => tracing::warn!("ignoring a group publish: {error}"),
         }
     }
+}
+
+/// A publish as the group's channel carries it: its id in the group's history, a space, the
+/// publish.
+fn decode_publish(payload: &[u8]) -> Result<(PublishMark, GroupPublish), DecodeError> {
+    let space = payload
+        .iter()
+        .position(|&b| b == b' ')
+        .ok_or(DecodeError("a publish without its history id"))?;
+    let mark = std::str::from_utf8(&payload[..space])
+        .ok()
+        .and_then(|id| id.parse().ok())
+        .ok_or(DecodeError("a publish with a malformed history id"))?;
+    Ok((mark, GroupPublish::decode(&payload[space + 1..])?))
 }

@@ -36,22 +36,30 @@ redis.call('HSET', KEYS[1], 'home', ARGV[1], 'fn', ARGV[2], 'key', ARGV[3], 'lim
 return 1
 ";
 
-/// KEYS: record, log. ARGV: publish command, channel, kind (t or b), data, group, sender
-/// node, sender's count ('' for a message that is not a group publish), the sending
-/// function ('' for the operator, who may send to any).
+/// KEYS: record, log. ARGV: publish command, channel, kind (t or b), data, group and the
+/// publish's id in the group's history ('' for a message that is not a group publish), the
+/// sending function ('' for the operator, who may send to any).
 ///
 /// A session that holds something may not go over its limit; one that holds nothing takes
 /// any single message (the message size limit bounds it), as on a single node. A message
-/// that does not fit marks the session overflowed and announces it: the home ends it.
+/// that does not fit marks the session overflowed and announces it: the home ends it. A
+/// group publish not newer than the last one taken from that group (or than the session's
+/// joining, see `stamp_join`) is skipped.
 const APPEND: &str = r"
+local function newer(a, b)
+  local am, as = string.match(a, '^(%d+)-(%d+)$')
+  local bm, bs = string.match(b, '^(%d+)-(%d+)$')
+  am, as, bm, bs = tonumber(am), tonumber(as), tonumber(bm), tonumber(bs)
+  return am > bm or (am == bm and as > bs)
+end
 local owner = redis.call('HGET', KEYS[1], 'fn')
-if not owner or (ARGV[8] ~= '' and owner ~= ARGV[8]) then return {'gone'} end
+if not owner or (ARGV[7] ~= '' and owner ~= ARGV[7]) then return {'gone'} end
 if redis.call('HEXISTS', KEYS[1], 'overflowed') == 1 then return {'full'} end
 if ARGV[5] ~= '' then
-  local field = 'g:' .. ARGV[6] .. ':' .. ARGV[5]
-  local last = tonumber(redis.call('HGET', KEYS[1], field) or '0')
-  if tonumber(ARGV[7]) <= last then return {'dup'} end
-  redis.call('HSET', KEYS[1], field, ARGV[7])
+  local field = 'g:' .. ARGV[5]
+  local last = redis.call('HGET', KEYS[1], field)
+  if last and not newer(ARGV[6], last) then return {'dup'} end
+  redis.call('HSET', KEYS[1], field, ARGV[6])
 end
 local size = string.len(ARGV[4])
 local held = tonumber(redis.call('HGET', KEYS[1], 'bytes'))
@@ -65,6 +73,14 @@ redis.call('XADD', KEYS[2], position .. '-0', 'k', ARGV[3], 'd', ARGV[4])
 redis.call('HINCRBY', KEYS[1], 'bytes', size)
 redis.call(ARGV[1], ARGV[2], 'd' .. ARGV[3] .. position .. ' ' .. ARGV[4])
 return {'ok', position}
+";
+
+/// KEYS: record. ARGV: group, the last id of the group's history when the session joined.
+/// Marks where the session's membership starts, unless a publish of the group was taken
+/// already.
+const STAMP_JOIN: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+return redis.call('HSETNX', KEYS[1], 'g:' .. ARGV[1], ARGV[2])
 ";
 
 /// Shared by the scripts that drop what the client has received: frees the entries up to
@@ -335,9 +351,9 @@ impl ClusterLink {
         function: Option<&str>,
     ) -> Option<redis::Cmd> {
         let (kind, data) = kind_and_data(frame)?;
-        let (group, origin, count) = match published {
-            Some((group, mark)) => (group, mark.origin.to_string(), mark.count.to_string()),
-            None => ("", String::new(), String::new()),
+        let (group, mark) = match published {
+            Some((group, mark)) => (group, mark.to_string()),
+            None => ("", String::new()),
         };
         Some(
             script(APPEND, &record_and_log(id))
@@ -346,8 +362,7 @@ impl ClusterLink {
                 .arg(kind)
                 .arg(data.as_ref())
                 .arg(group)
-                .arg(origin)
-                .arg(count)
+                .arg(mark)
                 .arg(function.unwrap_or(""))
                 .clone(),
         )
@@ -570,6 +585,109 @@ impl ClusterLink {
             .clone();
         let parked: u8 = self.bounded(park.query_async(&mut redis)).await?;
         Ok(parked == 1)
+    }
+}
+
+impl ClusterLink {
+    /// Asks for the start of journaled session `id`'s membership of `group` to be marked in
+    /// its journal once this node listens to the group (see `stamp_joins`).
+    pub(super) fn queue_stamp(&self, id: ConnectionId, function: &str, group: &str) {
+        self.stamps.lock().push(super::Stamp {
+            id,
+            function: function.to_owned(),
+            group: group.to_owned(),
+        });
+    }
+
+    /// Marks where the memberships queued by `queue_stamp` start in their groups' histories:
+    /// the last publish there when this node listens to the group. A session taken over
+    /// from a node that died reads each group's history from its mark on (see
+    /// `read_group_history`), so it gets what it missed and nothing from before it joined.
+    pub(super) async fn stamp_joins(&self) {
+        let stamps = std::mem::take(&mut *self.stamps.lock());
+        let mut later = Vec::new();
+        for stamp in stamps {
+            if !self
+                .listening
+                .read()
+                .contains(&keys::group_channel(&stamp.function, &stamp.group))
+            {
+                later.push(stamp);
+                continue;
+            }
+            if let Err(error) = self.stamp_join(&stamp).await {
+                tracing::warn!(session = %stamp.id, "cannot mark where a session joined a group: {error}");
+            }
+        }
+        self.stamps.lock().extend(later);
+    }
+
+    async fn stamp_join(&self, stamp: &super::Stamp) -> Result<(), ClusterError> {
+        let mut redis = self.redis();
+        let last = redis::cmd("XREVRANGE")
+            .arg(keys::group_history(&stamp.function, &stamp.group))
+            .arg("+")
+            .arg("-")
+            .arg("COUNT")
+            .arg(1)
+            .clone();
+        let last: Vec<(String, Vec<Vec<u8>>)> = self.bounded(last.query_async(&mut redis)).await?;
+        let last = last
+            .first()
+            .map_or_else(|| "0-0".to_owned(), |(id, _)| id.clone());
+        let mark = script(STAMP_JOIN, &[keys::session(stamp.id)])
+            .arg(&stamp.group)
+            .arg(last)
+            .clone();
+        let _: u8 = self.bounded(mark.query_async(&mut redis)).await?;
+        Ok(())
+    }
+
+    /// The command that forgets where session `id`'s membership of `group` started (it left).
+    pub(super) fn unstamp_command(id: ConnectionId, group: &str) -> redis::Cmd {
+        redis::cmd("HDEL")
+            .arg(keys::session(id))
+            .arg(format!("g:{group}"))
+            .clone()
+    }
+
+    /// The publishes to `group` after the last one session `id` took (or after it joined),
+    /// from the group's history, with their ids: what a node that died may not have
+    /// delivered to it. Empty when the session's start in the group is not known.
+    pub async fn read_group_history(
+        &self,
+        id: ConnectionId,
+        function: &str,
+        group: &str,
+    ) -> Result<Vec<(PublishMark, super::GroupPublish)>, ClusterError> {
+        let mut redis = self.redis();
+        let mark: Option<String> = self
+            .bounded(redis::AsyncCommands::hget(
+                &mut redis,
+                keys::session(id),
+                format!("g:{group}"),
+            ))
+            .await?;
+        let Some(mark) = mark else {
+            return Ok(Vec::new());
+        };
+        let read = redis::cmd("XRANGE")
+            .arg(keys::group_history(function, group))
+            .arg(format!("({mark}"))
+            .arg("+")
+            .clone();
+        let entries: Vec<(String, Vec<Vec<u8>>)> =
+            self.bounded(read.query_async(&mut redis)).await?;
+        let mut publishes = Vec::with_capacity(entries.len());
+        for (entry, fields) in entries {
+            let (Ok(mark), [_, publish]) = (entry.parse::<PublishMark>(), fields.as_slice()) else {
+                continue;
+            };
+            if let Ok(publish) = super::GroupPublish::decode(publish) {
+                publishes.push((mark, publish));
+            }
+        }
+        Ok(publishes)
     }
 }
 

@@ -19,6 +19,9 @@ pub const NODES: &str = "wsfn:{c}:nodes";
 pub const DEAD: &str = "wsfn:{c}:dead";
 /// String: when any node last beat (Redis clock, ms), to tell a silent node from a silent Redis.
 pub const LAST_BEAT: &str = "wsfn:{c}:last-beat";
+/// Sorted set: journaled sessions whose node died, waiting for a resume → when their resume
+/// window ends (Redis clock, ms).
+pub const PARKED: &str = "wsfn:{c}:parked";
 /// Set: names of the functions deployed to the cluster.
 pub const FUNCTIONS: &str = "wsfn:{c}:functions";
 /// Channel: deploys, rollbacks and removals, heard by every node.
@@ -78,6 +81,12 @@ pub fn session_of_channel(channel: &str) -> Option<ConnectionId> {
         .ok()
 }
 
+/// Stream: the recent publishes to one group (as long as a session waits for a resume), so a
+/// session taken over from a node that died gets what it missed. Same slot as the channel.
+pub fn group_history(function: &str, group: &str) -> String {
+    format!("wsfn:h:{{{function}:{group}}}")
+}
+
 /// Channel: the publishes to one group, heard by the nodes that hold members of it.
 pub fn group_channel(function: &str, group: &str) -> String {
     format!("wsfn:p:{{{function}:{group}}}")
@@ -120,6 +129,10 @@ mod tests {
         assert_eq!(session_of_channel(&session_channel(id)), Some(id));
         assert_eq!(session_of_channel(&node_channel(NodeId::random())), None);
         assert_eq!(session_of_channel(&group_channel("f", "}:to")), None);
+        assert_eq!(
+            slot(&group_history("f", "g")),
+            slot(&group_channel("f", "g"))
+        );
     }
 
     #[test]

@@ -102,7 +102,7 @@ pub async fn run(node: Arc<dyn Member>, link: Arc<ClusterLink>) {
     let mut moves = link.redis.moves();
     loop {
         tokio::select! {
-            _ = node.shutdown().cancelled() => return,
+            _ = node.leaving().cancelled() => return,
             _ = tokio::time::sleep(interval) => {}
         }
         let beat = match link.heartbeat().await {
@@ -137,6 +137,14 @@ pub async fn run(node: Arc<dyn Member>, link: Arc<ClusterLink>) {
                 tokio::spawn(reap(node.clone(), link.clone(), dead));
             }
         }
+        match link.take_expired_sessions().await {
+            Ok(expired) => {
+                for orphan in expired {
+                    node.close_orphan(orphan).await;
+                }
+            }
+            Err(error) => tracing::warn!("cannot end the sessions of dead nodes: {error}"),
+        }
     }
 }
 
@@ -157,7 +165,7 @@ async fn reap(member: Arc<dyn Member>, link: Arc<ClusterLink>, node: NodeId) {
             return;
         }
     };
-    tracing::warn!(%node, connections = orphans.len(), "node declared dead; running on-close for its connections");
+    tracing::warn!(%node, connections = orphans.len(), "node declared dead; running on-close for its connections (its resumable sessions wait for a resume elsewhere)");
     for orphan in orphans {
         member.close_orphan(orphan).await;
     }

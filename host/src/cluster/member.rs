@@ -9,15 +9,16 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
 use super::{GroupPublish, NodeCommand, Orphan, SessionNotice};
-use crate::connections::{Connection, ConnectionId};
+use crate::connections::{Connection, ConnectionId, PublishMark};
 
 #[async_trait::async_trait]
 pub trait Member: Send + Sync + 'static {
     /// Carries out a command another node sent for a connection this node holds.
     fn apply_command(&self, command: NodeCommand);
 
-    /// Delivers another node's group publish to the members this node holds.
-    fn deliver_publish(&self, publish: &GroupPublish);
+    /// Delivers a group publish (with its id in the group's history) to the members this
+    /// node holds: to its journaled sessions only, for a publish this node made.
+    fn deliver_publish(&self, publish: &GroupPublish, mark: PublishMark, journaled_only: bool);
 
     /// Whether this node serves the journaled session `id` (so listens to its channel).
     fn serves_session(&self, id: ConnectionId) -> bool;
@@ -44,6 +45,7 @@ pub trait Member: Send + Sync + 'static {
     /// Every connection this node holds.
     fn connections(&self) -> Vec<Arc<Connection>>;
 
-    /// Cancelled when the node shuts down.
-    fn shutdown(&self) -> &CancellationToken;
+    /// Cancelled when the node stops taking part in the cluster (once its connections have
+    /// drained at shutdown).
+    fn leaving(&self) -> &CancellationToken;
 }

@@ -42,7 +42,7 @@ pub use outbox::OutboxFull;
 pub use publish::publish;
 
 use crate::backplane::{ConnectError, RedisConnection};
-use crate::connections::{ConnectionId, FunctionScope, NodeId, Outbound, PublishMark};
+use crate::connections::{ConnectionId, FunctionScope, NodeId};
 use crate::observe::ClusterMetrics;
 use outbox::Outbox;
 
@@ -73,6 +73,8 @@ pub struct ClusterSettings {
     /// Mirror writes and routed messages that may wait for Redis at once; beyond it sends to
     /// other nodes fail with "limit exceeded" instead of piling up in memory.
     pub outbox_capacity: usize,
+    /// How long a session whose node died waits for a resume on another (the resume window).
+    pub session_window: Duration,
 }
 
 impl Default for ClusterSettings {
@@ -81,6 +83,7 @@ impl Default for ClusterSettings {
             node_timeout: Duration::from_secs(3),
             request_timeout: Duration::from_secs(5),
             outbox_capacity: 65_536,
+            session_window: Duration::from_secs(120),
         }
     }
 }
@@ -110,9 +113,17 @@ pub struct ClusterLink {
     pub settings: ClusterSettings,
     /// Recent member counts of groups, by their directory key (see `group_size`).
     group_sizes: dashmap::DashMap<String, (std::time::Instant, usize)>,
-    /// This node's count of group publishes; held while a publish is queued, so the count
-    /// grows in the order the publishes leave (see `PublishMark`).
-    publishes: Mutex<u64>,
+    /// Joins of journaled sessions whose start in the group's history is still to be marked
+    /// (see `stamp_join`), once this node listens to the group.
+    stamps: Mutex<Vec<Stamp>>,
+}
+
+/// A journaled session's join whose start in the group's history is to be marked.
+#[derive(Debug, Clone)]
+pub(crate) struct Stamp {
+    pub id: ConnectionId,
+    pub function: String,
+    pub group: String,
 }
 
 impl ClusterLink {
@@ -145,7 +156,7 @@ impl ClusterLink {
             gone_nodes: RwLock::new(HashSet::new()),
             settings,
             group_sizes: dashmap::DashMap::new(),
-            publishes: Mutex::new(0),
+            stamps: Mutex::new(Vec::new()),
         })
     }
 
@@ -298,38 +309,39 @@ impl ClusterLink {
         }
     }
 
-    /// Queues a group publish for the other nodes with members of the group, with this
-    /// node's next publish count; `here` delivers it, with the same count, to the journaled
-    /// sessions among this node's members, in the same order.
-    pub fn publish_to_group(
-        &self,
-        function: &str,
-        group: &str,
-        except: Option<ConnectionId>,
-        frame: Outbound,
-        here: impl FnOnce(PublishMark) -> u32,
-    ) -> (u32, Result<(), OutboxFull>) {
-        let mut publishes = self.publishes.lock();
-        *publishes += 1;
-        let mark = PublishMark {
-            origin: self.node,
-            count: *publishes,
-        };
-        let delivered = here(mark);
-        let publish = GroupPublish {
-            origin: self.node,
-            count: mark.count,
-            function: function.to_owned(),
-            group: group.to_owned(),
-            except,
-            frame,
-        };
-        let sent = self
-            .outbox
-            .publish(keys::group_channel(function, group), publish.encode());
-        (delivered, sent)
+    /// Queues a group publish: kept in the group's history for as long as a session may wait
+    /// for a resume, and sent to the nodes with members of the group (this one included, for
+    /// its journaled sessions), with its id in the history.
+    pub fn publish_to_group(&self, publish: &GroupPublish) -> Result<(), OutboxFull> {
+        let window = self.settings.session_window.as_millis() as u64;
+        let command = redis::cmd("EVAL")
+            .arg(PUBLISH_TO_GROUP)
+            .arg(1)
+            .arg(keys::group_history(&publish.function, &publish.group))
+            .arg(self.redis.publish_command())
+            .arg(keys::group_channel(&publish.function, &publish.group))
+            .arg(publish.encode())
+            .arg(window.max(1))
+            .arg(MAX_GROUP_HISTORY)
+            .clone();
+        self.outbox.commands(vec![command])
     }
 }
+
+/// KEYS: the group's history. ARGV: publish command, channel, the encoded publish, how long
+/// to keep it (ms), most entries kept. Publishes `<history id> <encoded publish>`.
+const PUBLISH_TO_GROUP: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local id = redis.call('XADD', KEYS[1], 'MINID', '~', now - tonumber(ARGV[4]), '*', 'p', ARGV[3])
+redis.call('XTRIM', KEYS[1], 'MAXLEN', '~', tonumber(ARGV[5]))
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[4]))
+redis.call(ARGV[1], ARGV[2], id .. ' ' .. ARGV[3])
+return id
+";
+
+/// Most publishes a group's history keeps, whatever their age.
+const MAX_GROUP_HISTORY: usize = 100_000;
 
 /// A channel whose wanted state on this node changed.
 pub(crate) enum Interest {

@@ -1,6 +1,7 @@
 //! A group publish, on one node or across the cluster.
 
 use super::ClusterLink;
+use super::codec::GroupPublish;
 use crate::connections::FunctionScope;
 use crate::connections::{ConnectionId, Outbound};
 
@@ -17,17 +18,22 @@ pub async fn publish(
     frame: Outbound,
     except: Option<ConnectionId>,
 ) -> u32 {
-    // Journaled sessions among the members (in a cluster) take it below, with its count.
+    // Journaled sessions among the members (in a cluster) take it from the group's channel,
+    // with its id in the group's history, like those on other nodes.
     let delivered = scope.groups.publish(group, &frame, except, None);
     let Some(cluster) = cluster else {
         return delivered;
     };
+    let delivered = delivered.saturating_add(scope.groups.journaled_members(group, except));
     let local_members = scope.groups.member_count(group);
-    let journaled = |mark| scope.groups.publish_journaled(group, &frame, except, mark);
-    let (journaled, sent) =
-        cluster.publish_to_group(&scope.name, group, except, frame.clone(), journaled);
-    let delivered = delivered.saturating_add(journaled);
-    if let Err(error) = sent {
+    let publish = GroupPublish {
+        origin: cluster.node,
+        function: scope.name.to_string(),
+        group: group.to_owned(),
+        except,
+        frame,
+    };
+    if let Err(error) = cluster.publish_to_group(&publish) {
         tracing::warn!(function = %scope.name, "a publish reached this node only: {error}");
         return delivered;
     }

@@ -113,6 +113,17 @@ impl Groups {
         u32::try_from(delivered).unwrap_or(u32::MAX)
     }
 
+    /// How many journaled sessions (in a cluster) are among the members but `except`.
+    pub fn journaled_members(&self, group: &str, except: Option<ConnectionId>) -> u32 {
+        let count = self.members.get(group).map_or(0, |members| {
+            members
+                .iter()
+                .filter(|(id, member)| Some(**id) != except && member.journal().is_some())
+                .count()
+        });
+        u32::try_from(count).unwrap_or(u32::MAX)
+    }
+
     pub fn members(&self, group: &str) -> Vec<ConnectionId> {
         self.members
             .get(group)

@@ -9,16 +9,35 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use super::id::{ConnectionId, NodeId};
+use super::id::ConnectionId;
 use super::outbound::{Outbound, QueueError};
 
-/// A group publish as it reaches a session: the node it was published on and that node's
-/// count of publishes, so that a session delivered the same publish by two nodes (while it
-/// moves between them) takes it once.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A group publish as it reaches a session: its id in the group's history (the stream
+/// entry Redis gave it, milliseconds and sequence), which orders the group's publishes, so
+/// that a session delivered the same publish by two nodes (while it moves between them), or
+/// read again from the history, takes it once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct PublishMark {
-    pub origin: NodeId,
-    pub count: u64,
+    pub millis: u64,
+    pub sequence: u64,
+}
+
+impl std::fmt::Display for PublishMark {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.millis, self.sequence)
+    }
+}
+
+impl std::str::FromStr for PublishMark {
+    type Err = ();
+
+    fn from_str(text: &str) -> Result<Self, ()> {
+        let (millis, sequence) = text.split_once('-').ok_or(())?;
+        Ok(Self {
+            millis: millis.parse().map_err(|_| ())?,
+            sequence: sequence.parse().map_err(|_| ())?,
+        })
+    }
 }
 
 /// Where a journaled session's messages, acknowledgements and handled counts are written.

@@ -59,6 +59,8 @@ struct Journaled {
     released_now: tokio::sync::Notify,
     /// What becomes of the group publishes this node delivers to the session.
     publishes: Mutex<Publishes>,
+    /// The node is shutting down: the client is told to resume elsewhere.
+    handing_off: std::sync::atomic::AtomicBool,
 }
 
 /// What becomes of the group publishes a node delivers to a journaled session. Under one
@@ -94,6 +96,7 @@ impl Journaled {
             moved: AtomicU64::new(0),
             released: Mutex::new(None),
             released_now: tokio::sync::Notify::new(),
+            handing_off: std::sync::atomic::AtomicBool::new(false),
             publishes: Mutex::new(if holding {
                 Publishes::Holding(Vec::new())
             } else {
@@ -161,6 +164,25 @@ impl Session {
         if let Some(journaled) = &self.journaled {
             journaled.moved.store(claim.max(1), Ordering::Release);
         }
+    }
+
+    /// The node is shutting down: the session is handed over to whichever node its client
+    /// resumes on. False for a session of one node, which ends at shutdown.
+    pub fn hand_off(&self) -> bool {
+        match &self.journaled {
+            Some(journaled) => {
+                journaled.handing_off.store(true, Ordering::Release);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether the node is handing the session over (see [`Session::hand_off`]).
+    pub fn is_handing_off(&self) -> bool {
+        self.journaled
+            .as_ref()
+            .is_some_and(|j| j.handing_off.load(Ordering::Acquire))
     }
 
     /// The claim that took the session to another node, if one did.

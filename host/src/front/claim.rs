@@ -106,6 +106,7 @@ pub async fn claim(
         return Err(Refusal::Unknown);
     };
     let mut handled = claimed.handled;
+    let mut let_go = false;
     if let Some(previous) = claimed.previous_home
         && previous != cluster.node
         && cluster.is_live(previous)
@@ -114,7 +115,10 @@ pub async fn claim(
             .released(claimed.claim, cluster.settings.node_timeout)
             .await
         {
-            Some(released) => handled = handled.max(released),
+            Some(released) => {
+                handled = handled.max(released);
+                let_go = true;
+            }
             None => {
                 tracing::warn!(session = %claim.id, node = %previous, "the node the session left did not let it go in time; going on with what its journal says");
             }
@@ -122,6 +126,13 @@ pub async fn claim(
         // Groups joined there while the session moved are in the directory by now.
         if let Ok(now) = cluster.connection_groups(claim.function, claim.id).await {
             join(&cluster, &slot, &connection, &now);
+        }
+    }
+    if !let_go && claimed.previous_home != Some(cluster.node) {
+        // No node delivered the groups' publishes to it since its node died (or left): they
+        // are in the groups' histories.
+        for group in connection.memberships() {
+            replay_history(&cluster, &connection, claim.function, &group).await;
         }
     }
     session.set_handled(handled);
@@ -148,6 +159,35 @@ pub async fn claim(
     slot.scope.metrics.open_connections.inc();
     tracing::debug!(session = %claim.id, handled, "session taken over from another node");
     Ok((slot, connection))
+}
+
+/// Appends to the session's journal what `group` published since the last publish it took
+/// (the journal skips what it has).
+async fn replay_history(
+    cluster: &Arc<ClusterLink>,
+    connection: &Connection,
+    function: &str,
+    group: &str,
+) {
+    let history = match cluster
+        .read_group_history(connection.id, function, group)
+        .await
+    {
+        Ok(history) => history,
+        Err(error) => {
+            tracing::warn!(session = %connection.id, %group, "cannot read a group's history: {error}");
+            return;
+        }
+    };
+    for (mark, publish) in history {
+        if publish.except == Some(connection.id) {
+            continue;
+        }
+        let published = Some((group, mark));
+        if SessionJournal::append(&**cluster, connection.id, &publish.frame, published).is_err() {
+            tracing::warn!(session = %connection.id, "the cluster link is backed up; a group publish from the history was dropped");
+        }
+    }
 }
 
 /// Puts the session in `groups` here, as it is in the directory.

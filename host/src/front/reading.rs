@@ -49,6 +49,9 @@ pub struct Ending {
     pub lost: bool,
     /// A resume of the session took over from this socket.
     pub taken_over: bool,
+    /// The node shut down and no resume elsewhere took the session over in time: it waits
+    /// in the cluster, for a resume on any node.
+    pub handed_off: bool,
 }
 
 impl Ending {
@@ -58,6 +61,7 @@ impl Ending {
             reason: reason.into(),
             lost: false,
             taken_over: false,
+            handed_off: false,
         }
     }
 
@@ -187,12 +191,11 @@ fn wait<'a>(
                 connection.outgoing.flush();
                 continue;
             }
-            // A resume took the session over: here, or on another node of the cluster.
-            if connection
-                .session
-                .as_deref()
-                .is_some_and(|session| session.has_handover() || session.has_moved())
-            {
+            // A resume took the session over (here, or on another node of the cluster), or the
+            // node is shutting down and hands it over.
+            if connection.session.as_deref().is_some_and(|session| {
+                session.has_handover() || session.has_moved() || session.is_handing_off()
+            }) {
                 return Poll::Ready(Woken::TakenOver);
             }
             if timer.as_mut().poll(cx).is_ready() {

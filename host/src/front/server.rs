@@ -78,8 +78,15 @@ pub async fn serve(
 
     // Every connection is told to close; those still in their handshake see the shutdown
     // when they are accepted (see `front::handshake`).
+    // A session in a cluster is handed over instead: its client is told to resume elsewhere
+    // (see `session::detached`).
     for connection in host.connections.all() {
-        connection.start_close(1001, "server shutting down");
+        match connection.session.as_deref() {
+            Some(session) if session.hand_off() => connection.outgoing.nudge(),
+            _ => {
+                connection.start_close(1001, "server shutting down");
+            }
+        }
     }
     host.tasks.close();
     let drained = tokio::time::timeout(host.limits.shutdown_timeout, host.tasks.wait()).await;

@@ -108,6 +108,10 @@ async fn serve(
         Box::pin(moved_away(&host, &slot, &connection)).await;
         return;
     }
+    if ending.handed_off {
+        Box::pin(handed_off(&host, &slot, &connection)).await;
+        return;
+    }
     let released = connection.outgoing.end();
     slot.scope
         .metrics
@@ -166,7 +170,13 @@ async fn detached(
     let Some(session) = connection.session.as_deref() else {
         return Err(lost);
     };
-    if lost.taken_over {
+    if session.is_handing_off() && !session.has_moved() {
+        // The client resumes on another node, which takes the session over.
+        connection
+            .outgoing
+            .close_socket(CloseCode::SERVICE_RESTART.0, HAND_OFF_REASON);
+        connection.outgoing.flush();
+    } else if lost.taken_over {
         // Best effort: the old socket may still be read by a client that has moved on.
         connection
             .outgoing
@@ -185,6 +195,10 @@ async fn detached(
         Waited::Handover(handover) => resume(host, slot, connection, handover),
         Waited::Ended(Some(close)) => Err(Ending::new(close.code, &*close.reason)),
         Waited::Ended(None) | Waited::Moved => Err(lost),
+        Waited::HandedOff => Err(Ending {
+            handed_off: true,
+            ..lost
+        }),
         Waited::Expired => {
             metrics.sessions_expired.inc();
             Err(Ending::new(
@@ -222,6 +236,40 @@ async fn moved_away(host: &Host, slot: &FunctionSlot, connection: &Arc<Connectio
     tracing::debug!(connection = %connection.id, handled, "session moved to another node");
 }
 
+/// What a session's client is told when its node shuts down in a cluster.
+const HAND_OFF_REASON: &str = "the node is restarting: resume the session on another";
+
+/// How long a node shutting down waits for its sessions' clients to resume elsewhere before
+/// leaving them to wait in the cluster: most of the shutdown timeout, so on-close of the
+/// connections that do end still fits.
+fn hand_off_wait(host: &Host) -> Duration {
+    (host.limits.shutdown_timeout * 3 / 4).min(host.limits.resume_window)
+}
+
+/// The node shut down and no resume took the session over in time: it waits, with no node,
+/// for a resume on any (its journal and directory entries stay; a survivor runs its on-close
+/// once if its resume window passes).
+async fn handed_off(host: &Host, slot: &FunctionSlot, connection: &Arc<Connection>) {
+    let Some(session) = connection.session.as_deref() else {
+        return;
+    };
+    session.stop_publishes();
+    let released = connection.outgoing.end();
+    let metrics = &slot.scope.metrics;
+    metrics.session_bytes_held.dec_by(released as i64);
+    connection.outgoing.release();
+    let groups = host.connections.remove(connection);
+    metrics.open_connections.dec();
+    let Some(cluster) = &host.cluster else {
+        return;
+    };
+    if let Err(error) = cluster.park_here(connection.id).await {
+        tracing::warn!(connection = %connection.id, "cannot leave a session to wait in the cluster: {error}");
+    }
+    cluster.session_moved_away(connection, &groups);
+    tracing::debug!(connection = %connection.id, "session left to wait for a resume on another node");
+}
+
 /// What a detached session's wait ended with.
 enum Waited {
     Handover(Handover),
@@ -230,12 +278,16 @@ enum Waited {
     Expired,
     /// A resume on another node took it over.
     Moved,
+    /// The node shuts down and no resume elsewhere came in time.
+    HandedOff,
 }
 
 /// Waits for a resume's socket, the end of the connection, or the resume window to pass.
 async fn wait_for_resume(host: &Host, connection: &Connection, session: &Session) -> Waited {
     let expiry = sleep_until(Instant::now() + host.limits.resume_window);
     tokio::pin!(expiry);
+    // Set when the node starts handing the session over.
+    let mut hand_off: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
     std::future::poll_fn(|cx| {
         // Registers the session for wake-ups: a hand-over or a close wakes it like a frame.
         let _ = connection.outgoing.poll_progress(cx);
@@ -248,6 +300,13 @@ async fn wait_for_resume(host: &Host, connection: &Connection, session: &Session
         if connection.outgoing.kind() == PhaseKind::Ended {
             let close = connection.outgoing.phase().host_close().cloned();
             return Poll::Ready(Waited::Ended(close));
+        }
+        if session.is_handing_off() {
+            let deadline = hand_off
+                .get_or_insert_with(|| Box::pin(sleep_until(Instant::now() + hand_off_wait(host))));
+            if deadline.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Waited::HandedOff);
+            }
         }
         expiry.as_mut().poll(cx).map(|()| Waited::Expired)
     })

@@ -134,16 +134,18 @@ impl Member for Host {
         }
     }
 
-    fn deliver_publish(&self, publish: &GroupPublish) {
-        self.metrics.cluster().publishes_received.inc();
-        let mark = PublishMark {
-            origin: publish.origin,
-            count: publish.count,
-        };
+    fn deliver_publish(&self, publish: &GroupPublish, mark: PublishMark, journaled_only: bool) {
+        if !journaled_only {
+            self.metrics.cluster().publishes_received.inc();
+        }
         if let Some(slot) = self.functions.get(&publish.function) {
-            slot.scope
-                .groups
-                .publish(&publish.group, &publish.frame, publish.except, Some(mark));
+            let groups = &slot.scope.groups;
+            let (group, frame, except) = (&publish.group, &publish.frame, publish.except);
+            if journaled_only {
+                groups.publish_journaled(group, frame, except, mark);
+            } else {
+                groups.publish(group, frame, except, Some(mark));
+            }
         }
     }
 
@@ -211,12 +213,7 @@ impl Member for Host {
             remote,
             orphan.attachment,
         ));
-        let _ = Box::pin(slot.current().on_close(
-            &ghost,
-            1006,
-            "the node holding the connection stopped",
-        ))
-        .await;
+        let _ = Box::pin(slot.current().on_close(&ghost, 1006, orphan.reason)).await;
     }
 
     async fn sync_function(&self, function: &str) {
@@ -237,7 +234,7 @@ impl Member for Host {
         self.connections.all()
     }
 
-    fn shutdown(&self) -> &CancellationToken {
-        &self.shutdown
+    fn leaving(&self) -> &CancellationToken {
+        &self.cluster_stop
     }
 }

@@ -36,6 +36,9 @@ pub struct Host {
     pub cluster: Option<Arc<ClusterLink>>,
     /// Cancelled when the host starts shutting down.
     pub shutdown: CancellationToken,
+    /// Cancelled when the node stops taking part in its cluster: after its connections have
+    /// drained, so sessions handed over on shutdown hear where they went.
+    pub cluster_stop: CancellationToken,
     /// Every connection task, so shutdown can wait for their close handshakes and on-close.
     pub tasks: TaskTracker,
     /// The signing key and which functions accept only signed URLs.
@@ -71,6 +74,7 @@ impl Host {
             node: NodeId::random(),
             cluster: None,
             shutdown: CancellationToken::new(),
+            cluster_stop: CancellationToken::new(),
             tasks: TaskTracker::new(),
             signing: Arc::new(UrlSigning::default()),
             listen_address: OnceLock::new(),

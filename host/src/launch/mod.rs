@@ -98,6 +98,7 @@ async fn prepare(
 /// end with the host's shutdown, and the node leaves the cluster.
 async fn abandon(host: &Host, cluster: Option<&ClusterLink>) {
     host.shutdown.cancel();
+    host.cluster_stop.cancel();
     if let Some(link) = cluster
         && let Err(error) = link.leave().await
     {
@@ -127,17 +128,16 @@ async fn build_host(
     let Some(url) = &settings.redis else {
         return Ok((Arc::new(host), None));
     };
-    let link = ClusterLink::connect(
-        url,
-        host.node,
-        settings.cluster.clone(),
-        host.metrics.cluster(),
-    )
-    .await
-    .map_err(|cause| StartError::Redis {
-        url: url.clone(),
-        cause,
-    })?;
+    let cluster_settings = crate::cluster::ClusterSettings {
+        session_window: settings.limits.resume_window,
+        ..settings.cluster.clone()
+    };
+    let link = ClusterLink::connect(url, host.node, cluster_settings, host.metrics.cluster())
+        .await
+        .map_err(|cause| StartError::Redis {
+            url: url.clone(),
+            cause,
+        })?;
     link.register().await.map_err(StartError::JoinCluster)?;
     let link = Arc::new(link);
     host.join_cluster(link.clone());
@@ -372,6 +372,9 @@ async fn serve_until_shutdown(
     if tokio::time::timeout(ADMIN_GRACE, &mut admin).await.is_err() {
         admin.abort();
     }
+    // The node took part in the cluster while it drained (sessions handed over hear of their
+    // resume elsewhere; heartbeats go on, so no one takes it for dead): it stops now.
+    host.cluster_stop.cancel();
     if let Some(link) = &cluster
         && let Err(error) = link.leave().await
     {

@@ -28,6 +28,8 @@ impl CloseCode {
     pub const POLICY_VIOLATION: CloseCode = CloseCode(1008);
     pub const TOO_BIG: CloseCode = CloseCode(1009);
     pub const INTERNAL_ERROR: CloseCode = CloseCode(1011);
+    /// The server is restarting: a client may reconnect (and resume) elsewhere.
+    pub const SERVICE_RESTART: CloseCode = CloseCode(1012);
 
     /// Codes a peer may put in a close frame (§7.4.1 and the IANA registry): 1000-1003,
     /// 1007-1014, and the ranges for libraries and applications.

@@ -56,12 +56,25 @@ impl LogStream {
 
     /// The next line, or `None` once the host ended the stream.
     pub async fn next(&mut self) -> Option<Value> {
+        self.read(false).await
+    }
+
+    /// The next line, or `None` once the stream ended or broke off (its host was killed).
+    pub async fn next_until_cut(&mut self) -> Option<Value> {
+        self.read(true).await
+    }
+
+    async fn read(&mut self, may_break: bool) -> Option<Value> {
         loop {
             if let Some(line) = self.lines.pop_front() {
                 return Some(line);
             }
             let frame = within("the next log line", self.body.frame()).await?;
-            let frame = frame.unwrap_or_else(|error| panic!("the log stream broke: {error}"));
+            let frame = match frame {
+                Ok(frame) => frame,
+                Err(_) if may_break => return None,
+                Err(error) => panic!("the log stream broke: {error}"),
+            };
             let Ok(data) = frame.into_data() else {
                 continue;
             };

@@ -19,7 +19,7 @@ use tokio::task::JoinHandle;
 /// What the accepting task and the forwarding tasks share with the test.
 struct Shared {
     /// Where connections go: each new one to the next, in turn.
-    targets: Vec<SocketAddr>,
+    targets: std::sync::Mutex<Vec<SocketAddr>>,
     next_target: AtomicUsize,
     /// Bumped by each cut; every forwarding task watches it.
     cuts: watch::Sender<u64>,
@@ -65,7 +65,7 @@ impl Proxy {
             .expect("the proxy can bind a loopback port");
         let addr = listener.local_addr().expect("a bound address");
         let shared = Arc::new(Shared {
-            targets: targets.to_vec(),
+            targets: std::sync::Mutex::new(targets.to_vec()),
             next_target: AtomicUsize::new(0),
             cuts: watch::channel(0).0,
             refusing: AtomicBool::new(false),
@@ -87,6 +87,16 @@ impl Proxy {
             self.addr,
             path_and_query.trim_start_matches('/')
         )
+    }
+
+    /// Sends new connections to `targets` from now on (nodes that stopped or started).
+    pub fn retarget(&self, targets: &[SocketAddr]) {
+        assert!(!targets.is_empty(), "a proxy needs somewhere to forward to");
+        *self
+            .shared
+            .targets
+            .lock()
+            .expect("no test panics holding the targets") = targets.to_vec();
     }
 
     /// Ends every connection open now, abruptly.
@@ -140,7 +150,13 @@ async fn forward(mut client: TcpStream, shared: Arc<Shared>) {
     let mut cuts = shared.cuts.subscribe();
     cuts.borrow_and_update();
     let turn = shared.next_target.fetch_add(1, Ordering::SeqCst);
-    let target = shared.targets[turn % shared.targets.len()];
+    let target = {
+        let targets = shared
+            .targets
+            .lock()
+            .expect("no test panics holding the targets");
+        targets[turn % targets.len()]
+    };
     let Ok(mut host) = TcpStream::connect(target).await else {
         abort(&client);
         return;
