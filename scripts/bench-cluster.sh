@@ -10,6 +10,9 @@
 # Redis, the relay run with both members of every room on node B (each message a publish to
 # a group whose members sit on B only), and the CPU time each node spends meanwhile (from
 # /proc/PID/stat). With BENCH_BEFORE, an earlier wsfn-host runs the same four nodes beside it.
+# Last, what a resumable session costs per message: echo through the Rust client with
+# sessions off and on, against one node without Redis (sessions kept in memory) and one node
+# on Redis (sessions journaled in Redis, as in any cluster).
 # The servers (every node and redis-server) are pinned to CPU 0, the load generator to CPU 1.
 # Each setup runs several times; the tables show medians and ratios to `single`.
 #
@@ -18,6 +21,8 @@
 #   BENCH_SECONDS [10]     seconds measured per run (after 2 s of warm-up)
 #   BENCH_PAIRS [50]       sender/receiver pairs
 #   BENCH_BEFORE [unset]   an earlier wsfn-host binary for the four-node run
+#   BENCH_SESSION_CONNECTIONS [50]  echo connections for the session comparison
+#   BENCH_SECTIONS ["relay four sessions"]  which parts to run
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$PWD
@@ -25,6 +30,9 @@ root=$PWD
 reps=${BENCH_REPS:-3}
 seconds=${BENCH_SECONDS:-10}
 pairs=${BENCH_PAIRS:-50}
+session_connections=${BENCH_SESSION_CONNECTIONS:-50}
+sections=" ${BENCH_SECTIONS:-relay four sessions} "
+section() { [[ $sections == *" $1 "* ]]; }
 before_host=${BENCH_BEFORE:-}
 if [[ -n $before_host ]]; then
     [[ -x $before_host ]] || { echo "bench-cluster: BENCH_BEFORE ($before_host) is not an executable" >&2; exit 1; }
@@ -105,7 +113,8 @@ start_node() {
     : >"$out"
     WSFN_ADMIN_TOKEN=bench RUST_LOG=warn taskset -c "$server_cpu" "${WSFN_BIN:-$bin/wsfn-host}" run \
         --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --data-dir "$work/$name-data" \
-        --store memory "$@" target/functions/chat.wasm target/functions/notify.wasm >"$out" 2>"$work/$name.err" &
+        --store memory "$@" target/functions/chat.wasm target/functions/notify.wasm \
+        target/functions/echo.wasm >"$out" 2>"$work/$name.err" &
     node_pid=$!
     pids+=($!)
     local tries=0
@@ -154,6 +163,7 @@ four_nodes() {
 }
 
 for rep in $(seq 1 "$reps"); do
+  if section relay; then
     start_node single
     relay single "$rep" "$address" "$address"
     stop_all
@@ -178,10 +188,33 @@ for rep in $(seq 1 "$reps"); do
     relay cluster3 "$rep" "$address" "$a"
     stop_all
 
+  fi
+  if section four; then
     four_nodes four "$rep"
     if [[ -n $before_host ]]; then
         WSFN_BIN=$before_host four_nodes four-before "$rep"
     fi
+  fi
+
+    # Sessions off and on: in memory (one node, no Redis), then journaled (a node on Redis).
+    section sessions || continue
+    for place in memory journal; do
+        if [[ $place == journal ]]; then
+            start_redis
+            start_node "sessions-$place" --redis "redis://127.0.0.1:$redis_port/"
+        else
+            start_node "sessions-$place"
+        fi
+        for side in off on; do
+            flag=--wsfn-client
+            [[ $side == on ]] && flag=--session
+            say "sessions $side, $place: run $rep of $reps"
+            line=$(load echo "ws://$address/echo" --connections "$session_connections" --size 64 \
+                --seconds "$seconds" $flag)
+            echo "{\"setup\":\"sessions-$place-$side\",\"rep\":$rep,\"result\":$line}" >>"$results"
+        done
+        stop_all
+    done
 done
 
 mkdir -p target/bench
@@ -190,26 +223,29 @@ python3 - "$results" "$pairs" <<'PY'
 import json, statistics, sys
 path, pairs = sys.argv[1], int(sys.argv[2])
 rows = [json.loads(line) for line in open(path)]
-relays = [r for r in rows if "ticks" not in r]
+relays = [r for r in rows if "ticks" not in r and not r["setup"].startswith("sessions-")]
+sessions = [r for r in rows if r["setup"].startswith("sessions-")]
 fours = [r for r in rows if "ticks" in r]
 def med(setup, key):
     return statistics.median(r["result"][key] for r in relays if r["setup"] == setup)
-reps = sum(1 for r in rows if r["setup"] == "single")
-print(f"\n## Messages between connections: {pairs} pairs, closed loop (median of {reps} runs)\n")
-print("| setup | msg/s | p50 µs | p99 µs | msg/s vs single | p50 vs single | p99 vs single |")
-print("|---|---:|---:|---:|---:|---:|---:|")
-for setup in ["single", "redis", "cross", "cluster3"]:
-    print(f"| {setup} | {med(setup,'per_second'):,.0f} | {med(setup,'p50_us'):.0f} | {med(setup,'p99_us'):.0f} | "
-          f"{med(setup,'per_second')/med('single','per_second'):.2f} | {med(setup,'p50_us')/med('single','p50_us'):.2f} | "
-          f"{med(setup,'p99_us')/med('single','p99_us'):.2f} |")
+reps = max(sum(1 for r in rows if r["setup"] == s) for s in ("single", "four", "sessions-memory-on"))
+if relays:
+    print(f"\n## Messages between connections: {pairs} pairs, closed loop (median of {reps} runs)\n")
+    print("| setup | msg/s | p50 µs | p99 µs | msg/s vs single | p50 vs single | p99 vs single |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for setup in ["single", "redis", "cross", "cluster3"]:
+        print(f"| {setup} | {med(setup,'per_second'):,.0f} | {med(setup,'p50_us'):.0f} | {med(setup,'p99_us'):.0f} | "
+              f"{med(setup,'per_second')/med('single','per_second'):.2f} | {med(setup,'p50_us')/med('single','p50_us'):.2f} | "
+              f"{med(setup,'p99_us')/med('single','p99_us'):.2f} |")
 def cpu_ms(r, node):
     return r["ticks"][node] * 1000 / r["hz"]
 def publishes(r):
     # The relay's rate over the whole call (its warm-up and connecting included).
     return r["result"]["per_second"] * r["wall_ms"] / 1000
-print(f"\n## A publish costs the nodes without members (four nodes on one Redis; every room on node B; median of {reps} runs)\n")
-print("| build | msg/s | CPU ms: B (members) | A | C | D | A+C+D per 1,000 publishes | B per 1,000 |")
-print("|---|---:|---:|---:|---:|---:|---:|---:|")
+if fours:
+    print(f"\n## A publish costs the nodes without members (four nodes on one Redis; every room on node B; median of {reps} runs)\n")
+    print("| build | msg/s | CPU ms: B (members) | A | C | D | A+C+D per 1,000 publishes | B per 1,000 |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
 for setup in ["four", "four-before"]:
     runs = [r for r in fours if r["setup"] == setup]
     if not runs:
@@ -220,4 +256,14 @@ for setup in ["four", "four-before"]:
     print(f"| {name} | {m(lambda r: r['result']['per_second']):,.0f} | {m(lambda r: cpu_ms(r,1)):,.0f} | "
           f"{m(lambda r: cpu_ms(r,0)):,.0f} | {m(lambda r: cpu_ms(r,2)):,.0f} | {m(lambda r: cpu_ms(r,3)):,.0f} | "
           f"{m(lambda r: others(r) * 1000 / publishes(r)):.2f} | {m(lambda r: cpu_ms(r,1) * 1000 / publishes(r)):.1f} |")
+if sessions:
+    def smed(setup, key):
+        return statistics.median(r["result"][key] for r in sessions if r["setup"] == setup)
+    print(f"\n## What a resumable session costs per message: echo, 64 B, Rust client, sessions off and on (median of {reps} runs)\n")
+    print("| where sessions live | msg/s off | msg/s on | on vs off | p99 µs off | p99 µs on | p99 on vs off |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for place, name in [("memory", "one node, no Redis (in memory)"), ("journal", "a node on Redis (journaled)")]:
+        off, on = f"sessions-{place}-off", f"sessions-{place}-on"
+        print(f"| {name} | {smed(off,'per_second'):,.0f} | {smed(on,'per_second'):,.0f} | {smed(on,'per_second')/smed(off,'per_second'):.2f} | "
+              f"{smed(off,'p99_us'):.0f} | {smed(on,'p99_us'):.0f} | {smed(on,'p99_us')/smed(off,'p99_us'):.2f} |")
 PY

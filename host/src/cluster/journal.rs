@@ -713,6 +713,14 @@ impl SessionJournal for ClusterLink {
             .outbox
             .commands(vec![Self::handled_command(id, handled)]);
     }
+
+    fn persisted(&self) -> std::pin::Pin<Box<dyn Future<Output = bool> + Send + '_>> {
+        Box::pin(async {
+            tokio::time::timeout(self.settings.request_timeout, self.outbox.flush())
+                .await
+                .is_ok()
+        })
+    }
 }
 
 /// Reads journal entries as a script or `XRANGE` returns them.

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::pin::Pin;
 
 use super::id::ConnectionId;
 use super::outbound::{Outbound, QueueError};
@@ -56,6 +57,12 @@ pub trait SessionJournal: Send + Sync {
 
     /// The function has handled `handled` of the client's messages.
     fn handled(&self, id: ConnectionId, handled: u64);
+
+    /// Resolves once everything written so far is in the journal (`false`: it could not be
+    /// confirmed in time). The client is told a handled count only once it is: a node that
+    /// dies must not leave the client believing its messages are safe when the journal does
+    /// not say so.
+    fn persisted(&self) -> Pin<Box<dyn Future<Output = bool> + Send + '_>>;
 }
 
 impl fmt::Debug for dyn SessionJournal {

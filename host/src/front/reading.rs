@@ -135,7 +135,16 @@ pub async fn read_until_closed(
         let ended = match wait(&mut reading, connection, reader, timer.as_mut()).await {
             Woken::Frame(Ok(frame)) => on_frame(&mut reading, slot, connection, frame).await,
             Woken::Frame(Err(error)) => Some(fail(connection, &error)),
-            Woken::Timer => on_timer(&mut reading, connection, timer.as_mut()),
+            Woken::Timer => {
+                let session = connection.session.as_deref();
+                if reading.acks.due.is_some_and(|due| due <= Instant::now())
+                    && let Some(session) = session
+                    && !journal_persisted(session).await
+                {
+                    reading.acks.due = Some(Instant::now() + ACK_DELAY);
+                }
+                on_timer(&mut reading, connection, timer.as_mut())
+            }
             Woken::TakenOver => Some(Ending {
                 taken_over: true,
                 ..Ending::lost(1006, "the session resumed on another socket")
@@ -327,7 +336,9 @@ async fn on_session_message(
                 journal.handled(connection.id, handled);
             }
             if handled - acks.told >= ACK_EVERY {
-                acknowledge(acks, connection);
+                if journal_persisted(session).await {
+                    acknowledge(acks, connection);
+                }
             } else if acks.due.is_none() {
                 acks.due = Some(Instant::now() + ACK_DELAY);
             }
@@ -345,6 +356,15 @@ async fn on_session_message(
         },
         Ok(ClientFrame::Resume { .. }) => broken("a resume request on an attached session".into()),
         Err(error) => broken(error.to_string()),
+    }
+}
+
+/// Whether a journaled session's handled count is in its journal (always, for a session of
+/// one node), so the client may be told it.
+async fn journal_persisted(session: &Session) -> bool {
+    match session.journal() {
+        Some(journal) => journal.persisted().await,
+        None => true,
     }
 }
 
