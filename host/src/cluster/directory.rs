@@ -212,8 +212,10 @@ impl ClusterLink {
     }
 
     /// Leaves session `id`, which this node served, waiting with no node for a resume on any
-    /// (this node is shutting down), listed until its resume window ends.
-    pub async fn park_here(&self, id: ConnectionId) -> Result<(), ClusterError> {
+    /// (this node is shutting down), listed until its resume window ends; its function handled
+    /// `handled` of the client's messages.
+    pub async fn park_here(&self, id: ConnectionId, handled: u64) -> Result<(), ClusterError> {
+        crate::connections::SessionJournal::handled(self, id, handled);
         self.flush().await;
         if self.park_session(id, self.node).await? {
             self.list_parked(id).await?;

@@ -322,26 +322,22 @@ impl ClusterLink {
             .arg(keys::group_channel(&publish.function, &publish.group))
             .arg(publish.encode())
             .arg(window.max(1))
-            .arg(MAX_GROUP_HISTORY)
             .clone();
         self.outbox.commands(vec![command])
     }
 }
 
 /// KEYS: the group's history. ARGV: publish command, channel, the encoded publish, how long
-/// to keep it (ms), most entries kept. Publishes `<history id> <encoded publish>`.
+/// to keep it (ms). Publishes `<history id> <encoded publish>`. The history expires with its
+/// last publish's window, so a group that falls quiet leaves nothing behind.
 const PUBLISH_TO_GROUP: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local id = redis.call('XADD', KEYS[1], 'MINID', '~', now - tonumber(ARGV[4]), '*', 'p', ARGV[3])
-redis.call('XTRIM', KEYS[1], 'MAXLEN', '~', tonumber(ARGV[5]))
 redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[4]))
 redis.call(ARGV[1], ARGV[2], id .. ' ' .. ARGV[3])
 return id
 ";
-
-/// Most publishes a group's history keeps, whatever their age.
-const MAX_GROUP_HISTORY: usize = 100_000;
 
 /// A channel whose wanted state on this node changed.
 pub(crate) enum Interest {

@@ -139,7 +139,7 @@ pub async fn read_until_closed(
                 let session = connection.session.as_deref();
                 if reading.acks.due.is_some_and(|due| due <= Instant::now())
                     && let Some(session) = session
-                    && !journal_persisted(session).await
+                    && !journal_persisted(connection, session).await
                 {
                     reading.acks.due = Some(Instant::now() + ACK_DELAY);
                 }
@@ -332,11 +332,8 @@ async fn on_session_message(
             };
             on_message(slot, connection, message).await;
             let handled = session.note_handled();
-            if let Some(journal) = session.journal() {
-                journal.handled(connection.id, handled);
-            }
             if handled - acks.told >= ACK_EVERY {
-                if journal_persisted(session).await {
+                if journal_persisted(connection, session).await {
                     acknowledge(acks, connection);
                 }
             } else if acks.due.is_none() {
@@ -359,11 +356,16 @@ async fn on_session_message(
     }
 }
 
-/// Whether a journaled session's handled count is in its journal (always, for a session of
-/// one node), so the client may be told it.
-async fn journal_persisted(session: &Session) -> bool {
+/// Writes a journaled session's handled count to its journal and says whether it is there
+/// (always true for a session of one node), so the client may be told it. Written when the
+/// client is about to be told, not per message: what the client was not told it sends again
+/// anyway.
+async fn journal_persisted(connection: &Connection, session: &Session) -> bool {
     match session.journal() {
-        Some(journal) => journal.persisted().await,
+        Some(journal) => {
+            journal.handled(connection.id, session.handled());
+            journal.persisted().await
+        }
         None => true,
     }
 }

@@ -263,7 +263,7 @@ async fn handed_off(host: &Host, slot: &FunctionSlot, connection: &Arc<Connectio
     let Some(cluster) = &host.cluster else {
         return;
     };
-    if let Err(error) = cluster.park_here(connection.id).await {
+    if let Err(error) = cluster.park_here(connection.id, session.handled()).await {
         tracing::warn!(connection = %connection.id, "cannot leave a session to wait in the cluster: {error}");
     }
     cluster.session_moved_away(connection, &groups);
