@@ -44,7 +44,8 @@ return 1
 /// any single message (the message size limit bounds it), as on a single node. A message
 /// that does not fit marks the session overflowed and announces it: the home ends it. A
 /// group publish not newer than the last one taken from that group (or than the session's
-/// joining, see `stamp_join`) is skipped.
+/// joining, see `stamp_join`) is skipped; one without a history id (`0-0`: published before
+/// the group was marked as having sessions) is taken as it comes.
 const APPEND: &str = r"
 local function newer(a, b)
   local am, as = string.match(a, '^(%d+)-(%d+)$')
@@ -55,7 +56,7 @@ end
 local owner = redis.call('HGET', KEYS[1], 'fn')
 if not owner or (ARGV[7] ~= '' and owner ~= ARGV[7]) then return {'gone'} end
 if redis.call('HEXISTS', KEYS[1], 'overflowed') == 1 then return {'full'} end
-if ARGV[5] ~= '' then
+if ARGV[5] ~= '' and ARGV[6] ~= '0-0' then
   local field = 'g:' .. ARGV[5]
   local last = redis.call('HGET', KEYS[1], field)
   if last and not newer(ARGV[6], last) then return {'dup'} end
@@ -624,14 +625,20 @@ impl ClusterLink {
 
     async fn stamp_join(&self, stamp: &super::Stamp) -> Result<(), ClusterError> {
         let mut redis = self.redis();
-        let last = redis::cmd("XREVRANGE")
-            .arg(keys::group_history(&stamp.function, &stamp.group))
-            .arg("+")
-            .arg("-")
-            .arg("COUNT")
-            .arg(1)
-            .clone();
-        let last: Vec<(String, Vec<Vec<u8>>)> = self.bounded(last.query_async(&mut redis)).await?;
+        // The group keeps a history from now on; its last entry is where the session starts.
+        let (_, last): ((), Vec<(String, Vec<Vec<u8>>)>) = self
+            .bounded(
+                redis::pipe()
+                    .add_command(self.keep_history_command(&stamp.function, &stamp.group))
+                    .cmd("XREVRANGE")
+                    .arg(keys::group_history(&stamp.function, &stamp.group))
+                    .arg("+")
+                    .arg("-")
+                    .arg("COUNT")
+                    .arg(1)
+                    .query_async(&mut redis),
+            )
+            .await?;
         let last = last
             .first()
             .map_or_else(|| "0-0".to_owned(), |(id, _)| id.clone());
@@ -641,6 +648,60 @@ impl ClusterLink {
             .clone();
         let _: u8 = self.bounded(mark.query_async(&mut redis)).await?;
         Ok(())
+    }
+
+    /// The command that marks `group` as having journaled sessions for two resume windows,
+    /// so its publishes are kept in its history for at least one window after the last
+    /// session left or its node died.
+    fn keep_history_command(&self, function: &str, group: &str) -> redis::Cmd {
+        let window = self.settings.session_window.as_millis() as u64;
+        redis::cmd("SET")
+            .arg(keys::group_sessions(function, group))
+            .arg(1)
+            .arg("PX")
+            .arg((window * 2).max(1))
+            .clone()
+    }
+
+    /// Marks again the groups of the journaled sessions this node serves (`connections`),
+    /// each at most every half resume window.
+    pub(super) fn keep_histories(
+        &self,
+        connections: &[std::sync::Arc<crate::connections::Connection>],
+    ) {
+        let window = self.settings.session_window;
+        let now = std::time::Instant::now();
+        let mut wanted = std::collections::HashSet::new();
+        for connection in connections {
+            let serving = connection
+                .session
+                .as_deref()
+                .is_some_and(|session| session.journal().is_some() && !session.has_moved());
+            if serving {
+                for group in connection.memberships() {
+                    wanted.insert((connection.scope.name.clone(), group));
+                }
+            }
+        }
+        let mut kept = self.histories_kept.lock();
+        let mut commands = Vec::new();
+        for (function, group) in wanted {
+            let key = keys::group_sessions(&function, &group);
+            if kept
+                .get(&key)
+                .is_none_or(|at| now.duration_since(*at) >= window / 2)
+            {
+                commands.push(self.keep_history_command(&function, &group));
+                kept.insert(key, now);
+            }
+        }
+        kept.retain(|_, at| now.duration_since(*at) < window * 2);
+        drop(kept);
+        if !commands.is_empty() && self.outbox.commands(commands).is_err() {
+            tracing::warn!(
+                "the cluster link is backed up; groups of sessions were not marked again"
+            );
+        }
     }
 
     /// The command that forgets where session `id`'s membership of `group` started (it left).

@@ -87,6 +87,12 @@ pub fn group_history(function: &str, group: &str) -> String {
     format!("wsfn:h:{{{function}:{group}}}")
 }
 
+/// String, expiring: set while a group has journaled sessions among its members (refreshed by
+/// the nodes serving them); only then does a publish to the group go into its history.
+pub fn group_sessions(function: &str, group: &str) -> String {
+    format!("wsfn:hs:{{{function}:{group}}}")
+}
+
 /// Channel: the publishes to one group, heard by the nodes that hold members of it.
 pub fn group_channel(function: &str, group: &str) -> String {
     format!("wsfn:p:{{{function}:{group}}}")

@@ -137,6 +137,7 @@ pub async fn run(node: Arc<dyn Member>, link: Arc<ClusterLink>) {
                 tokio::spawn(reap(node.clone(), link.clone(), dead));
             }
         }
+        link.keep_histories(&node.connections());
         match link.take_expired_sessions().await {
             Ok(expired) => {
                 for orphan in expired {

@@ -116,6 +116,8 @@ pub struct ClusterLink {
     /// Joins of journaled sessions whose start in the group's history is still to be marked
     /// (see `stamp_join`), once this node listens to the group.
     stamps: Mutex<Vec<Stamp>>,
+    /// When this node last marked each group as having journaled sessions, by marker key.
+    histories_kept: Mutex<HashMap<String, std::time::Instant>>,
 }
 
 /// A journaled session's join whose start in the group's history is to be marked.
@@ -157,6 +159,7 @@ impl ClusterLink {
             settings,
             group_sizes: dashmap::DashMap::new(),
             stamps: Mutex::new(Vec::new()),
+            histories_kept: Mutex::new(HashMap::new()),
         })
     }
 
@@ -316,8 +319,9 @@ impl ClusterLink {
         let window = self.settings.session_window.as_millis() as u64;
         let command = redis::cmd("EVAL")
             .arg(PUBLISH_TO_GROUP)
-            .arg(1)
+            .arg(2)
             .arg(keys::group_history(&publish.function, &publish.group))
+            .arg(keys::group_sessions(&publish.function, &publish.group))
             .arg(self.redis.publish_command())
             .arg(keys::group_channel(&publish.function, &publish.group))
             .arg(publish.encode())
@@ -327,14 +331,19 @@ impl ClusterLink {
     }
 }
 
-/// KEYS: the group's history. ARGV: publish command, channel, the encoded publish, how long
-/// to keep it (ms). Publishes `<history id> <encoded publish>`. The history expires with its
-/// last publish's window, so a group that falls quiet leaves nothing behind.
+/// KEYS: the group's history, its sessions marker. ARGV: publish command, channel, the
+/// encoded publish, how long to keep it (ms). Publishes `<history id> <encoded publish>`.
+/// Only a group with journaled sessions among its members keeps a history (and ids that
+/// order its publishes); any other's publishes go out with the id `0-0`. The history expires
+/// with its last publish's window, so a group that falls quiet leaves nothing behind.
 const PUBLISH_TO_GROUP: &str = r"
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local id = redis.call('XADD', KEYS[1], 'MINID', '~', now - tonumber(ARGV[4]), '*', 'p', ARGV[3])
-redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[4]))
+local id = '0-0'
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  id = redis.call('XADD', KEYS[1], 'MINID', '~', now - tonumber(ARGV[4]), '*', 'p', ARGV[3])
+  redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[4]))
+end
 redis.call(ARGV[1], ARGV[2], id .. ' ' .. ARGV[3])
 return id
 ";
