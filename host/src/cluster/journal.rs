@@ -483,7 +483,7 @@ impl ClusterLink {
         let previous: String = field(&answer, 1)?;
         let handled: u64 = field(&answer, 2)?;
         let subprotocol: String = field(&answer, 3)?;
-        let entries: Vec<(String, Vec<Vec<u8>>)> = field(&answer, 4)?;
+        let entries: Vec<JournalEntry> = field(&answer, 4)?;
         let number: u64 = field(&answer, 5)?;
         Ok(Ok(Claimed {
             previous_home: node_or_none(&previous),
@@ -508,8 +508,7 @@ impl ClusterLink {
             .arg(format!("{from}-0"))
             .arg(to.map_or_else(|| "+".to_owned(), |to| format!("{to}-0")))
             .clone();
-        let entries: Vec<(String, Vec<Vec<u8>>)> =
-            self.bounded(read.query_async(&mut redis)).await?;
+        let entries: Vec<JournalEntry> = self.bounded(read.query_async(&mut redis)).await?;
         entries_of(entries)
     }
 
@@ -626,7 +625,7 @@ impl ClusterLink {
     async fn stamp_join(&self, stamp: &super::Stamp) -> Result<(), ClusterError> {
         let mut redis = self.redis();
         // The group keeps a history from now on; its last entry is where the session starts.
-        let (_, last): ((), Vec<(String, Vec<Vec<u8>>)>) = self
+        let (_, last): ((), Vec<JournalEntry>) = self
             .bounded(
                 redis::pipe()
                     .add_command(self.keep_history_command(&stamp.function, &stamp.group))
@@ -737,8 +736,7 @@ impl ClusterLink {
             .arg(format!("({mark}"))
             .arg("+")
             .clone();
-        let entries: Vec<(String, Vec<Vec<u8>>)> =
-            self.bounded(read.query_async(&mut redis)).await?;
+        let entries: Vec<JournalEntry> = self.bounded(read.query_async(&mut redis)).await?;
         let mut publishes = Vec::with_capacity(entries.len());
         for (entry, fields) in entries {
             let (Ok(mark), [_, publish]) = (entry.parse::<PublishMark>(), fields.as_slice()) else {
@@ -784,8 +782,11 @@ impl SessionJournal for ClusterLink {
     }
 }
 
+/// A stream entry as Redis returns it: its id and its fields and values.
+type JournalEntry = (String, Vec<Vec<u8>>);
+
 /// Reads journal entries as a script or `XRANGE` returns them.
-fn entries_of(entries: Vec<(String, Vec<Vec<u8>>)>) -> Result<Vec<(u64, Outbound)>, ClusterError> {
+fn entries_of(entries: Vec<JournalEntry>) -> Result<Vec<(u64, Outbound)>, ClusterError> {
     let mut messages = Vec::with_capacity(entries.len());
     for (entry_id, fields) in entries {
         let position = entry_id
