@@ -5,7 +5,7 @@ use std::net::TcpListener;
 
 use serde_json::Value;
 
-use crate::support::{Host, TestDir, run_wsfn_host};
+use crate::support::{Host, TestDir, poll_until, run_wsfn_host};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_help_leads_to_every_option_of_run() {
@@ -97,12 +97,15 @@ async fn the_log_in_a_file_has_no_colour_and_says_how_to_see_connections() {
     let mut client = host.connect("echo").await;
     assert_eq!(client.ask("hello").await, "hello");
 
-    let log = host.log();
+    // The hint follows the announcement on stdout, which the harness waits for: the log may
+    // not have it yet.
+    let log = poll_until("the log says how to see connections", async || {
+        let log = host.log();
+        (log.contains("RUST_LOG=wsfn_host=debug") && log.contains("wsfn-host logs NAME"))
+            .then_some(log)
+    })
+    .await;
     assert!(!log.contains('\u{1b}'), "no escape codes in a file:\n{log}");
-    assert!(
-        log.contains("RUST_LOG=wsfn_host=debug") && log.contains("wsfn-host logs NAME"),
-        "the log says how to see connections:\n{log}"
-    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
