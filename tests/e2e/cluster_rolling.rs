@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tokio::sync::watch;
-use wsfn_client::{Event, Options, Sender, Session};
+use wsfn_client::{Options, Sender, Session};
 
-use crate::session_resume::fast_options;
+use crate::session_resume::{Tally, WATCHED_COUNTER, assert_counts_up, fast_options};
 use crate::support::{
     Admin, Backplane, Client, Host, LogStream, Proxy, SharedRedis, TEXT, TestDir, WAIT, poll_until,
     within,
@@ -37,87 +37,37 @@ async fn node(redis: &SharedRedis) -> Host {
         .await
 }
 
-#[derive(Default, Debug)]
-struct Tally {
-    replies: Vec<u64>,
-    pushed: Vec<u64>,
-    published: Vec<u64>,
-    resumes: u64,
-    unexpected: Vec<String>,
+/// How many of a client's messages were handled twice (the counter's last reply beyond the
+/// number of messages).
+fn handled_again(tally: &Tally) -> u64 {
+    tally
+        .replies
+        .last()
+        .map_or(0, |last| last.saturating_sub(OWN))
 }
 
-impl Tally {
-    /// How many of the client's messages were handled twice (the counter's last reply beyond
-    /// the number of messages).
-    fn handled_again(&self) -> u64 {
-        self.replies
-            .last()
-            .map_or(0, |last| last.saturating_sub(OWN))
-    }
-
-    fn complete(&self) -> bool {
-        self.replies.len() as u64 >= OWN
-            && self.pushed.len() as u64 >= PUSHES
-            && self.published.len() as u64 >= PUBLISHES
-    }
-
-    fn record(&mut self, event: Event) {
-        let text = match event {
-            Event::Text(text) => text,
-            Event::Resumed { .. } => {
-                self.resumes += 1;
-                return;
-            }
-            other => return self.unexpected.push(format!("{other:?}")),
-        };
-        let (list, number) = if let Some(number) = text.strip_prefix("admin:") {
-            (&mut self.pushed, number)
-        } else if let Some(number) = text.strip_prefix("theirs:") {
-            (&mut self.published, number)
-        } else {
-            (&mut self.replies, text.as_str())
-        };
-        match number.parse() {
-            Ok(number) => list.push(number),
-            Err(_) => self.unexpected.push(format!("the text {text:?}")),
-        }
-    }
-
-    fn check(&self, client: usize) {
-        let counts_up = |what: &str, got: &[u64], count: u64| {
-            let expected: Vec<u64> = (1..=count).collect();
-            if got != expected.as_slice() {
-                let at = got.iter().zip(1..).position(|(g, e)| *g != e);
-                panic!(
-                    "client {client}: {what}: {} arrived, first break at {at:?} (around: {:?})",
-                    got.len(),
-                    at.map(|at| &got[at.saturating_sub(3)..(at + 4).min(got.len())])
-                );
-            }
-        };
-        assert!(
-            self.unexpected.is_empty(),
-            "client {client}: {:?}",
-            self.unexpected
-        );
-        // The client's own messages are handled at least once: exactly once, unless their node
-        // was killed between the function handling one and the journal recording it (the
-        // README says so); the client then sends it again. So the counter's replies only
-        // grow, from 1, and every message got one.
-        assert!(
-            self.replies.first() == Some(&1)
-                && self.replies.windows(2).all(|pair| pair[0] < pair[1])
-                && self.replies.len() as u64 >= OWN,
-            "client {client}: the replies to its own messages: {:?}",
-            self.replies
-        );
-        counts_up("the admin API's pushes", &self.pushed, PUSHES);
-        counts_up(
-            "the watched counter's publishes",
-            &self.published,
-            PUBLISHES,
-        );
-    }
+/// Checks what client `client` received.
+fn check(tally: &Tally, client: usize) {
+    assert!(
+        tally.unexpected.is_empty(),
+        "client {client}: {:?}",
+        tally.unexpected
+    );
+    // The client's own messages are handled at least once: exactly once, unless their node
+    // was killed between the function handling one and the journal recording it (the
+    // README says so); the client then sends it again. So the counter's replies only
+    // grow, from 1, and every message got one.
+    assert!(
+        tally.replies.first() == Some(&1)
+            && tally.replies.windows(2).all(|pair| pair[0] < pair[1])
+            && tally.replies.len() as u64 >= OWN,
+        "client {client}: the replies to its own messages: {:?}",
+        tally.replies
+    );
+    let pushes = format!("client {client}: the admin API's pushes");
+    assert_counts_up(&pushes, &tally.pushed, PUSHES);
+    let publishes = format!("client {client}: the watched counter's publishes");
+    assert_counts_up(&publishes, &tally.published, PUBLISHES);
 }
 
 /// Replies received by all clients together: what the pushes, the publishes and the
@@ -151,7 +101,7 @@ async fn send_own(sender: Sender, mut replies: watch::Receiver<u64>, client: usi
 }
 
 async fn receive(session: &mut Session, replies: watch::Sender<u64>, client: usize) -> Tally {
-    let mut tally = Tally::default();
+    let mut tally = Tally::expecting(OWN, PUSHES, PUBLISHES);
     let mut last = (Instant::now(), 0);
     while !tally.complete() {
         if let Ok(event) = tokio::time::timeout(WAIT, session.next_event()).await {
@@ -243,7 +193,9 @@ async fn sessions_survive_a_killed_node_and_a_rolling_restart_losing_nothing() {
 
     let mut sessions = Vec::new();
     for client in 0..CLIENTS {
-        let url = proxy.url(&format!("counter?name=mine-{client}&watch=theirs"));
+        let url = proxy.url(&format!(
+            "counter?name=mine-{client}&watch={WATCHED_COUNTER}"
+        ));
         let session = within(
             "a session to start",
             Session::connect(fast_options(Options::new(url))),
@@ -261,7 +213,7 @@ async fn sessions_survive_a_killed_node_and_a_rolling_restart_losing_nothing() {
         ids.iter().all(|id| listed.contains(id)).then_some(())
     })
     .await;
-    let publisher = c.connect("counter?name=theirs").await;
+    let publisher = c.connect(&format!("counter?name={WATCHED_COUNTER}")).await;
 
     let traffic = async {
         let mut clients = Vec::new();
@@ -305,7 +257,7 @@ async fn sessions_survive_a_killed_node_and_a_rolling_restart_losing_nothing() {
     let (tallies, (_b_again, b_log)) = tokio::join!(traffic, disruption);
     logs.push(b_log);
     for (client, tally) in tallies.iter().enumerate() {
-        tally.check(client);
+        check(tally, client);
     }
     let resumes: u64 = tallies.iter().map(|t| t.resumes).sum();
     // The proxy spread the clients over the nodes in turn: two on each.
@@ -336,6 +288,6 @@ async fn sessions_survive_a_killed_node_and_a_rolling_restart_losing_nothing() {
             "client {client}: one on-close, the client's"
         );
     }
-    let again: u64 = tallies.iter().map(Tally::handled_again).sum();
+    let again: u64 = tallies.iter().map(handled_again).sum();
     eprintln!("{resumes} resumes; {again} client messages handled twice (a killed node)");
 }

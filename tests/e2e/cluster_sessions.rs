@@ -6,16 +6,11 @@
 //! the function, 1,000 pushes through one node's admin API and 1,000 publishes from a
 //! connection on the other node, while the proxy cuts every 50–500 ms.
 
-use tokio::sync::watch;
-use wsfn_client::{Options, Session};
-
 use crate::session_resume::{
-    OWN_COUNTER, OWN_MESSAGES, WATCHED_COUNTER, connection_ids, fast_options, lifecycle_lines,
-    publish_to_watchers, push_through_admin, receive_everything, send_own_messages,
+    OWN_COUNTER, OWN_MESSAGES, WATCHED_COUNTER, connection_ids, exchange_through_cuts,
+    lifecycle_lines,
 };
-use crate::support::{
-    Backplane, Host, LogStream, Proxy, Seed, TestDir, on_every_backplane, within,
-};
+use crate::support::{Backplane, Host, LogStream, Proxy, Seed, TestDir, on_every_backplane};
 
 on_every_backplane!(
     a_session_resuming_on_alternate_nodes_through_a_cutting_proxy_loses_and_repeats_nothing,
@@ -42,38 +37,8 @@ async fn a_session_resuming_on_alternate_nodes_through_a_cutting_proxy_loses_and
         LogStream::open(&b.admin(), "counter").await,
     ];
     let proxy = Proxy::start_alternating(&[a.addr(), b.addr()]).await;
-    let url = proxy.url(&format!(
-        "counter?name={OWN_COUNTER}&watch={WATCHED_COUNTER}"
-    ));
-    let mut session = within(
-        "the session to start",
-        Session::connect(fast_options(Options::new(url))),
-    )
-    .await
-    .unwrap_or_else(|error| panic!("connecting through the proxy: {error}"));
-    let id = session.id().expect("a session has an id");
     let publisher = b.connect(&format!("counter?name={WATCHED_COUNTER}")).await;
-
-    let cuts = proxy.cut_randomly(seed.value(), 50..=500);
-    let tally = {
-        let (replies, replies_seen) = watch::channel(0);
-        let sending = send_own_messages(session.sender(), replies_seen, proxy.clone(), &seed);
-        let pushing = push_through_admin(a.admin(), id.clone());
-        let publishing = publish_to_watchers(publisher);
-        let receiving = receive_everything(&mut session, replies);
-        let ((), (), (), tally) = tokio::join!(sending, pushing, publishing, receiving);
-        tally
-    };
-    tally.assert_everything_arrived_once_in_order();
-    assert_eq!(
-        session.id().as_deref(),
-        Some(id.as_str()),
-        "still the first session"
-    );
-
-    let (code, reason) = within("the session to close", session.close()).await;
-    assert_eq!(code, 1000, "the session closed normally ({reason})");
-    drop(cuts);
+    let (id, tally) = exchange_through_cuts(&proxy, a.admin(), publisher, &seed).await;
 
     // The function counted each of the client's messages once, wherever it ran.
     let mut reader = a.connect(&format!("counter?name={OWN_COUNTER}")).await;

@@ -101,7 +101,7 @@ async fn heard(subscriber: &mut Subscriber) -> SessionNotice {
         .expect("a notice on the session's channel");
     match heard {
         Some(Heard::Message { payload, .. }) => {
-            SessionNotice::decode(&payload).expect("a well-formed notice")
+            SessionNotice::decode(Bytes::from(payload)).expect("a well-formed notice")
         }
         other => panic!("expected a notice, heard {other:?}"),
     }

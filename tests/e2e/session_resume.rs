@@ -41,27 +41,42 @@ fn fast_reconnect() -> Reconnect {
 }
 
 /// What the session client received, by source.
-#[derive(Default)]
+#[derive(Debug)]
 pub(crate) struct Tally {
+    /// How many of each are expected: replies, pushes, publishes.
+    expected: (u64, u64, u64),
     /// The counter's replies to the client's own messages.
-    replies: Vec<u64>,
+    pub(crate) replies: Vec<u64>,
     /// The numbers of the admin API's pushes.
-    pushed: Vec<u64>,
+    pub(crate) pushed: Vec<u64>,
     /// The values of the watched counter, published by the other connection.
-    published: Vec<u64>,
+    pub(crate) published: Vec<u64>,
     pub(crate) resumes: u64,
     /// Anything else: resets, a close, messages of no known source.
-    unexpected: Vec<String>,
+    pub(crate) unexpected: Vec<String>,
 }
 
 impl Tally {
-    fn complete(&self) -> bool {
-        self.replies.len() as u64 >= OWN_MESSAGES
-            && self.pushed.len() as u64 >= ADMIN_PUSHES
-            && self.published.len() as u64 >= PUBLISHES
+    /// A tally waiting for `replies` replies, `pushes` pushes and `publishes` publishes.
+    pub(crate) fn expecting(replies: u64, pushes: u64, publishes: u64) -> Self {
+        Self {
+            expected: (replies, pushes, publishes),
+            replies: Vec::new(),
+            pushed: Vec::new(),
+            published: Vec::new(),
+            resumes: 0,
+            unexpected: Vec::new(),
+        }
     }
 
-    fn record(&mut self, event: Event) {
+    pub(crate) fn complete(&self) -> bool {
+        let (replies, pushes, publishes) = self.expected;
+        self.replies.len() as u64 >= replies
+            && self.pushed.len() as u64 >= pushes
+            && self.published.len() as u64 >= publishes
+    }
+
+    pub(crate) fn record(&mut self, event: Event) {
         let text = match event {
             Event::Text(text) => text,
             Event::Resumed { .. } => {
@@ -129,14 +144,14 @@ fn first_break(received: &[u64]) -> Option<String> {
 }
 
 /// Asserts that `received` is exactly 1, 2, ..., `count`, naming the first place it is not.
-fn assert_counts_up(what: &str, received: &[u64], count: u64) {
+pub(crate) fn assert_counts_up(what: &str, received: &[u64], count: u64) {
     if let Some(broken) = first_break(received) {
         panic!("{what}: {broken}");
     }
     assert_eq!(received.len() as u64, count, "{what}: how many arrived");
 }
 
-pub(crate) async fn send_own_messages(
+async fn send_own_messages(
     sender: Sender,
     mut replies: watch::Receiver<u64>,
     proxy: Proxy,
@@ -168,7 +183,7 @@ pub(crate) async fn send_own_messages(
     }
 }
 
-pub(crate) async fn push_through_admin(admin: Admin, id: String) {
+async fn push_through_admin(admin: Admin, id: String) {
     for n in 1..=ADMIN_PUSHES {
         let answer = admin
             .post(
@@ -182,7 +197,7 @@ pub(crate) async fn push_through_admin(admin: Admin, id: String) {
     }
 }
 
-pub(crate) async fn publish_to_watchers(mut publisher: Client) {
+async fn publish_to_watchers(mut publisher: Client) {
     for n in 1..=PUBLISHES {
         assert_eq!(
             publisher.ask("increment").await,
@@ -194,11 +209,8 @@ pub(crate) async fn publish_to_watchers(mut publisher: Client) {
 
 /// Reads events until every message has arrived, telling the sender how many replies did.
 /// Fails once no message has arrived for [`WAIT`] (resumes alone do not count as progress).
-pub(crate) async fn receive_everything(
-    session: &mut Session,
-    replies: watch::Sender<u64>,
-) -> Tally {
-    let mut tally = Tally::default();
+async fn receive_everything(session: &mut Session, replies: watch::Sender<u64>) -> Tally {
+    let mut tally = Tally::expecting(OWN_MESSAGES, ADMIN_PUSHES, PUBLISHES);
     let mut last_progress = (Instant::now(), 0);
     while !tally.complete() {
         let event = tokio::time::timeout(WAIT, session.next_event()).await;
@@ -233,6 +245,31 @@ async fn a_session_through_a_proxy_that_keeps_cutting_loses_and_repeats_nothing(
     let admin = host.admin();
     let mut log = LogStream::open(&admin, "counter").await;
     let proxy = Proxy::start(host.addr()).await;
+    let publisher = host
+        .connect(&format!("counter?name={WATCHED_COUNTER}"))
+        .await;
+    let (id, tally) = exchange_through_cuts(&proxy, admin.clone(), publisher, &seed).await;
+
+    assert_counted_and_closed_once(&host, &mut log, &id).await;
+    eprintln!(
+        "seed {}: {} cuts, {} resumes",
+        seed.value(),
+        proxy.effective_cuts(),
+        tally.resumes
+    );
+}
+
+/// Starts a session of `counter` through `proxy` and, while the proxy cuts every 50–500 ms,
+/// sends its own messages, pushes to it through `admin` and publishes to it from `publisher`.
+/// Asserts that everything arrived once and in order to the same session, and that it then
+/// closes with 1000 (a close lost with its socket is delivered by a resume). Returns its id
+/// and what it received.
+pub(crate) async fn exchange_through_cuts(
+    proxy: &Proxy,
+    admin: Admin,
+    publisher: Client,
+    seed: &Seed,
+) -> (String, Tally) {
     let url = proxy.url(&format!(
         "counter?name={OWN_COUNTER}&watch={WATCHED_COUNTER}"
     ));
@@ -243,15 +280,12 @@ async fn a_session_through_a_proxy_that_keeps_cutting_loses_and_repeats_nothing(
     .await
     .unwrap_or_else(|error| panic!("connecting through the proxy: {error}"));
     let id = session.id().expect("a session has an id");
-    let publisher = host
-        .connect(&format!("counter?name={WATCHED_COUNTER}"))
-        .await;
 
     let cuts = proxy.cut_randomly(seed.value(), 50..=500);
     let tally = {
         let (replies, replies_seen) = watch::channel(0);
-        let sending = send_own_messages(session.sender(), replies_seen, proxy.clone(), &seed);
-        let pushing = push_through_admin(admin.clone(), id.clone());
+        let sending = send_own_messages(session.sender(), replies_seen, proxy.clone(), seed);
+        let pushing = push_through_admin(admin, id.clone());
         let publishing = publish_to_watchers(publisher);
         let receiving = receive_everything(&mut session, replies);
         let ((), (), (), tally) = tokio::join!(sending, pushing, publishing, receiving);
@@ -264,19 +298,10 @@ async fn a_session_through_a_proxy_that_keeps_cutting_loses_and_repeats_nothing(
         Some(id.as_str()),
         "still the first session"
     );
-
-    // Closing while the cuts go on: a close lost with its socket is delivered by a resume.
     let (code, reason) = within("the session to close", session.close()).await;
     assert_eq!(code, 1000, "the session closed normally ({reason})");
     drop(cuts);
-
-    assert_counted_and_closed_once(&host, &mut log, &id).await;
-    eprintln!(
-        "seed {}: {} cuts, {} resumes",
-        seed.value(),
-        proxy.effective_cuts(),
-        tally.resumes
-    );
+    (id, tally)
 }
 
 /// Checks what the function saw of the session: it counted each of the client's messages

@@ -65,7 +65,7 @@ pub async fn run(node: Arc<dyn Member>, link: Arc<ClusterLink>, subscription: Su
             _ = node.leaving().cancelled() => return,
             heard = subscriber.next() => match heard {
                 Some(Heard::Message { channel, payload }) => {
-                    handle(&node, &link, &channel, &payload);
+                    handle(&node, &link, &channel, payload);
                     None
                 }
                 Some(Heard::Lost) | None => Some(Gap::Dropped),
@@ -177,9 +177,9 @@ async fn catch_up(
     }
 }
 
-fn handle(node: &Arc<dyn Member>, link: &ClusterLink, channel: &str, payload: &[u8]) {
+fn handle(node: &Arc<dyn Member>, link: &ClusterLink, channel: &str, payload: Vec<u8>) {
     if channel == keys::CONTROL_CHANNEL {
-        match FunctionChanged::decode(payload) {
+        match FunctionChanged::decode(&payload) {
             Ok(changed) if changed.origin != link.node => {
                 let node = node.clone();
                 tokio::spawn(async move { node.sync_function(&changed.function).await });
@@ -188,17 +188,17 @@ fn handle(node: &Arc<dyn Member>, link: &ClusterLink, channel: &str, payload: &[
             Err(error) => tracing::warn!("ignoring a function change: {error}"),
         }
     } else if channel == keys::node_channel(link.node) {
-        match NodeCommand::decode(payload) {
+        match NodeCommand::decode(&payload) {
             Ok(command) => node.apply_command(command),
             Err(error) => tracing::warn!("ignoring a connection command: {error}"),
         }
     } else if let Some(id) = keys::session_of_channel(channel) {
-        match SessionNotice::decode(payload) {
+        match SessionNotice::decode(payload.into()) {
             Ok(notice) => node.session_notice(id, notice),
             Err(error) => tracing::warn!("ignoring a session notice: {error}"),
         }
     } else {
-        match decode_publish(payload) {
+        match decode_publish(&payload) {
             // This node delivered its own publish to its plain members as it was made; its
             // journaled sessions take it from here, with its id.
             Ok((mark, publish)) => {

@@ -252,8 +252,8 @@ pub enum SessionNotice {
 }
 
 impl SessionNotice {
-    /// Reads a notice as the scripts write it.
-    pub fn decode(payload: &[u8]) -> Result<Self, DecodeError> {
+    /// Reads a notice as the scripts write it; a message's data stays in `payload`'s buffer.
+    pub fn decode(payload: Bytes) -> Result<Self, DecodeError> {
         match payload.split_first() {
             Some((b'f', [])) => Ok(Self::Overflowed),
             Some((b'h', rest)) => two_counts(rest)
@@ -273,7 +273,8 @@ impl SessionNotice {
                     .position(|&b| b == b' ')
                     .ok_or(DecodeError("no position"))?;
                 let position = parse_count(&rest[..space]).ok_or(DecodeError("bad position"))?;
-                let data = Bytes::copy_from_slice(&rest[space + 1..]);
+                // The data starts after the kind, the position and the space.
+                let data = payload.slice(space + 3..);
                 Ok(Self::Message {
                     position,
                     frame: frame(*kind, data)?,
@@ -822,29 +823,32 @@ mod tests {
     #[test]
     fn notices_read_back_as_the_scripts_write_them() {
         assert_eq!(
-            SessionNotice::decode(b"dt12 hello world"),
+            SessionNotice::decode(Bytes::from_static(b"dt12 hello world")),
             Ok(SessionNotice::Message {
                 position: 12,
                 frame: Outbound::Text(Bytes::from_static(b"hello world")),
             })
         );
         assert_eq!(
-            SessionNotice::decode(b"db1 "),
+            SessionNotice::decode(Bytes::from_static(b"db1 ")),
             Ok(SessionNotice::Message {
                 position: 1,
                 frame: Outbound::Binary(Bytes::new()),
             })
         );
         assert_eq!(
-            SessionNotice::decode(b"m0000abcd 3"),
+            SessionNotice::decode(Bytes::from_static(b"m0000abcd 3")),
             Ok(SessionNotice::Moved {
                 to: "0000abcd".parse().unwrap(),
                 claim: 3
             })
         );
-        assert_eq!(SessionNotice::decode(b"f"), Ok(SessionNotice::Overflowed));
         assert_eq!(
-            SessionNotice::decode(b"h42 7"),
+            SessionNotice::decode(Bytes::from_static(b"f")),
+            Ok(SessionNotice::Overflowed)
+        );
+        assert_eq!(
+            SessionNotice::decode(Bytes::from_static(b"h42 7")),
             Ok(SessionNotice::Released {
                 handled: 42,
                 claim: 7
@@ -864,7 +868,8 @@ mod tests {
             b"hx 1",
             b"c",
         ] {
-            assert!(SessionNotice::decode(bad).is_err(), "{bad:?}");
+            let notice = SessionNotice::decode(Bytes::from_static(bad));
+            assert!(notice.is_err(), "{bad:?}");
         }
     }
 

@@ -19,12 +19,11 @@ pub async fn publish(
     except: Option<ConnectionId>,
 ) -> u32 {
     // Journaled sessions among the members (in a cluster) take it from the group's channel,
-    // with its id in the group's history, like those on other nodes.
+    // with its id in the group's history, like those on other nodes (and are counted here).
     let delivered = scope.groups.publish(group, &frame, except, None);
     let Some(cluster) = cluster else {
         return delivered;
     };
-    let delivered = delivered.saturating_add(scope.groups.journaled_members(group, except));
     let local_members = scope.groups.member_count(group);
     let publish = GroupPublish {
         origin: cluster.node,

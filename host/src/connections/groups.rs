@@ -57,7 +57,7 @@ impl Groups {
     /// Sends a frame to every member but `except` (see `Connection::send_fanout`); returns
     /// how many took it. Journaled sessions (in a cluster) take a publish only with its
     /// `mark`, which lets them take it once however many nodes deliver it: without one they
-    /// are left to [`publish_journaled`](Self::publish_journaled).
+    /// are left to [`publish_journaled`](Self::publish_journaled), and counted as reached.
     pub fn publish(
         &self,
         group: &str,
@@ -65,8 +65,14 @@ impl Groups {
         except: Option<ConnectionId>,
         mark: Option<PublishMark>,
     ) -> u32 {
-        let reaches = |member: &Connection| mark.is_some() || member.journal().is_none();
-        self.deliver(group, frame, except, mark, reaches)
+        let mut later = 0u32;
+        let reaches = |member: &Connection| {
+            let now = mark.is_some() || member.journal().is_none();
+            later += u32::from(!now);
+            now
+        };
+        let delivered = self.deliver(group, frame, except, mark, reaches);
+        delivered.saturating_add(later)
     }
 
     /// Sends a publish to the journaled sessions among the members only.
@@ -87,7 +93,7 @@ impl Groups {
         frame: &Outbound,
         except: Option<ConnectionId>,
         mark: Option<PublishMark>,
-        reaches: impl Fn(&Connection) -> bool,
+        mut reaches: impl FnMut(&Connection) -> bool,
     ) -> u32 {
         // Collected first: the sends write to sockets, and the group's lock would meanwhile
         // hold up every join and leave of the groups beside it.
@@ -111,17 +117,6 @@ impl Groups {
             .filter(|member| member.send_published(frame.clone(), group, mark).is_ok())
             .count();
         u32::try_from(delivered).unwrap_or(u32::MAX)
-    }
-
-    /// How many journaled sessions (in a cluster) are among the members but `except`.
-    pub fn journaled_members(&self, group: &str, except: Option<ConnectionId>) -> u32 {
-        let count = self.members.get(group).map_or(0, |members| {
-            members
-                .iter()
-                .filter(|(id, member)| Some(**id) != except && member.journal().is_some())
-                .count()
-        });
-        u32::try_from(count).unwrap_or(u32::MAX)
     }
 
     pub fn members(&self, group: &str) -> Vec<ConnectionId> {

@@ -211,6 +211,17 @@ mod tests {
     }
 
     #[test]
+    fn too_much_ahead_of_a_hole_ends_the_session_instead_of_growing() {
+        let mut sequencer = Sequencer::starting_at(1);
+        for position in 2..=MAX_EARLY as u64 + 1 {
+            assert!(!sequencer.offer(position, text(position)).overflowed);
+        }
+        let overflow = sequencer.offer(MAX_EARLY as u64 + 2, text(0));
+        assert!(overflow.overflowed, "one more than {MAX_EARLY} held");
+        assert!(overflow.frames.is_empty());
+    }
+
+    #[test]
     fn a_session_being_taken_over_holds_everything_until_it_knows_its_start() {
         let mut sequencer = Sequencer::waiting();
         assert_eq!(sequencer.offer(7, text(7)), Ready::default());

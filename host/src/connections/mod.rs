@@ -19,7 +19,7 @@ mod table;
 pub use connection::Connection;
 pub use groups::Groups;
 pub use id::{ConnectionId, HexId, InvalidConnectionId, NodeId};
-pub use journal::{MAX_EARLY, PublishMark, Ready, Sequencer, SessionJournal};
+pub use journal::{PublishMark, SessionJournal};
 pub use lifecycle::{HostClose, Phase, PhaseKind};
 pub use outbound::{
     Compression, Flushed, Outbound, Outgoing, Push, QueueError, ResumeError, SharedMessage,

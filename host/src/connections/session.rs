@@ -123,12 +123,12 @@ impl Session {
         }
     }
 
-    /// A session taken over from another node: its secret (as the client proved it), how
-    /// many of the client's messages were handled there, and its journal, whose messages it
-    /// holds until [`Session::start_at`] says where it resumes.
+    /// A session taken over from another node: its secret (as the client proved it) and its
+    /// journal, whose messages it holds until its connection starts them (see
+    /// `Connection::start_journaled`); how many of the client's messages were handled is set
+    /// once the node it left says (see [`Session::set_handled`]).
     pub fn taken_over(
         secret: &str,
-        handled: u64,
         subprotocol: Option<Box<str>>,
         journal: Arc<dyn SessionJournal>,
     ) -> Option<Self> {
@@ -136,7 +136,7 @@ impl Session {
         decode_secret(secret, &mut bytes)?;
         Some(Self {
             secret: bytes,
-            handled: AtomicU64::new(handled),
+            handled: AtomicU64::new(0),
             handover: Mutex::new(None),
             subprotocol,
             journaled: Some(Journaled::new(journal, Sequencer::waiting(), true)),
@@ -352,6 +352,67 @@ mod tests {
         assert!(!session.is_secret(&secret[..30]));
         assert!(!session.is_secret(&format!("{}zz", &secret[..30])));
         assert!(!session.is_secret(""));
+    }
+
+    /// A journal that counts the appends it is given.
+    #[derive(Default)]
+    struct Counting(std::sync::atomic::AtomicUsize);
+
+    impl SessionJournal for Counting {
+        fn append(
+            &self,
+            _: crate::connections::ConnectionId,
+            _: &Outbound,
+            _: Option<(&str, PublishMark)>,
+        ) -> Result<(), QueueError> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+        fn acknowledged(&self, _: crate::connections::ConnectionId, _: u64) {}
+        fn handled(&self, _: crate::connections::ConnectionId, _: u64) {}
+        fn persisted(&self) -> std::pin::Pin<Box<dyn Future<Output = bool> + Send + '_>> {
+            Box::pin(async { true })
+        }
+    }
+
+    #[test]
+    fn a_session_being_taken_over_holds_publishes_up_to_its_bound_then_lets_them_through() {
+        let journal = Arc::new(Counting::default());
+        let secret = Session::new(None).secret_hex();
+        let session = Session::taken_over(&secret, None, journal.clone()).expect("a secret");
+        assert!(session.is_secret(&secret));
+        let frame = || Outbound::Text(bytes::Bytes::from_static(b"p"));
+        let appended = || journal.0.load(Ordering::SeqCst);
+        let publish = |n: u64| {
+            let mark = PublishMark {
+                millis: n,
+                sequence: 0,
+            };
+            let id = crate::connections::ConnectionId::random();
+            session.publish_through("room", mark, frame(), |frame| {
+                journal.append(id, frame, Some(("room", mark)))
+            })
+        };
+        for n in 0..MAX_HELD as u64 {
+            assert_eq!(publish(n), Ok(()));
+        }
+        assert_eq!(appended(), 0, "held while taken over");
+        assert_eq!(publish(u64::MAX), Ok(()));
+        assert_eq!(appended(), 1, "past the bound, appended at once");
+        let mut released = 0;
+        session.stop_holding(|_| released += 1);
+        assert_eq!(
+            released, MAX_HELD,
+            "the held ones, once the old node let go"
+        );
+        assert_eq!(publish(1), Ok(()));
+        assert_eq!(appended(), 2, "then each as it comes");
+        session.stop_publishes();
+        assert_eq!(
+            publish(2),
+            Err(QueueError::Closing),
+            "none after it stopped"
+        );
     }
 
     #[test]

@@ -16,7 +16,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crate::cluster::{ClaimRefusal, ClusterLink};
+use crate::cluster::{ClaimRefusal, Claimed, ClusterLink};
 use crate::connections::{Connection, ConnectionId, Session, SessionJournal};
 use crate::functions::FunctionSlot;
 use crate::host::Host;
@@ -45,22 +45,85 @@ pub async fn claim(
     let Some(slot) = host.functions.get(claim.function) else {
         return Err(Refusal::Unknown);
     };
-    let unavailable = |error: crate::cluster::ClusterError| {
-        tracing::warn!(session = %claim.id, "cannot take a session over: {error}");
-        Refusal::Unknown
+    let connection = set_up_here(host, &cluster, &slot, &claim).await?;
+    let claimed = cluster
+        .claim_session(claim.id, claim.function, claim.secret, claim.received)
+        .await;
+    let claimed = match claimed {
+        Ok(Ok(claimed)) => claimed,
+        Ok(Err(refusal)) => {
+            undo(host, &cluster, &connection);
+            return Err(match refusal {
+                ClaimRefusal::Unknown | ClaimRefusal::Gap => Refusal::Unknown,
+                ClaimRefusal::Function => Refusal::Function,
+                ClaimRefusal::Secret => Refusal::Secret,
+            });
+        }
+        Err(error) => {
+            undo(host, &cluster, &connection);
+            return Err(unavailable(claim.id, &error));
+        }
     };
+    let Some(session) = connection.session.as_deref() else {
+        return Err(Refusal::Unknown);
+    };
+    let (handled, let_go) = let_go(&cluster, &slot, &connection, &claimed, claim.function).await;
+    if !let_go && claimed.previous_home != Some(cluster.node) {
+        // No node delivered the groups' publishes to it since its node died (or left): they
+        // are in the groups' histories.
+        for group in connection.memberships() {
+            replay_history(&cluster, &connection, claim.function, &group).await;
+        }
+    }
+    session.set_handled(handled);
+    // Everything the node it left appended is in the journal now: what this node heard of
+    // the session's groups meanwhile goes after it (what is there already is skipped).
+    session.stop_holding(|held| {
+        let published = Some((&*held.group, held.mark));
+        if SessionJournal::append(&*cluster, claim.id, &held.frame, published).is_err() {
+            tracing::warn!(session = %claim.id, "the cluster link is backed up; a group publish held while taking a session over was dropped");
+        }
+    });
+    if connection
+        .start_journaled(claim.received + 1, claimed.replay)
+        .is_some()
+    {
+        // Announced before this node listened, and trimmed from the claim's answer.
+        host.catch_up_session(&connection).await;
+    }
+    if let Err(error) = cluster.session_moved_here(&connection) {
+        tracing::warn!(session = %claim.id, "{error}");
+    }
+    slot.scope.metrics.open_connections.inc();
+    tracing::debug!(session = %claim.id, handled, "session taken over from another node");
+    Ok((slot, connection))
+}
+
+fn unavailable(id: ConnectionId, error: &crate::cluster::ClusterError) -> Refusal {
+    tracing::warn!(session = %id, "cannot take a session over: {error}");
+    Refusal::Unknown
+}
+
+/// Step 1: the session, detached, in this node's table and its groups, with this node
+/// listening to its channel and its groups' channels.
+async fn set_up_here(
+    host: &Host,
+    cluster: &Arc<ClusterLink>,
+    slot: &Arc<FunctionSlot>,
+    claim: &Claim<'_>,
+) -> Result<Arc<Connection>, Refusal> {
     let groups = cluster
         .connection_groups(claim.function, claim.id)
         .await
-        .map_err(unavailable)?;
+        .map_err(|e| unavailable(claim.id, &e))?;
     let attachment = cluster
         .attachment(claim.function, claim.id)
         .await
-        .map_err(unavailable)?
+        .map_err(|e| unavailable(claim.id, &e))?
         .flatten();
     let journal: Arc<dyn SessionJournal> = cluster.clone();
-    let session = Session::taken_over(claim.secret, 0, claim.subprotocol.map(Into::into), journal)
-        .ok_or(Refusal::Secret)?;
+    let subprotocol = claim.subprotocol.as_deref().map(Into::into);
+    let session = Session::taken_over(claim.secret, subprotocol, journal).ok_or(Refusal::Secret)?;
     let limits = &host.limits;
     let connection = Arc::new(
         Connection::new(
@@ -78,87 +141,47 @@ pub async fn claim(
         ),
     );
     host.connections.insert(connection.clone());
-    join(&cluster, &slot, &connection, &groups);
+    join(cluster, slot, &connection, &groups);
     cluster.watch_session(claim.id);
     cluster
         .await_session_listening(claim.id, claim.function, &groups)
         .await;
+    Ok(connection)
+}
 
-    let claimed = cluster
-        .claim_session(claim.id, claim.function, claim.secret, claim.received)
-        .await;
-    let claimed = match claimed {
-        Ok(Ok(claimed)) => claimed,
-        Ok(Err(refusal)) => {
-            undo(host, &cluster, &connection);
-            return Err(match refusal {
-                ClaimRefusal::Unknown | ClaimRefusal::Gap => Refusal::Unknown,
-                ClaimRefusal::Function => Refusal::Function,
-                ClaimRefusal::Secret => Refusal::Secret,
-            });
-        }
-        Err(error) => {
-            undo(host, &cluster, &connection);
-            return Err(unavailable(error));
-        }
+/// Step 3: waits for the node the session left, if it is alive, to let it go. Gives the
+/// handled count to go on from, and whether that node let go (else what no node delivered
+/// is read from the groups' histories).
+async fn let_go(
+    cluster: &ClusterLink,
+    slot: &FunctionSlot,
+    connection: &Arc<Connection>,
+    claimed: &Claimed,
+    function: &str,
+) -> (u64, bool) {
+    let Some(previous) = claimed
+        .previous_home
+        .filter(|&previous| previous != cluster.node && cluster.is_live(previous))
+    else {
+        return (claimed.handled, false);
     };
     let Some(session) = connection.session.as_deref() else {
-        return Err(Refusal::Unknown);
+        return (claimed.handled, false);
     };
-    let mut handled = claimed.handled;
-    let mut let_go = false;
-    if let Some(previous) = claimed.previous_home
-        && previous != cluster.node
-        && cluster.is_live(previous)
-    {
-        match session
-            .released(claimed.claim, cluster.settings.node_timeout)
-            .await
-        {
-            Some(released) => {
-                handled = handled.max(released);
-                let_go = true;
-            }
-            None => {
-                tracing::warn!(session = %claim.id, node = %previous, "the node the session left did not let it go in time; going on with what its journal says");
-            }
-        }
-        // Groups joined there while the session moved are in the directory by now.
-        if let Ok(now) = cluster.connection_groups(claim.function, claim.id).await {
-            join(&cluster, &slot, &connection, &now);
-        }
+    let released = session
+        .released(claimed.claim, cluster.settings.node_timeout)
+        .await;
+    if released.is_none() {
+        tracing::warn!(session = %connection.id, node = %previous, "the node the session left did not let it go in time; going on with what its journal says");
     }
-    if !let_go && claimed.previous_home != Some(cluster.node) {
-        // No node delivered the groups' publishes to it since its node died (or left): they
-        // are in the groups' histories.
-        for group in connection.memberships() {
-            replay_history(&cluster, &connection, claim.function, &group).await;
-        }
+    // Groups joined there while the session moved are in the directory by now.
+    if let Ok(now) = cluster.connection_groups(function, connection.id).await {
+        join(cluster, slot, connection, &now);
     }
-    session.set_handled(handled);
-    // Everything the node it left appended is in the journal now: what this node heard of
-    // the session's groups meanwhile goes after it (what is there already is skipped).
-    session.stop_holding(|held| {
-        let published = Some((&*held.group, held.mark));
-        if SessionJournal::append(&*cluster, claim.id, &held.frame, published).is_err() {
-            tracing::warn!(session = %claim.id, "the cluster link is backed up; a group publish held while taking a session over was dropped");
-        }
-    });
-    if let Some((from, to)) = connection.start_journaled(claim.received + 1, claimed.replay) {
-        // Announced before this node listened, and trimmed from the claim's answer: read
-        // them now.
-        if let Ok(messages) = cluster.read_session_log(claim.id, from, Some(to)).await {
-            for (position, frame) in messages {
-                let _ = connection.deliver_journaled(position, frame);
-            }
-        }
+    match released {
+        Some(released) => (claimed.handled.max(released), true),
+        None => (claimed.handled, false),
     }
-    if let Err(error) = cluster.session_moved_here(&connection) {
-        tracing::warn!(session = %claim.id, "{error}");
-    }
-    slot.scope.metrics.open_connections.inc();
-    tracing::debug!(session = %claim.id, handled, "session taken over from another node");
-    Ok((slot, connection))
 }
 
 /// Appends to the session's journal what `group` published since the last publish it took

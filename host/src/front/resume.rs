@@ -102,66 +102,48 @@ pub async fn take_over(
         read_resume_request(&mut reader),
     )
     .await;
-    let received = request.ok().flatten();
-    let verdict = match (found, received) {
-        (_, None) => Err(Refusal::Malformed),
-        (Err(refusal), _) => Err(refusal),
-        (Ok(Found::Here(connection)), Some((secret, received))) => {
-            match connection.session.as_deref() {
-                Some(session) if session.is_secret(&secret) => Ok((connection, received)),
-                _ => Err(Refusal::Secret),
-            }
-        }
-        (Ok(Found::Journaled(session)), Some((secret, received))) => {
-            let claim = Claim {
-                function: &function,
-                id: session,
-                secret: &secret,
-                received,
-                remote: remote.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0))),
-                subprotocol,
-            };
-            match claim::claim(&host, claim).await {
-                Ok((slot, connection)) => {
-                    let (read, buffered) = reader.into_parts();
-                    if let Some(session) = connection.session.as_deref() {
-                        session.hand_over(Handover {
-                            read,
-                            buffered,
-                            write,
-                            received,
-                            compression,
-                        });
-                    }
-                    host.tasks.spawn(super::session::run_taken_over(
-                        host.clone(),
-                        slot,
-                        connection,
-                        permit,
-                    ));
-                    return;
-                }
-                Err(refusal) => Err(refusal),
-            }
-        }
+    let Some((secret, received)) = request.ok().flatten() else {
+        return refuse(&write, &function, &id, Refusal::Malformed);
     };
-    match verdict {
-        Ok((connection, received)) => {
-            let (read, buffered) = reader.into_parts();
-            if let Some(session) = connection.session.as_deref() {
-                session.hand_over(Handover {
-                    read,
-                    buffered,
-                    write,
-                    received,
-                    compression,
-                });
-                connection.outgoing.nudge();
-            }
-        }
-        Err(refusal) => {
-            tracing::debug!(session = %id, function = %function, reason = refusal.as_str(), "resume refused");
-            refuse(&write, refusal);
+    let claim = |session| Claim {
+        function: &function,
+        id: session,
+        secret: &secret,
+        received,
+        remote: remote.unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0))),
+        subprotocol,
+    };
+    // The session that takes the socket, and the task that will serve it if a new one must.
+    let taker = match found {
+        Err(refusal) => Err(refusal),
+        Ok(Found::Here(connection)) => match connection.session.as_deref() {
+            Some(session) if session.is_secret(&secret) => Ok((connection, None)),
+            _ => Err(Refusal::Secret),
+        },
+        Ok(Found::Journaled(session)) => claim::claim(&host, claim(session))
+            .await
+            .map(|(slot, connection)| (connection, Some(slot))),
+    };
+    let (connection, taken_over) = match taker {
+        Ok(taker) => taker,
+        Err(refusal) => return refuse(&write, &function, &id, refusal),
+    };
+    let (read, buffered) = reader.into_parts();
+    if let Some(session) = connection.session.as_deref() {
+        session.hand_over(Handover {
+            read,
+            buffered,
+            write,
+            received,
+            compression,
+        });
+    }
+    match taken_over {
+        // Its own task waits for the socket.
+        None => connection.outgoing.nudge(),
+        Some(slot) => {
+            let task = super::session::run_taken_over(host.clone(), slot, connection, permit);
+            host.tasks.spawn(task);
         }
     }
 }
@@ -188,7 +170,8 @@ async fn read_resume_request(reader: &mut FrameReader) -> Option<(String, u64)> 
 }
 
 /// Tells a resuming client its session cannot continue, then closes the socket.
-fn refuse(socket: &OwnedWriteHalf, refusal: Refusal) {
+fn refuse(socket: &OwnedWriteHalf, function: &str, id: &str, refusal: Refusal) {
+    tracing::debug!(session = %id, %function, reason = refusal.as_str(), "resume refused");
     let text = HostControl::Refused { reason: refusal }.encode();
     let mut frame = Vec::new();
     write_frame(&mut frame, Opcode::Text, Bytes::from(text).as_ref());

@@ -209,14 +209,13 @@ async fn detached(
     }
 }
 
-/// A resume on another node took the session over: this node lets it go without on-close,
-/// once its function has handled what it read, and tells the other node how much that was.
-async fn moved_away(host: &Host, slot: &FunctionSlot, connection: &Arc<Connection>) {
-    let Some(session) = connection.session.as_deref() else {
-        return;
-    };
-    // Every publish delivered here is appended before the other node hears it may go on.
-    session.stop_publishes();
+/// This node stops serving a journaled session that lives on elsewhere: no publish delivered
+/// here is appended after this, nothing more is written, and it leaves the table and its
+/// groups here (not the directory's: they are still its). No on-close. Returns those groups.
+fn stop_serving(host: &Host, slot: &FunctionSlot, connection: &Connection) -> Vec<Box<str>> {
+    if let Some(session) = connection.session.as_deref() {
+        session.stop_publishes();
+    }
     let released = connection.outgoing.end();
     let metrics = &slot.scope.metrics;
     metrics.session_bytes_held.dec_by(released as i64);
@@ -224,7 +223,14 @@ async fn moved_away(host: &Host, slot: &FunctionSlot, connection: &Arc<Connectio
     connection.outgoing.release();
     let groups = host.connections.remove(connection);
     metrics.open_connections.dec();
-    let Some(cluster) = &host.cluster else {
+    groups
+}
+
+/// A resume on another node took the session over: this node lets it go without on-close,
+/// once its function has handled what it read, and tells the other node how much that was.
+async fn moved_away(host: &Host, slot: &FunctionSlot, connection: &Arc<Connection>) {
+    let groups = stop_serving(host, slot, connection);
+    let (Some(session), Some(cluster)) = (connection.session.as_deref(), &host.cluster) else {
         return;
     };
     cluster.session_moved_away(connection, &groups);
@@ -250,17 +256,8 @@ fn hand_off_wait(host: &Host) -> Duration {
 /// for a resume on any (its journal and directory entries stay; a survivor runs its on-close
 /// once if its resume window passes).
 async fn handed_off(host: &Host, slot: &FunctionSlot, connection: &Arc<Connection>) {
-    let Some(session) = connection.session.as_deref() else {
-        return;
-    };
-    session.stop_publishes();
-    let released = connection.outgoing.end();
-    let metrics = &slot.scope.metrics;
-    metrics.session_bytes_held.dec_by(released as i64);
-    connection.outgoing.release();
-    let groups = host.connections.remove(connection);
-    metrics.open_connections.dec();
-    let Some(cluster) = &host.cluster else {
+    let groups = stop_serving(host, slot, connection);
+    let (Some(session), Some(cluster)) = (connection.session.as_deref(), &host.cluster) else {
         return;
     };
     if let Err(error) = cluster.park_here(connection.id, session.handled()).await {
